@@ -1,0 +1,312 @@
+"""Reading and writing ``.cnnviz`` stack files (SPEC §1).
+
+A file is data, never code: JSON only, every key checked against the layer
+catalogue, every value against its range, with limits that stop absurd or
+hostile input before anything is allocated. A refused file raises
+:class:`StackFileError` naming the place (layer index, key) and what would be
+accepted. Saving is atomic: a crash mid-save leaves the old file intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .layers import (CATALOGUE, LOSSES, MAX_INPUT_CHANNELS, MAX_INPUT_SIZE, MAX_LAYERS, Param, INT, FLOAT,
+                     CHOICE)
+from .stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
+from .validate import check_params, check_value
+
+FORMAT = "cnnviz.stack"
+VERSION = 1
+SUFFIX = ".cnnviz"
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_TEXT = 10_000  # characters in a name or description
+
+# Migrations from version n to n + 1, each a function of the parsed document.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_TOP_KEYS = ("format", "version", "name", "description", "input", "layers", "loss", "training")
+_LAYER_KEYS = ("type", "params", "name")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+
+
+class StackFileError(ValueError):
+    """A file that cannot be used; ``location`` names where (``layers[3].params.kernel_size``)."""
+
+    def __init__(self, message: str, location: str = "", path: str | os.PathLike | None = None) -> None:
+        self.message = message
+        self.location = location
+        self.path = str(path) if path is not None else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ": ".join(part for part in (self.path, self.location) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+
+# ------------------------------------------------------------------ parsing
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StackFileError(f"the key {key!r} appears twice in one object; keep one")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise StackFileError(f"{name} is not a number JSON allows; use a finite number")
+
+
+def _depth(obj: Any) -> int:
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        item, d = todo.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        if isinstance(item, dict):
+            todo.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, d + 1) for v in item)
+    return deepest
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_FILE_BYTES:
+        raise StackFileError(f"the file is {len(data):,} bytes; stack files are at most {MAX_FILE_BYTES:,}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StackFileError(f"not UTF-8 text (byte {exc.start}); a stack file is JSON in UTF-8") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise StackFileError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise StackFileError(f"nested too deeply; stack files nest at most {MAX_DEPTH} levels") from None
+    if not isinstance(doc, dict):
+        raise StackFileError(f"expected a JSON object with \"format\": \"{FORMAT}\", got a {_kind(doc)}")
+    if _depth(doc) > MAX_DEPTH:
+        raise StackFileError(f"nested too deeply; stack files nest at most {MAX_DEPTH} levels")
+    return doc
+
+
+def _kind(v: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number")
+
+
+def _migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StackFileError(f"expected a whole number ≥ 1, got {json.dumps(version)}", "version")
+    if version > VERSION:
+        raise StackFileError(f"the file is version {version} but this cnnviz reads versions up to {VERSION}; "
+                             f"update cnnviz to open it", "version")
+    while version < VERSION:
+        doc = MIGRATIONS[version](dict(doc))
+        version += 1
+        doc["version"] = version
+    return doc
+
+
+# --------------------------------------------------------------- validation
+def _expect(cond: bool, message: str, location: str) -> None:
+    if not cond:
+        raise StackFileError(message, location)
+
+
+def _text(doc: dict, key: str, default: str) -> str:
+    value = doc.get(key, default)
+    _expect(isinstance(value, str), f"expected a string, got a {_kind(value)}", key)
+    _expect(len(value) <= MAX_TEXT, f"longer than {MAX_TEXT} characters", key)
+    return value
+
+
+def _unknown_keys(obj: dict, allowed: tuple[str, ...], location: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            where = f"{location}.{key}" if location else key
+            raise StackFileError(f"unknown key; expected one of: {', '.join(allowed)}", where)
+
+
+def _read_input(value: Any) -> InputSpec:
+    _expect(isinstance(value, dict), f"expected an object with channels, height and width, got a {_kind(value)}",
+            "input")
+    _unknown_keys(value, ("channels", "height", "width"), "input")
+    limits = {"channels": MAX_INPUT_CHANNELS, "height": MAX_INPUT_SIZE, "width": MAX_INPUT_SIZE}
+    dims = {}
+    for key, top in limits.items():
+        _expect(key in value, f"missing; expected an integer from 1 to {top}", f"input.{key}")
+        err = check_value(Param(key, INT, min=1, max=top), value[key])
+        _expect(err is None, err or "", f"input.{key}")
+        dims[key] = value[key]
+    return InputSpec(**dims)
+
+
+def _read_layer(i: int, entry: Any) -> Layer:
+    where = f"layers[{i}]"
+    _expect(isinstance(entry, dict), f"expected an object with a \"type\", got a {_kind(entry)}", where)
+    _unknown_keys(entry, _LAYER_KEYS, where)
+    kind = entry.get("type")
+    _expect(kind in CATALOGUE,
+            f"unknown layer type {json.dumps(kind)}; expected one of: {', '.join(CATALOGUE)}", f"{where}.type")
+    params = entry.get("params", {})
+    _expect(isinstance(params, dict), f"expected an object of keywords, got a {_kind(params)}", f"{where}.params")
+    problems = check_params(CATALOGUE[kind], params)
+    if problems:
+        key, message = problems[0]
+        raise StackFileError(message, f"{where}.params.{key}" if key in params else f"{where}.params")
+    name = entry.get("name")
+    _expect(name is None or (isinstance(name, str) and len(name) <= 200),
+            "expected a short string label", f"{where}.name")
+    return Layer(kind, params, name or None)
+
+
+def _read_loss(value: Any) -> Loss:
+    _expect(isinstance(value, dict), f"expected an object with a \"type\", got a {_kind(value)}", "loss")
+    _unknown_keys(value, ("type", "params"), "loss")
+    kind = value.get("type")
+    _expect(kind in LOSSES, f"unknown loss {json.dumps(kind)}; expected one of: {', '.join(LOSSES)}", "loss.type")
+    params = value.get("params", {})
+    _expect(isinstance(params, dict), f"expected an object of keywords, got a {_kind(params)}", "loss.params")
+    problems = check_params(LOSSES[kind], params)
+    if problems:
+        key, message = problems[0]
+        raise StackFileError(message, f"loss.params.{key}")
+    return Loss(kind, params)
+
+
+_TRAINING: dict[str, Param] = {
+    "optimizer": Param("optimizer", CHOICE, "adam", choices=OPTIMIZERS),
+    "lr": Param("lr", FLOAT, 1e-3, min=0.0, max=10.0, min_inclusive=False),
+    "momentum": Param("momentum", FLOAT, 0.9, min=0.0, max=1.0),
+    "weight_decay": Param("weight_decay", FLOAT, 0.0, min=0.0, max=1.0),
+    "batch_size": Param("batch_size", INT, 64, min=1, max=4096),
+    "seed": Param("seed", INT, 0, min=0, max=2**32 - 1),
+    "steps": Param("steps", INT, 500, min=1, max=10_000_000),
+}
+
+
+def _read_training(value: Any) -> TrainingConfig:
+    _expect(isinstance(value, dict), f"expected an object, got a {_kind(value)}", "training")
+    allowed = tuple(TrainingConfig.__dataclass_fields__)
+    _unknown_keys(value, allowed, "training")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        where = f"training.{key}"
+        if key == "data":
+            _expect(item in DATASETS or (isinstance(item, str) and item.startswith("folder:") and len(item) < 4096),
+                    f"expected one of {', '.join(DATASETS)} or \"folder:<path>\", got {json.dumps(item)}", where)
+        elif key == "device":
+            _expect(isinstance(item, str) and bool(_DEVICE_RE.match(item)),
+                    f"expected auto, cpu, cuda, cuda:N or mps, got {json.dumps(item)}", where)
+        else:
+            err = check_value(_TRAINING[key], item)
+            _expect(err is None, err or "", where)
+        out[key] = item
+    return TrainingConfig(**out)
+
+
+def from_dict(doc: dict[str, Any]) -> Stack:
+    """A validated :class:`Stack` from a parsed document; StackFileError if it cannot be used."""
+    _unknown_keys(doc, _TOP_KEYS, "")
+    _expect(doc.get("format") == FORMAT, f"expected \"{FORMAT}\", got {json.dumps(doc.get('format'))}", "format")
+    doc = _migrate(doc)
+    name = _text(doc, "name", "Untitled")
+    description = _text(doc, "description", "")
+    _expect("input" in doc, "missing; expected {\"channels\": C, \"height\": H, \"width\": W}", "input")
+    stack_input = _read_input(doc["input"])
+    layers = doc.get("layers")
+    _expect(isinstance(layers, list), f"expected a list of layers, got a {_kind(layers)}", "layers")
+    _expect(len(layers) <= MAX_LAYERS, f"{len(layers)} layers; at most {MAX_LAYERS} are allowed", "layers")
+    parsed = tuple(_read_layer(i, entry) for i, entry in enumerate(layers))
+    loss = _read_loss(doc["loss"]) if "loss" in doc else Loss()
+    training = _read_training(doc["training"]) if "training" in doc else None
+    return Stack(name, stack_input, parsed, loss, description, training)
+
+
+def loads(data: bytes | str, path: str | os.PathLike | None = None) -> Stack:
+    """Parse and validate the text of a stack file."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        return from_dict(_parse(data))
+    except StackFileError as exc:
+        exc.path = str(path) if path is not None else None
+        raise
+
+
+def load(path: str | os.PathLike) -> Stack:
+    """Read a stack file; StackFileError (never another exception) if it cannot be used."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise StackFileError(f"the file is {size:,} bytes; stack files are at most {MAX_FILE_BYTES:,}",
+                                 path=p)
+        with p.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except StackFileError:
+        raise
+    except IsADirectoryError:
+        raise StackFileError("is a folder, not a stack file", path=p) from None
+    except FileNotFoundError:
+        raise StackFileError("no such file", path=p) from None
+    except PermissionError:
+        raise StackFileError("permission denied", path=p) from None
+    except OSError as exc:
+        raise StackFileError(f"cannot be read ({exc.strerror or exc})", path=p) from None
+    return loads(data, p)
+
+
+# ------------------------------------------------------------------ writing
+def dumps(stack: Stack) -> str:
+    """The file text: one layer per line, like SPEC's example, UTF-8 JSON."""
+    body = {"format": FORMAT, "version": VERSION, **stack.to_dict()}
+
+    def compact(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+
+    lines = ["{"]
+    items = list(body.items())
+    for n, (key, value) in enumerate(items):
+        comma = "," if n < len(items) - 1 else ""
+        if key == "layers" and value:
+            lines.append(f'  "layers": [')
+            lines.extend(f"    {compact(layer)}{',' if i < len(value) - 1 else ''}" for i, layer in enumerate(value))
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {compact(key)}: {compact(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def save(stack: Stack, path: str | os.PathLike) -> Path:
+    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
+    target = Path(path)
+    text = dumps(stack).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target

@@ -1,0 +1,621 @@
+"""Shape inference by PyTorch's own formulas, without tensors.
+
+:func:`infer` walks a :class:`~cnnviz.core.stack.Stack` and returns, for every
+layer, its output shape (batch dimension left out), parameter count,
+multiply-accumulates, activation size and receptive field, or the sentence
+explaining why it cannot work and how to fix it. It imports neither torch nor
+Qt and takes microseconds per layer, so it runs on every keystroke.
+
+Internally a shape is the per-sample tuple; torch's dimension numbers (Flatten,
+Softmax) count the batch as dimension 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Callable
+
+from . import lints
+from .layers import CATALOGUE, LOSSES, as_pair, resolved_params
+from .stack import Layer, Loss, Stack
+from .validate import check_params
+
+MAX_LAYER_PARAMS = 1 << 30      # 4 GiB of float32 weights in one layer
+MAX_ACTIVATION = 1 << 30        # elements per sample
+
+# Failures where cnnviz is deliberately stricter than torch (torch would accept
+# the layer, then fail later or silently do something else).
+STRICTER = frozenset({"rank", "batch_merge", "return_indices", "too_large"})
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where one output pixel looks in the input image, per axis (height, width).
+
+    ``size``: pixels seen; ``jump``: input pixels between neighbouring outputs;
+    ``start``: centre of the first output's field, in input pixels.
+    """
+
+    size: tuple[int, int] = (1, 1)
+    jump: tuple[float, float] = (1, 1)
+    start: tuple[float, float] = (0.5, 0.5)
+
+
+@dataclass
+class LayerFail(Exception):
+    code: str
+    message: str
+    param: str | None = None
+    axis: int | None = None  # 0 height, 1 width: where a spatial failure happened
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    index: int
+    type: str
+    label: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None = None
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+    receptive_field: ReceptiveField | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    formula: tuple[str, ...] = ()
+    error: str | None = None
+    error_code: str | None = None
+    error_param: str | None = None
+    warnings: tuple[str, ...] = ()
+    reachable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.output_shape is not None
+
+    @property
+    def activation_elements(self) -> int:
+        return math.prod(self.output_shape) if self.output_shape is not None else 0
+
+
+@dataclass(frozen=True)
+class LossReport:
+    type: str
+    resolved: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackReport:
+    input_shape: tuple[int, int, int]
+    layers: tuple[LayerReport, ...]
+    loss: LossReport
+
+    @property
+    def first_error(self) -> LayerReport | None:
+        return next((r for r in self.layers if r.error), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_error is None and self.loss.error is None
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        if self.first_error is not None:
+            return None
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        out = self.output_shape
+        return out[0] if out is not None and len(out) == 1 else None
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable for r in self.layers)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.layers)
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "—"
+    return "×".join(str(s) for s in shape) if shape else "scalar"
+
+
+# ------------------------------------------------------------------- formulas
+def conv_out(size: int, k: int, s: int, pad_total: int, d: int) -> int:
+    """torch's convolution output size for a padded total (before + after)."""
+    return (size + pad_total - d * (k - 1) - 1) // s + 1
+
+
+def pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """torch's pooling_output_shape, ceil_mode's last-window rule included."""
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def same_padding(k: int, d: int) -> tuple[int, int]:
+    """(before, after) padding of padding='same': torch puts the odd pixel after."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+_AXES = ("height", "width")
+_SYM = ("H", "W")
+
+
+def _rf_step(rf: ReceptiveField | None, k: tuple[int, int], s: tuple[int, int], before: tuple[int, int],
+             d: tuple[int, int]) -> ReceptiveField | None:
+    if rf is None:
+        return None
+    size, jump, start = [], [], []
+    for a in range(2):
+        eff = d[a] * (k[a] - 1) + 1
+        size.append(int(rf.size[a] + (eff - 1) * rf.jump[a]))
+        jump.append(rf.jump[a] * s[a])
+        start.append(rf.start[a] + ((eff - 1) / 2 - before[a]) * rf.jump[a])
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start))
+
+
+# ---------------------------------------------------------------- the rules
+@dataclass
+class Ctx:
+    """What a rule gets: the incoming shape, resolved keywords, and its neighbours."""
+
+    shape: tuple[int, ...]
+    p: dict[str, Any]
+    rf: ReceptiveField | None
+    index: int
+    layers: tuple[Layer, ...]
+    reports: list[LayerReport]
+
+    def source(self) -> str:
+        """Where the incoming shape comes from, for messages."""
+        if self.index == 0:
+            return "the input"
+        prev = self.reports[self.index - 1]
+        return f"layer {self.index - 1} ({prev.label})"
+
+
+@dataclass
+class Out:
+    shape: tuple[int, ...]
+    params: int = 0
+    macs: int = 0
+    rf: ReceptiveField | None = None
+    formula: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    resolved: dict[str, Any] = field(default_factory=dict)
+
+
+def _need_maps(ctx: Ctx, what: str) -> tuple[int, int, int]:
+    if len(ctx.shape) == 3:
+        return ctx.shape  # type: ignore[return-value]
+    flat = next((i for i in range(ctx.index - 1, -1, -1) if ctx.layers[i].type == "Flatten"), None)
+    hint = f"; Flatten at layer {flat} made it flat, so move this layer before it" if flat is not None else ""
+    raise LayerFail("rank", f"{what} needs channel×height×width maps per sample but receives "
+                            f"{fmt_shape(ctx.shape)} from {ctx.source()}{hint}")
+
+
+def _infer_count(ctx: Ctx, key: str, actual: int, noun: str) -> int:
+    given = ctx.p.get(key)
+    if given is None:
+        ctx.p[key] = actual
+        return actual
+    if given != actual:
+        raise LayerFail("channels" if noun == "channels" else "features",
+                        f"{key} is {given} but {ctx.source()} gives {actual} {noun}: "
+                        f"set {key} to {actual}, or leave it out to take it from the previous layer", key)
+    return given
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _rule_conv2d(ctx: Ctx) -> Out:
+    c, h, w = _need_maps(ctx, "Conv2d")
+    p = ctx.p
+    cin = _infer_count(ctx, "in_channels", c, "channels")
+    cout, g = p["out_channels"], p["groups"]
+    for key, n in (("in_channels", cin), ("out_channels", cout)):
+        if n % g:
+            common = [d for d in _divisors(math.gcd(cin, cout))]
+            raise LayerFail("groups", f"groups={g} must divide {key}={n} ({n} / {g} is not whole): "
+                                      f"use groups in {common}", "groups")
+    k, s, d = as_pair(p["kernel_size"]), as_pair(p["stride"]), as_pair(p["dilation"])
+    pad = p["padding"]
+    if pad == "same" and s != (1, 1):
+        raise LayerFail("same_stride", f"padding='same' only works with stride 1 (torch refuses it for strided "
+                                       f"convolutions) but stride is {s[0] if s[0] == s[1] else s}: use stride 1, "
+                                       f"or padding={[(d[a] * (k[a] - 1)) // 2 for a in range(2)]}", "padding")
+    if pad == "same":
+        pads = [same_padding(k[a], d[a]) for a in range(2)]
+    elif pad == "valid":
+        pads = [(0, 0), (0, 0)]
+    else:
+        pads = [(v, v) for v in as_pair(pad)]
+    size = (h, w)
+    mode = p["padding_mode"]
+    for a in range(2):
+        worst = max(pads[a])
+        if mode == "reflect" and worst >= size[a]:
+            raise LayerFail("pad_mode", f"padding_mode='reflect' mirrors the image, so each side's padding must be "
+                                        f"smaller than the {_AXES[a]}: {worst} ≥ {size[a]}. Use padding ≤ "
+                                        f"{size[a] - 1}, or padding_mode 'replicate' or 'zeros'", "padding_mode", a)
+        if mode == "circular" and worst > size[a]:
+            raise LayerFail("pad_mode", f"padding_mode='circular' wraps around at most once, so each side's padding "
+                                        f"must be at most the {_AXES[a]}: {worst} > {size[a]}. Use padding ≤ "
+                                        f"{size[a]}, or padding_mode 'replicate' or 'zeros'", "padding_mode", a)
+    out, formula = [], []
+    for a in range(2):
+        eff = d[a] * (k[a] - 1) + 1
+        padded = size[a] + sum(pads[a])
+        if padded < eff:
+            raise LayerFail("kernel", _kernel_message(a, k[a], d[a], size[a], pads[a], eff, pad), "kernel_size", a)
+        o = conv_out(size[a], k[a], s[a], sum(pads[a]), d[a])
+        out.append(o)
+        formula.append(_conv_formula(a, size[a], k[a], s[a], pads[a], d[a], pad, o))
+    params = cout * (cin // g) * k[0] * k[1] + (cout if p["bias"] else 0)
+    macs = cout * out[0] * out[1] * (cin // g) * k[0] * k[1]
+    warnings = []
+    for a in range(2):
+        eff = d[a] * (k[a] - 1) + 1
+        if s[a] > eff:
+            warnings.append(f"stride {s[a]} is larger than the kernel's span {eff} in {_AXES[a]}: "
+                            f"some input pixels are never seen")
+    rf = _rf_step(ctx.rf, k, s, (pads[0][0], pads[1][0]), d)
+    return Out((cout, out[0], out[1]), params, macs, rf, tuple(formula), tuple(warnings))
+
+
+def _conv_formula(a, size, k, s, pads, d, pad, o) -> str:
+    sym = _SYM[a]
+    if pads[0] == pads[1]:
+        body = f"⌊({size} + 2·{pads[0]} − {d}·({k}−1) − 1) / {s}⌋ + 1 = {o}"
+    else:
+        body = f"⌊({size} + {pads[0]} + {pads[1]} − {d}·({k}−1) − 1) / {s}⌋ + 1 = {o}"
+    note = ""
+    if pad == "same":
+        note = f"  (padding='same': {pads[0]} before, {pads[1]} after)"
+    return f"{sym}_out = ⌊({sym} + 2p − d·(k−1) − 1) / s⌋ + 1 = {body}{note}"
+
+
+def _kernel_message(a, k, d, size, pads, eff, pad) -> str:
+    axis = _AXES[a]
+    padded = size + sum(pads)
+    what = f"kernel {k}" + (f" with dilation {d}" if d > 1 else "")
+    span = f"spans {eff} pixels" if k > 1 else "spans 1 pixel"
+    fixes = []
+    need = eff - size
+    if pad != "same":
+        fixes.append(f"padding ≥ {math.ceil(need / 2)}")
+    if d > 1 and k > 1 and (padded - 1) // (k - 1) >= 1:
+        fixes.append(f"dilation ≤ {(padded - 1) // (k - 1)}")
+    k_max = (padded - 1) // d + 1
+    if k_max >= 1:
+        fixes.append(f"kernel ≤ {k_max}")
+    return (f"{what} {span} but the padded input is {padded} {'high' if a == 0 else 'wide'} "
+            f"({size} + {pads[0]} + {pads[1]}), so no window fits in the {axis}: use " + ", ".join(fixes))
+
+
+def _pool_common(ctx: Ctx, name: str, dilation: bool) -> Out:
+    c, h, w = _need_maps(ctx, name)
+    p = ctx.p
+    k = as_pair(p["kernel_size"])
+    s = as_pair(p["stride"]) if p["stride"] is not None else k
+    pad = as_pair(p["padding"])
+    d = as_pair(p["dilation"]) if dilation else (1, 1)
+    ceil = p["ceil_mode"]
+    size = (h, w)
+    out, formula = [], []
+    for a in range(2):
+        if pad[a] > k[a] // 2:
+            raise LayerFail("pool_pad", f"padding {pad[a]} is more than half the kernel {k[a]} in {_AXES[a]} "
+                                        f"(torch allows at most {k[a] // 2}): use padding ≤ {k[a] // 2} or a kernel "
+                                        f"of at least {2 * pad[a]}", "padding", a)
+        o = pool_out(size[a], k[a], s[a], pad[a], d[a], ceil)
+        eff = d[a] * (k[a] - 1) + 1
+        if o < 1:
+            raise LayerFail("too_small", f"the {k[a]}-pixel window"
+                                         + (f" (spanning {eff} with dilation {d[a]})" if d[a] > 1 else "")
+                                         + f" does not fit the {size[a]}-pixel {_AXES[a]} with padding {pad[a]}: "
+                                           f"use a kernel ≤ {size[a] + 2 * pad[a]}"
+                                         + (", ceil_mode" if not ceil else "")
+                                         + ", or a bigger input", "kernel_size", a)
+        out.append(o)
+        formula.append(_pool_formula(a, size[a], k[a], s[a], pad[a], d[a], ceil, o))
+    rf = _rf_step(ctx.rf, k, s, pad, d)
+    warnings = []
+    for a in range(2):
+        eff = d[a] * (k[a] - 1) + 1
+        if s[a] > eff:
+            warnings.append(f"stride {s[a]} is larger than the window {eff} in {_AXES[a]}: some pixels are skipped")
+    ctx.p["stride"] = p["stride"]
+    return Out((c, out[0], out[1]), 0, 0, rf, tuple(formula), tuple(warnings))
+
+
+def _pool_formula(a, size, k, s, p, d, ceil, o) -> str:
+    sym = _SYM[a]
+    span = f"{d}·({k}−1)" if d > 1 else f"({k}−1)"
+    if not ceil:
+        return f"{sym}_out = ⌊({size} + 2·{p} − {span} − 1) / {s}⌋ + 1 = {o}"
+    raw = -(-(size + 2 * p - d * (k - 1) - 1) // s) + 1
+    text = f"{sym}_out = ⌈({size} + 2·{p} − {span} − 1) / {s}⌉ + 1 = {raw}"
+    if raw != o:
+        text += (f"; the last window would start at {(raw - 1) * s} ≥ {size} + {p}, inside the right padding, "
+                 f"so it is dropped: {o}")
+    return text
+
+
+def _rule_maxpool(ctx: Ctx) -> Out:
+    out = _pool_common(ctx, "MaxPool2d", dilation=True)
+    if ctx.p["return_indices"]:
+        raise LayerFail("return_indices", "return_indices=True makes MaxPool2d return (values, indices), which no "
+                                          "following layer or loss can take: set return_indices to false",
+                        "return_indices")
+    return out
+
+
+def _rule_avgpool(ctx: Ctx) -> Out:
+    return _pool_common(ctx, "AvgPool2d", dilation=False)
+
+
+def _rule_adaptive(ctx: Ctx) -> Out:
+    c, h, w = _need_maps(ctx, "AdaptiveAvgPool2d")
+    target = as_pair(ctx.p["output_size"])
+    size = (h, w)
+    out = tuple(size[a] if target[a] is None else target[a] for a in range(2))
+    k, s = [], []
+    for a in range(2):
+        windows = [math.ceil((i + 1) * size[a] / out[a]) - (i * size[a]) // out[a] for i in range(min(out[a], 4096))]
+        k.append(max(windows))
+        s.append(max(1, size[a] // out[a]))
+    formula = tuple(f"{_SYM[a]}_out = {out[a]} (windows of up to {k[a]} pixels over {size[a]})" for a in range(2))
+    rf = _rf_step(ctx.rf, tuple(k), tuple(s), (0, 0), (1, 1))
+    warnings = []
+    if out[0] > h or out[1] > w:
+        warnings.append(f"output {out[0]}×{out[1]} is larger than the input {h}×{w}: values are repeated, not pooled")
+    return Out((c, out[0], out[1]), 0, 0, rf, formula, tuple(warnings))
+
+
+def _rule_batchnorm(ctx: Ctx) -> Out:
+    c, h, w = _need_maps(ctx, "BatchNorm2d")
+    _infer_count(ctx, "num_features", c, "channels")
+    p = ctx.p
+    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
+    warnings = []
+    if h * w == 1:
+        warnings.append("maps are 1×1 here, so each channel has one value per sample: training fails "
+                        "with a batch of 1")
+    return Out(ctx.shape, params, 0, ctx.rf, (), tuple(warnings))
+
+
+def _rule_identity(ctx: Ctx) -> Out:
+    return Out(ctx.shape, rf=ctx.rf)
+
+
+def _rule_dropout(ctx: Ctx) -> Out:
+    warnings = ["p=1 zeroes every value in training"] if ctx.p["p"] == 1 else []
+    return Out(ctx.shape, rf=ctx.rf, warnings=tuple(warnings))
+
+
+def _rule_dropout2d(ctx: Ctx) -> Out:
+    out = _rule_dropout(ctx)
+    if len(ctx.shape) != 3:
+        out.warnings += (f"Dropout2d drops whole channels of C×H×W maps but receives {fmt_shape(ctx.shape)}; "
+                         f"torch warns and treats it differently: use Dropout here",)
+    return out
+
+
+def _norm_dim(ctx: Ctx, key: str, value: int, rank: int) -> int:
+    if not -rank <= value < rank:
+        raise LayerFail("dim_range", f"{key}={value} is outside {-rank}..{rank - 1} for the {rank}-D input "
+                                     f"N×{fmt_shape(ctx.shape)} (dimension 0 is the batch)", key)
+    return value % rank
+
+
+def _rule_flatten(ctx: Ctx) -> Out:
+    rank = len(ctx.shape) + 1
+    start = _norm_dim(ctx, "start_dim", ctx.p["start_dim"], rank)
+    end = _norm_dim(ctx, "end_dim", ctx.p["end_dim"], rank)
+    if start > end:
+        raise LayerFail("flatten_order", f"start_dim ({ctx.p['start_dim']} → {start}) comes after end_dim "
+                                         f"({ctx.p['end_dim']} → {end}) for an input of {rank} dimensions: "
+                                         f"use start_dim ≤ end_dim", "start_dim")
+    if start == 0:
+        raise LayerFail("batch_merge", "start_dim=0 merges the batch dimension into the features, so the stack "
+                                       "would only work for one batch size: use start_dim=1", "start_dim")
+    full = ("N",) + ctx.shape
+    merged = math.prod(full[start:end + 1])  # type: ignore[arg-type]
+    out = ctx.shape[:start - 1] + (merged,) + ctx.shape[end:]
+    formula = ()
+    if end > start:
+        formula = (f"{' × '.join(str(x) for x in full[start:end + 1])} = {merged}",)
+    return Out(out, rf=None if len(out) < 3 else ctx.rf, formula=formula)
+
+
+def _rule_linear(ctx: Ctx) -> Out:
+    if not ctx.shape:
+        raise LayerFail("rank", f"Linear needs at least one dimension per sample but receives a scalar")
+    n = ctx.shape[-1]
+    if ctx.p.get("in_features") is not None and ctx.p["in_features"] != n:
+        origin = ""
+        if ctx.index > 0 and ctx.layers[ctx.index - 1].type == "Flatten":
+            before = ctx.reports[ctx.index - 1].input_shape
+            origin = f" (Flatten turns {fmt_shape(before)} into {n})"
+        raise LayerFail("features", f"in_features is {ctx.p['in_features']} but {ctx.source()} gives {n} "
+                                    f"features{origin}: set in_features to {n}, or leave it out to take it from "
+                                    f"the previous layer", "in_features")
+    _infer_count(ctx, "in_features", n, "features")
+    out_f = ctx.p["out_features"]
+    params = n * out_f + (out_f if ctx.p["bias"] else 0)
+    rows = math.prod(ctx.shape[:-1])
+    warnings = []
+    if len(ctx.shape) > 1:
+        warnings.append(f"Linear acts on the last dimension only ({n} of {fmt_shape(ctx.shape)}); "
+                        f"add Flatten before it to connect all {math.prod(ctx.shape)} values")
+    return Out(ctx.shape[:-1] + (out_f,), params, rows * n * out_f, None if len(ctx.shape) < 3 else ctx.rf,
+               (f"{n} × {out_f} weights + {out_f if ctx.p['bias'] else 0} biases = {params}",), tuple(warnings))
+
+
+def _rule_softmax(ctx: Ctx) -> Out:
+    rank = len(ctx.shape) + 1
+    warnings = []
+    if ctx.p["dim"] is None:
+        implicit = 0 if rank in (0, 1, 3) else 1
+        warnings.append(f"dim is not set: torch picks dim={implicit} implicitly (and warns); set dim=1")
+        dim = implicit
+    else:
+        dim = _norm_dim(ctx, "dim", ctx.p["dim"], rank)
+    if dim == 0:
+        warnings.append("normalises across the batch (dimension 0), not across the classes: use dim=1")
+    return Out(ctx.shape, rf=ctx.rf, warnings=tuple(warnings))
+
+
+RULES: dict[str, Callable[[Ctx], Out]] = {
+    "Conv2d": _rule_conv2d,
+    "MaxPool2d": _rule_maxpool,
+    "AvgPool2d": _rule_avgpool,
+    "AdaptiveAvgPool2d": _rule_adaptive,
+    "BatchNorm2d": _rule_batchnorm,
+    "ReLU": _rule_identity,
+    "LeakyReLU": _rule_identity,
+    "GELU": _rule_identity,
+    "Sigmoid": _rule_identity,
+    "Tanh": _rule_identity,
+    "Dropout": _rule_dropout,
+    "Dropout2d": _rule_dropout2d,
+    "Flatten": _rule_flatten,
+    "Linear": _rule_linear,
+    "Softmax": _rule_softmax,
+    "LogSoftmax": _rule_softmax,
+}
+assert set(RULES) == set(CATALOGUE), "every catalogue entry needs a shape rule"
+
+
+# ------------------------------------------------------------------ the walk
+def _walk(input_shape: tuple[int, int, int], layers: tuple[Layer, ...], stop_at: int | None = None
+          ) -> list[LayerReport]:
+    reports: list[LayerReport] = []
+    shape: tuple[int, ...] | None = input_shape
+    rf: ReceptiveField | None = ReceptiveField()
+    for i, layer in enumerate(layers):
+        if stop_at is not None and i > stop_at:
+            break
+        spec = CATALOGUE.get(layer.type)
+        label = layer.label
+        if shape is None:
+            reports.append(LayerReport(i, layer.type, label, None, reachable=False))
+            continue
+        if spec is None:
+            reports.append(LayerReport(i, layer.type, label, shape, error=f"{layer.type} is not a supported layer",
+                                       error_code="type"))
+            shape = None
+            continue
+        problems = check_params(spec, dict(layer.params))
+        resolved = resolved_params(spec, layer.params)
+        if problems:
+            key, msg = problems[0]
+            reports.append(LayerReport(i, layer.type, label, shape, resolved=resolved,
+                                       error=f"{key}: {msg}", error_code="param", error_param=key))
+            shape = None
+            continue
+        ctx = Ctx(shape, resolved, rf, i, layers, reports)
+        try:
+            out = RULES[layer.type](ctx)
+            _check_size(out)
+        except LayerFail as fail:
+            reports.append(LayerReport(i, layer.type, label, shape, resolved=ctx.p, error=fail.message,
+                                       error_code=fail.code, error_param=fail.param))
+            shape = None
+            continue
+        trainable = out.params
+        reports.append(LayerReport(i, layer.type, label, shape, out.shape, out.params, trainable, out.macs, out.rf,
+                                   ctx.p, out.formula, warnings=out.warnings))
+        shape, rf = out.shape, out.rf
+    return reports
+
+
+def _check_size(out: Out) -> None:
+    if out.params > MAX_LAYER_PARAMS:
+        raise LayerFail("too_large", f"this layer would hold {out.params:,} parameters "
+                                     f"({out.params * 4 / 2**30:.1f} GiB of float32), more than cnnviz builds "
+                                     f"({MAX_LAYER_PARAMS:,}): use fewer channels or features")
+    n = math.prod(out.shape)
+    if n > MAX_ACTIVATION:
+        raise LayerFail("too_large", f"the output {fmt_shape(out.shape)} holds {n:,} values per sample "
+                                     f"({n * 4 / 2**30:.1f} GiB of float32): use a stride, pooling or fewer channels")
+
+
+def _minimum_input(stack: Stack, index: int) -> tuple[int, int] | None:
+    """The smallest input (each side grown to at least n) for which layers 0..index all work."""
+    from .layers import MAX_INPUT_SIZE
+
+    c, h, w = stack.input.shape
+
+    def works(n: int) -> bool:
+        reports = _walk((c, max(h, n), max(w, n)), stack.layers, stop_at=index)
+        return len(reports) > index and all(r.error is None for r in reports)
+
+    lo, hi = min(h, w) + 1, MAX_INPUT_SIZE
+    if lo > hi or not works(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return max(h, lo), max(w, lo)
+
+
+def _with_input_fix(stack: Stack, reports: list[LayerReport]) -> list[LayerReport]:
+    """Add 'or an input of at least H×W' to a spatial failure, found by searching input sizes."""
+    bad = next((r for r in reports if r.error), None)
+    if bad is None or bad.error_code not in ("kernel", "too_small"):
+        return reports
+    need = _minimum_input(stack, bad.index)
+    if need is not None:
+        reports[bad.index] = replace(bad, error=f"{bad.error}, or an input of at least {need[0]}×{need[1]}")
+    return reports
+
+
+@lru_cache(maxsize=256)
+def infer(stack: Stack) -> StackReport:
+    """Every layer's shape, size and error for ``stack``; cached by the stack's content."""
+    reports = _walk(stack.input.shape, stack.layers)
+    reports = _with_input_fix(stack, reports)
+    loss = _loss_report(stack.loss, reports, stack.input.shape)
+    layer_warnings, loss_warnings = lints.lint(stack, reports)
+    reports = [replace(r, warnings=r.warnings + tuple(layer_warnings.get(r.index, ()))) for r in reports]
+    loss = replace(loss, warnings=loss.warnings + tuple(loss_warnings))
+    return StackReport(stack.input.shape, tuple(reports), loss)
+
+
+def _loss_report(loss: Loss, reports: list[LayerReport], input_shape) -> LossReport:
+    spec = LOSSES.get(loss.type)
+    if spec is None:
+        return LossReport(loss.type, error=f"{loss.type} is not a supported loss (use CrossEntropyLoss or NLLLoss)")
+    problems = check_params(spec, dict(loss.params))
+    resolved = resolved_params(spec, loss.params)
+    if problems:
+        key, msg = problems[0]
+        return LossReport(loss.type, resolved, error=f"{key}: {msg}")
+    if any(r.error for r in reports):
+        return LossReport(loss.type, resolved)
+    out = reports[-1].output_shape if reports else input_shape
+    weight = resolved.get("weight")
+    if weight is not None and out is not None and len(out) >= 1 and len(weight) != out[0]:
+        return LossReport(loss.type, resolved, error=f"weight has {len(weight)} entries but the stack scores "
+                                                     f"{out[0]} classes: give one weight per class")
+    return LossReport(loss.type, resolved)
