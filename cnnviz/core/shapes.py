@@ -207,6 +207,14 @@ def _need_maps(ctx: Ctx, what: str) -> tuple[int, int, int]:
                             f"{fmt_shape(ctx.shape)} from {ctx.source()}{hint}")
 
 
+_SINGULAR = {"channels": "channel", "features": "feature", "classes": "class"}
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 channel``, ``3 channels``: ``noun`` is the plural."""
+    return f"{n} {_SINGULAR.get(noun, noun) if n == 1 else noun}"
+
+
 def _infer_count(ctx: Ctx, key: str, actual: int, noun: str) -> int:
     given = ctx.p.get(key)
     if given is None:
@@ -214,7 +222,7 @@ def _infer_count(ctx: Ctx, key: str, actual: int, noun: str) -> int:
         return actual
     if given != actual:
         raise LayerFail("channels" if noun == "channels" else "features",
-                        f"{key} is {given} but {ctx.source()} gives {actual} {noun}: "
+                        f"{key} is {given} but {ctx.source()} gives {_count(actual, noun)}: "
                         f"set {key} to {actual}, or leave it out to take it from the previous layer", key)
     return given
 
@@ -390,10 +398,16 @@ def _rule_adaptive(ctx: Ctx) -> Out:
 
 def _rule_batchnorm(ctx: Ctx) -> Out:
     c, h, w = _need_maps(ctx, "BatchNorm2d")
-    _infer_count(ctx, "num_features", c, "channels")
     p = ctx.p
-    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
     warnings = []
+    if not p["affine"] and not p["track_running_stats"] and p["num_features"] not in (None, c):
+        # torch has no per-channel tensor to check num_features against here, so it runs.
+        warnings.append(f"num_features is {p['num_features']} but {ctx.source()} gives {_count(c, 'channels')}; "
+                        f"torch ignores it without affine or running statistics, but turning either on "
+                        f"would fail: set num_features to {c}, or leave it out")
+    else:
+        _infer_count(ctx, "num_features", c, "channels")
+    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
     if h * w == 1:
         warnings.append("maps are 1×1 here, so each channel has one value per sample: training fails "
                         "with a batch of 1")
@@ -453,8 +467,8 @@ def _rule_linear(ctx: Ctx) -> Out:
         if ctx.index > 0 and ctx.layers[ctx.index - 1].type == "Flatten":
             before = ctx.reports[ctx.index - 1].input_shape
             origin = f" (Flatten turns {fmt_shape(before)} into {n})"
-        raise LayerFail("features", f"in_features is {ctx.p['in_features']} but {ctx.source()} gives {n} "
-                                    f"features{origin}: set in_features to {n}, or leave it out to take it from "
+        raise LayerFail("features", f"in_features is {ctx.p['in_features']} but {ctx.source()} gives "
+                                    f"{_count(n, 'features')}{origin}: set in_features to {n}, or leave it out to take it from "
                                     f"the previous layer", "in_features")
     _infer_count(ctx, "in_features", n, "features")
     out_f = ctx.p["out_features"]
@@ -617,5 +631,5 @@ def _loss_report(loss: Loss, reports: list[LayerReport], input_shape) -> LossRep
     weight = resolved.get("weight")
     if weight is not None and out is not None and len(out) >= 1 and len(weight) != out[0]:
         return LossReport(loss.type, resolved, error=f"weight has {len(weight)} entries but the stack scores "
-                                                     f"{out[0]} classes: give one weight per class")
+                                                     f"{_count(out[0], 'classes')}: give one weight per class")
     return LossReport(loss.type, resolved)
