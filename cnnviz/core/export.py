@@ -1,0 +1,357 @@
+"""Export a stack as standalone PyTorch code or as an ONNX model.
+
+``to_python`` writes code that imports only torch and defines ``build_model()``,
+in one of two styles (the contrast the reference draws between ``nn`` and
+``nn.functional``):
+
+- ``"module"``: an ``nn.Sequential`` of ``nn`` layers, the way most people write it;
+- ``"functional"``: an ``nn.Module`` that owns its weights as explicit
+  ``nn.Parameter``s and calls ``torch.nn.functional`` in ``forward``.
+
+Both give the same output shape and parameter count as the stack, and the same
+numbers for the same weights (parameters are declared in the same order).
+The code generator itself needs no torch; ``to_onnx`` does.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+from typing import Any
+
+from .layers import CATALOGUE, LOSSES, REQUIRED, as_pair
+from .shapes import StackReport, fmt_shape, infer
+from .stack import Stack
+
+STYLES = ("module", "functional")
+
+# Keywords passed positionally, in torch's order, as people write them.
+_POSITIONAL = {
+    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
+    "Linear": ("in_features", "out_features"),
+    "BatchNorm2d": ("num_features",),
+    "MaxPool2d": ("kernel_size",),
+    "AvgPool2d": ("kernel_size",),
+    "AdaptiveAvgPool2d": ("output_size",),
+}
+
+
+class ExportError(ValueError):
+    """The stack cannot be exported (a shape error, or a missing package); the message says why."""
+
+
+def _lit(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_lit(v) for v in value) + ")"
+    if isinstance(value, float):
+        return repr(value)
+    return repr(value)
+
+
+def _checked(stack: Stack) -> StackReport:
+    report = infer(stack)
+    bad = report.first_error
+    if bad is not None:
+        raise ExportError(f"the stack cannot be exported: layer {bad.index} ({bad.label}): {bad.error}")
+    if report.loss.error:
+        raise ExportError(f"the stack cannot be exported: loss: {report.loss.error}")
+    return report
+
+
+def _call_args(type_name: str, resolved: dict[str, Any]) -> str:
+    spec = CATALOGUE.get(type_name) or LOSSES[type_name]
+    positional = _POSITIONAL.get(type_name, ())
+    parts = [_lit(resolved[name]) for name in positional]
+    for p in spec.params:
+        if p.name in positional:
+            continue
+        value = resolved.get(p.name)
+        if p.default is not REQUIRED and value == p.default and type(value) is type(p.default):
+            continue
+        if value is None and p.default is None:
+            continue
+        if p.name == "weight" and type_name in LOSSES:
+            parts.append(f"weight=torch.tensor({_lit(list(value))})")
+            continue
+        parts.append(f"{p.name}={_lit(value)}")
+    return ", ".join(parts)
+
+
+def _identifier(text: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    name = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not name or name[0].isdigit() or keyword.iskeyword(name):
+        name = "Net" + name
+    return name
+
+
+def _header(stack: Stack, report: StackReport, style: str) -> list[str]:
+    from .. import __version__
+
+    desc = f"{stack.name}: exported by cnnviz {__version__} ({style} style)."
+    loss_args = _call_args(stack.loss.type, report.loss.resolved)
+    lines = [
+        '"""' + desc,
+        "",
+        f"Input: N×{fmt_shape(report.input_shape)}. Output: N×{fmt_shape(report.output_shape)}. "
+        f"Parameters: {report.total_params:,}.",
+        f"Loss: nn.{stack.loss.type}({loss_args}).",
+    ]
+    if stack.description:
+        lines += ["", *_wrap(stack.description.replace('"""', "'''"))]
+    lines += ['"""', "import torch", "from torch import nn"]
+    return lines
+
+
+def _wrap(text: str, width: int = 79) -> list[str]:
+    out, line = [], ""
+    for word in text.split():
+        if len(line) + len(word) + 1 > width:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        out.append(line)
+    return out
+
+
+def _footer(stack: Stack, report: StackReport) -> list[str]:
+    c, h, w = report.input_shape
+    return [
+        "",
+        "",
+        f"INPUT_SHAPE = ({c}, {h}, {w})",
+        f"NUM_PARAMETERS = {report.total_params}",
+        "",
+        "",
+        "def build_loss() -> nn.Module:",
+        f"    return nn.{stack.loss.type}({_call_args(stack.loss.type, report.loss.resolved)})",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    model = build_model()",
+        "    x = torch.zeros(2, *INPUT_SHAPE)",
+        "    y = model(x)",
+        "    n = sum(p.numel() for p in model.parameters())",
+        '    print(f"output {tuple(y.shape)}, {n:,} parameters")',
+        "",
+    ]
+
+
+def to_python(stack: Stack, style: str = "module") -> str:
+    """Standalone Python source defining ``build_model()`` and ``build_loss()``."""
+    if style not in STYLES:
+        raise ExportError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+    report = _checked(stack)
+    lines = _header(stack, report, style)
+    if style == "module":
+        lines += _module_body(report)
+    else:
+        lines[-2:-2] = ["import math", ""]
+        lines += ["import torch.nn.functional as F"] + _functional_body(stack, report)
+    return "\n".join(lines + _footer(stack, report))
+
+
+def _module_body(report: StackReport) -> list[str]:
+    lines = ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
+    for r in report.layers:
+        note = f"  # {r.index}: -> {fmt_shape(r.output_shape)}"
+        if r.label != r.type:
+            note += f" ({r.label})"
+        lines.append(f"        nn.{r.type}({_call_args(r.type, r.resolved)}),{note}")
+    lines.append("    )")
+    return lines
+
+
+def _functional_body(stack: Stack, report: StackReport) -> list[str]:
+    cls = _identifier(stack.name)
+    init = [f"class {cls}(nn.Module):",
+            f'    """{stack.name} with explicit parameters and torch.nn.functional calls."""',
+            "",
+            "    def __init__(self) -> None:",
+            "        super().__init__()"]
+    reset = ["", "    @torch.no_grad()", "    def reset_parameters(self) -> None:",
+             '        """The same initialisation as the nn layers use."""']
+    fwd = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+    has_reset = False
+    for r in report.layers:
+        p, i = r.resolved, r.index
+        fwd.append(f"        # {i}: {r.type} -> {fmt_shape(r.output_shape)}")
+        if r.type == "Conv2d":
+            k = as_pair(p["kernel_size"])
+            cin, cout, g = p["in_channels"], p["out_channels"], p["groups"]
+            init.append(f"        self.w{i} = nn.Parameter(torch.empty({cout}, {cin // g}, {k[0]}, {k[1]}))")
+            reset += [f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))"]
+            if p["bias"]:
+                init.append(f"        self.b{i} = nn.Parameter(torch.empty({cout}))")
+                fan_in = (cin // g) * k[0] * k[1]
+                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fan_in}), 1 / math.sqrt({fan_in}))")
+            has_reset = True
+            fwd += _conv_call(i, p, k)
+        elif r.type == "Linear":
+            fin, fout = p["in_features"], p["out_features"]
+            init.append(f"        self.w{i} = nn.Parameter(torch.empty({fout}, {fin}))")
+            reset.append(f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))")
+            bias = "None"
+            if p["bias"]:
+                init.append(f"        self.b{i} = nn.Parameter(torch.empty({fout}))")
+                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fin}), 1 / math.sqrt({fin}))")
+                bias = f"self.b{i}"
+            has_reset = True
+            fwd.append(f"        x = F.linear(x, self.w{i}, {bias})")
+        elif r.type == "BatchNorm2d":
+            init_lines, call = _batchnorm(i, p)
+            init += init_lines
+            fwd += call
+        else:
+            fwd.append(f"        x = {_stateless_call(r.type, p, len(r.input_shape or ()) + 1)}")
+    fwd.append("        return x")
+    if has_reset:
+        init.append("        self.reset_parameters()")
+    else:
+        reset = []
+    body = init + reset + fwd
+    return ["", "", *body, "", "", "def build_model() -> nn.Module:", f"    return {cls}()"]
+
+
+def _conv_call(i: int, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
+    bias = f"self.b{i}" if p["bias"] else "None"
+    s, d, g = as_pair(p["stride"]), as_pair(p["dilation"]), p["groups"]
+    pad = p["padding"]
+    extra = ""
+    if s != (1, 1):
+        extra += f", stride={_lit(list(s)) if s[0] != s[1] else s[0]}"
+    if d != (1, 1):
+        extra += f", dilation={_lit(list(d)) if d[0] != d[1] else d[0]}"
+    if g != 1:
+        extra += f", groups={g}"
+    mode = p["padding_mode"]
+    if mode == "zeros":
+        if pad not in (0, "valid", [0, 0]):
+            extra = f", padding={_lit(pad)}" + extra
+        return [f"        x = F.conv2d(x, self.w{i}, {bias}{extra})"]
+    if pad == "same":
+        pads = [((d[a] * (k[a] - 1)) // 2, d[a] * (k[a] - 1) - (d[a] * (k[a] - 1)) // 2) for a in range(2)]
+    elif pad == "valid":
+        pads = [(0, 0), (0, 0)]
+    else:
+        pads = [(v, v) for v in as_pair(pad)]
+    # F.pad takes (left, right, top, bottom): width first.
+    order = (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
+    return [f"        x = F.pad(x, {order}, mode={mode!r})",
+            f"        x = F.conv2d(x, self.w{i}, {bias}{extra})"]
+
+
+def _batchnorm(i: int, p: dict[str, Any]) -> tuple[list[str], list[str]]:
+    c = p["num_features"]
+    init, call = [], []
+    w = b = "None"
+    if p["affine"]:
+        init.append(f"        self.w{i} = nn.Parameter(torch.ones({c}))")
+        w = f"self.w{i}"
+        if p["bias"]:
+            init.append(f"        self.b{i} = nn.Parameter(torch.zeros({c}))")
+            b = f"self.b{i}"
+    eps, momentum = p["eps"], p["momentum"]
+    if p["track_running_stats"]:
+        init += [f"        self.register_buffer('mean{i}', torch.zeros({c}))",
+                 f"        self.register_buffer('var{i}', torch.ones({c}))",
+                 f"        self.register_buffer('seen{i}', torch.tensor(0, dtype=torch.long))"]
+        if momentum is None:
+            call += [f"        if self.training:",
+                     f"            self.seen{i} += 1",
+                     f"        factor = 1.0 / float(self.seen{i}) if self.training else 0.0"]
+            mom = "factor"
+        else:
+            call += [f"        if self.training:", f"            self.seen{i} += 1"]
+            mom = repr(momentum)
+        call.append(f"        x = F.batch_norm(x, self.mean{i}, self.var{i}, {w}, {b}, self.training, {mom}, {eps!r})")
+    else:
+        call.append(f"        x = F.batch_norm(x, None, None, {w}, {b}, True, 0.0, {eps!r})")
+    return init, call
+
+
+def _stateless_call(type_name: str, p: dict[str, Any], rank: int) -> str:
+    if type_name == "ReLU":
+        return "F.relu(x, inplace=True)" if p["inplace"] else "F.relu(x)"
+    if type_name == "LeakyReLU":
+        return f"F.leaky_relu(x, {p['negative_slope']!r}{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "GELU":
+        return "F.gelu(x)" if p["approximate"] == "none" else f"F.gelu(x, approximate={p['approximate']!r})"
+    if type_name == "Sigmoid":
+        return "torch.sigmoid(x)"
+    if type_name == "Tanh":
+        return "torch.tanh(x)"
+    if type_name in ("Dropout", "Dropout2d"):
+        fn = "dropout" if type_name == "Dropout" else "dropout2d"
+        return f"F.{fn}(x, {p['p']!r}, self.training{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "Flatten":
+        return f"torch.flatten(x, {p['start_dim']}, {p['end_dim']})"
+    if type_name in ("Softmax", "LogSoftmax"):
+        dim = p["dim"] if p["dim"] is not None else (0 if rank in (0, 1, 3) else 1)
+        return f"F.{'softmax' if type_name == 'Softmax' else 'log_softmax'}(x, dim={dim})"
+    if type_name == "MaxPool2d":
+        k, s = p["kernel_size"], p["stride"]
+        args = f"x, {_lit(k)}"
+        args += f", stride={_lit(s)}" if s is not None else ""
+        if p["padding"] not in (0, [0, 0]):
+            args += f", padding={_lit(p['padding'])}"
+        if p["dilation"] not in (1, [1, 1]):
+            args += f", dilation={_lit(p['dilation'])}"
+        if p["ceil_mode"]:
+            args += ", ceil_mode=True"
+        return f"F.max_pool2d({args})"
+    if type_name == "AvgPool2d":
+        args = f"x, {_lit(p['kernel_size'])}"
+        args += f", stride={_lit(p['stride'])}" if p["stride"] is not None else ""
+        if p["padding"] not in (0, [0, 0]):
+            args += f", padding={_lit(p['padding'])}"
+        if p["ceil_mode"]:
+            args += ", ceil_mode=True"
+        if not p["count_include_pad"]:
+            args += ", count_include_pad=False"
+        if p["divisor_override"] is not None:
+            args += f", divisor_override={p['divisor_override']}"
+        return f"F.avg_pool2d({args})"
+    if type_name == "AdaptiveAvgPool2d":
+        return f"F.adaptive_avg_pool2d(x, {_lit(p['output_size'])})"
+    raise ExportError(f"no functional form for {type_name}")  # a catalogue entry without an exporter
+
+
+def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None) -> Path:
+    """Write an ONNX model with one input ``input`` [N, C, H, W] (N symbolic) and one output.
+
+    ``model`` is the live ``nn.Sequential`` (trained weights); by default a
+    freshly built one (seed 0).
+    """
+    report = _checked(stack)
+    import torch
+
+    from .build import build_model
+
+    net = model if model is not None else build_model(stack, seed=0)
+    was_training = net.training
+    net.eval()
+    target = Path(path)
+    try:
+        example = torch.zeros(1, *report.input_shape, device=next(iter(net.parameters()), torch.zeros(1)).device)
+        kwargs = dict(input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+        if opset is not None:
+            kwargs["opset_version"] = opset
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                torch.onnx.export(net, (example,), str(target), dynamo=False, **kwargs)
+            except TypeError:  # a torch without the TorchScript exporter
+                torch.onnx.export(net, (example,), str(target), dynamo=True, input_names=["input"],
+                                  output_names=["output"],
+                                  dynamic_shapes=({0: torch.export.Dim("N")},))
+    except ModuleNotFoundError as exc:
+        raise ExportError(f"ONNX export needs the package {exc.name!r}: pip install 'cnnviz[onnx]'") from None
+    finally:
+        net.train(was_training)
+    return target
