@@ -73,6 +73,20 @@ def _show(v: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _accepted(p: Param) -> str:
+    """What a value of ``p`` may be, in words."""
+    if p.kind in (PAIR, OPT_PAIR, PADDING):
+        text = f"{_range_text(p)}, or a list of two (height, width)"
+        return text + (", 'same' or 'valid'" if p.kind == PADDING else "")
+    if p.kind == SIZE:
+        return f"{_range_text(p)}, or a list of two (height, width) where null keeps that dimension"
+    if p.kind == CHOICE:
+        return "one of " + ", ".join(repr(c) for c in p.choices)
+    if p.kind == BOOL:
+        return "true or false"
+    return _range_text(p)
+
+
 def check_value(p: Param, v: Any) -> str | None:
     """None if ``v`` is a valid value for ``p``; else what is wrong and what would be accepted."""
     k = p.kind
@@ -145,5 +159,5 @@ def check_params(spec: LayerSpec, params: dict[str, Any]) -> list[tuple[str, str
             if err:
                 problems.append((p.name, err))
         elif p.required:
-            problems.append((p.name, f"{spec.type} needs {p.name} ({_range_text(p) if p.kind == INT else 'required'})"))
+            problems.append((p.name, f"{spec.type} needs {p.name}: {_accepted(p)}"))
     return problems
