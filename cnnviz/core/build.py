@@ -57,11 +57,19 @@ def build_model(stack: Stack, seed: int | None = None) -> nn.Sequential:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
     try:
-        modules = [build_layer(r.type, r.resolved) for r in report.layers]
+        modules = [build_layer(r.type, _concrete(r)) for r in report.layers]
     finally:
         if generator_state is not None:
             torch.random.set_rng_state(generator_state)
     return nn.Sequential(*modules)
+
+
+def _concrete(r) -> dict[str, Any]:
+    """Keywords with AdaptiveAvgPool2d's ``None`` sizes made explicit (the same for this input size,
+    and constant for the ONNX exporter)."""
+    if r.type == "AdaptiveAvgPool2d" and r.output_shape is not None:
+        return {**r.resolved, "output_size": list(r.output_shape[1:])}
+    return r.resolved
 
 
 def build_loss(loss: Loss) -> nn.Module:

@@ -320,38 +320,72 @@ def _stateless_call(type_name: str, p: dict[str, Any], rank: int) -> str:
 
 
 def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None) -> Path:
-    """Write an ONNX model with one input ``input`` [N, C, H, W] (N symbolic) and one output.
+    """Write an ONNX model with one input ``input`` [N, C, H, W] (N symbolic) and one output ``output``.
 
     ``model`` is the live ``nn.Sequential`` (trained weights); by default a
-    freshly built one (seed 0).
+    freshly built one (seed 0). torch's TorchScript exporter is tried first
+    (fast, needs only torch), then the dynamo exporter (needs onnxscript); the
+    result is checked with ``onnx.checker`` when onnx is installed, and only a
+    model that passes is written to ``path``.
     """
     report = _checked(stack)
+    import os
+    import tempfile
+    import warnings
+
     import torch
 
     from .build import build_model
 
     net = model if model is not None else build_model(stack, seed=0)
     was_training = net.training
-    net.eval()
     target = Path(path)
+    device = next(iter(net.parameters()), torch.zeros(1)).device
+    names = dict(input_names=["input"], output_names=["output"])
+    attempts = {
+        "torchscript": lambda f: torch.onnx.export(
+            net, (torch.zeros(1, *report.input_shape, device=device),), f, dynamo=False,
+            dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+            **({"opset_version": opset} if opset else {}), **names),
+        "dynamo": lambda f: torch.onnx.export(
+            net, (torch.zeros(2, *report.input_shape, device=device),), f, dynamo=True, verbose=False, external_data=False,
+            dynamic_shapes=({0: torch.export.Dim("N")},), **({"opset_version": opset} if opset else {}), **names),
+    }
+    problems = []
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    net.eval()
     try:
-        example = torch.zeros(1, *report.input_shape, device=next(iter(net.parameters()), torch.zeros(1)).device)
-        kwargs = dict(input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
-        if opset is not None:
-            kwargs["opset_version"] = opset
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        for exporter, run in attempts.items():
             try:
-                torch.onnx.export(net, (example,), str(target), dynamo=False, **kwargs)
-            except TypeError:  # a torch without the TorchScript exporter
-                torch.onnx.export(net, (example,), str(target), dynamo=True, input_names=["input"],
-                                  output_names=["output"],
-                                  dynamic_shapes=({0: torch.export.Dim("N")},))
-    except ModuleNotFoundError as exc:
-        raise ExportError(f"ONNX export needs the package {exc.name!r}: pip install 'cnnviz[onnx]'") from None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    run(tmp)
+                _check_onnx(tmp)
+            except ModuleNotFoundError as exc:
+                problems.append(f"{exporter} exporter needs the package {exc.name!r} (pip install 'cnnviz[onnx]')")
+                continue
+            except Exception as exc:  # noqa: BLE001  (torch's exporters fail in many ways; each is reported)
+                problems.append(f"{exporter} exporter: {_first_line(exc)}")
+                continue
+            os.replace(tmp, target)
+            return target
     finally:
         net.train(was_training)
-    return target
+        for leftover in (tmp, tmp + ".data"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    raise ExportError("torch could not export this stack to ONNX: " + "; ".join(problems))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _check_onnx(path: str) -> None:
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        return
+    onnx.checker.check_model(onnx.load(path), full_check=True)
