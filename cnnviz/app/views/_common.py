@@ -142,6 +142,34 @@ def tile_origin(channel: int, shape: tuple[int, int], cols: int, gap: int) -> tu
     return col * (shape[1] + gap), row * (shape[0] + gap)
 
 
+def gap_path(shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int, frame: int = 0) -> QtGui.QPainterPath:
+    """The gaps between tiles and the unused tiles of the last row, as one path to paint over a mosaic.
+
+    Painting the gaps on top keeps the image free of NaN, so pyqtgraph stays on
+    its fast path (NaN pixels cost a mask search every frame). ``frame`` adds a
+    border that wide around the whole mosaic.
+    """
+    (h, w), (rows, cols) = shape, grid
+    height, width = mosaic_size(shape, grid, gap)
+    path = QtGui.QPainterPath()
+    path.setFillRule(QtCore.Qt.FillRule.WindingFill)  # overlapping rectangles stay filled
+    if gap:
+        for r in range(1, rows):
+            path.addRect(0, r * (h + gap) - gap, width, gap)
+        for c in range(1, cols):
+            path.addRect(c * (w + gap) - gap, 0, gap, height)
+    unused = rows * cols - n
+    if unused > 0:
+        x = (cols - unused) * (w + gap) - (gap if cols - unused else 0)
+        path.addRect(x, (rows - 1) * (h + gap) - (gap if rows > 1 else 0), width - x, h + (gap if rows > 1 else 0))
+    if frame:
+        path.addRect(-frame, -frame, width + 2 * frame, frame)
+        path.addRect(-frame, height, width + 2 * frame, frame)
+        path.addRect(-frame, 0, frame, height)
+        path.addRect(width, 0, frame, height)
+    return path
+
+
 # ------------------------------------------------------------------ levels and colours
 def compute_levels(values: np.ndarray, mode: str | tuple[float, float]) -> tuple[tuple[float, float], bool]:
     """Colour levels ``(low, high)`` shared by all maps, and whether they are symmetric about 0.
@@ -179,6 +207,32 @@ def _finite_min_max(values: np.ndarray) -> tuple[float, float]:
     if finite.size == 0:
         return 0.0, 0.0
     return float(finite.min()), float(finite.max())
+
+
+def nice_ceil(x: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ x > 0."""
+    exp = math.floor(math.log10(x))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * 10.0 ** exp >= x * (1 - 1e-9):
+            return m * 10.0 ** exp
+    return 10.0 ** (exp + 1)
+
+
+def round_levels(levels: tuple[float, float], symmetric: bool) -> tuple[float, float]:
+    """Widen levels outward to a step of a tenth of their (rounded) span.
+
+    Colours then stay the same while the data's extremes wobble from step to
+    step, and the colour bar keeps round numbers.
+    """
+    lo, hi = levels
+    span = hi - lo
+    if not (span > 0 and math.isfinite(span)):
+        return levels
+    step = nice_ceil(span) / 10
+    if symmetric:
+        m = math.ceil(hi / step - 1e-6) * step
+        return -m, m
+    return math.floor(lo / step + 1e-6) * step, math.ceil(hi / step - 1e-6) * step
 
 
 @lru_cache(maxsize=16)

@@ -14,57 +14,10 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ._common import (DIVERGING, MAP_BACKGROUND, SEQUENTIAL, ViewPanel, as_maps, best_columns, colormap,
-                      compute_levels, fmt_value, graphics_widget, lut, make_throttler, mosaic, palette_colors,
-                      status_label, tile_at, tile_origin, title_label)
+                      compute_levels, fmt_value, gap_path, graphics_widget, lut, make_throttler, mosaic,
+                      palette_colors, round_levels, status_label, tile_at, tile_origin, title_label)
 
 LEVEL_MODES = (("auto", "auto"), ("symmetric", "± max |value|"), ("minmax", "min – max"))
-
-
-def nice_ceil(x: float) -> float:
-    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ x > 0."""
-    exp = math.floor(math.log10(x))
-    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * 10.0 ** exp >= x * (1 - 1e-9):
-            return m * 10.0 ** exp
-    return 10.0 ** (exp + 1)
-
-
-def round_levels(levels: tuple[float, float], symmetric: bool) -> tuple[float, float]:
-    """Widen levels outward to a step of a tenth of their (rounded) span.
-
-    Colours then stay the same while the data's extremes wobble from step to
-    step, and the colour bar keeps round numbers.
-    """
-    lo, hi = levels
-    span = hi - lo
-    if not (span > 0 and math.isfinite(span)):
-        return levels
-    step = nice_ceil(span) / 10
-    if symmetric:
-        m = math.ceil(hi / step - 1e-6) * step
-        return -m, m
-    return math.floor(lo / step + 1e-6) * step, math.ceil(hi / step - 1e-6) * step
-
-
-def gap_path(shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int) -> QtGui.QPainterPath:
-    """The gaps between tiles and the unused tiles of the last row, as one path to paint over the mosaic.
-
-    Painting the gaps on top keeps the image free of NaN, so pyqtgraph stays on
-    its fast path (NaN pixels cost a mask search every frame).
-    """
-    (h, w), (rows, cols) = shape, grid
-    height, width = rows * (h + gap) - gap, cols * (w + gap) - gap
-    path = QtGui.QPainterPath()
-    if gap:
-        for r in range(1, rows):
-            path.addRect(0, r * (h + gap) - gap, width, gap)
-        for c in range(1, cols):
-            path.addRect(c * (w + gap) - gap, 0, gap, height)
-    unused = rows * cols - n
-    if unused > 0:
-        x = (cols - unused) * (w + gap) - (gap if cols - unused else 0)
-        path.addRect(x, (rows - 1) * (h + gap) - (gap if rows > 1 else 0), width - x, h + (gap if rows > 1 else 0))
-    return path
 
 
 class FeatureMapView(ViewPanel):
