@@ -378,10 +378,15 @@ class ViewPanel(QtWidgets.QWidget):
 
 
 def status_label(parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
-    """A one-line label for readings under the cursor; selectable so values can be copied."""
+    """A label for readings under the cursor; selectable so values can be copied.
+
+    Long text wraps instead of widening the view (a panel must not grow with its readings).
+    """
     label = QtWidgets.QLabel(parent)
     label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setMinimumHeight(label.fontMetrics().height() + 4)
+    label.setWordWrap(True)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
 
 
@@ -391,4 +396,5 @@ def title_label(parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
     font.setBold(True)
     label.setFont(font)
     label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
