@@ -1,10 +1,22 @@
 """pyqtgraph views fed numpy arrays and plain Python values.
 
 Each view is a standalone ``QWidget`` with a small data-setting API, a one-line
-hint while it has nothing to show, and throttled repaints. None imports torch
-or the engine, so they can be tested alone and fed from a worker's results
-(on the GUI thread).
-"""
-from .feature_maps import FeatureMapView
+hint while it has nothing to show, and throttled repaints (about 30 per second;
+``flush()`` draws a pending update at once). None imports torch or the engine,
+so they can be tested alone and fed from a worker's results, on the GUI thread.
 
-__all__ = ["FeatureMapView"]
+- :class:`FeatureMapView`: a layer's activation maps as one mosaic, the input beside them.
+- :class:`FilterView`: a Conv2d's kernels, a row per output channel.
+- :class:`SoftmaxView`: class probabilities, the true class marked, log switch.
+- :class:`CurvesView`: loss and accuracy while training.
+- :class:`GradientView`: dL/dz against softmax(z) − onehot(y), the cross-entropy check, norms.
+- :class:`SummaryTableView`: the shape engine's report as a table with totals.
+"""
+from .curves import CurvesView
+from .feature_maps import FeatureMapView
+from .filters import FilterView
+from .gradients import GradientView
+from .softmax import SoftmaxView
+from .summary_table import SummaryTableView
+
+__all__ = ["CurvesView", "FeatureMapView", "FilterView", "GradientView", "SoftmaxView", "SummaryTableView"]

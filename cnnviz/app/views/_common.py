@@ -260,13 +260,11 @@ def fmt_value(v: float) -> str:
 
 
 def fmt_bytes(n: float) -> str:
-    if n < 1024:
-        return f"{n:.0f} B"
-    if n < 1024 ** 2:
-        return f"{n / 1024:.1f} KB"
-    if n < 1024 ** 3:
-        return f"{n / 1024 ** 2:.1f} MB"
-    return f"{n / 1024 ** 3:.2f} GB"
+    """Bytes the way ``cnnviz summary`` prints them (binary units, two decimals), so both agree."""
+    for unit, size in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
 
 
 def fmt_count(n: int) -> str:
@@ -274,11 +272,11 @@ def fmt_count(n: int) -> str:
 
 
 def fmt_si(n: float) -> str:
-    """1 234 567 → '1.23 M'."""
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {unit}"
-    return f"{n:.0f}"
+    """1 234 567 → '1.23 M', as ``cnnviz summary`` prints MACs."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:g}"
 
 
 # ------------------------------------------------------------------ Qt helpers
