@@ -1,0 +1,49 @@
+"""The Qt side of cnnviz: the explorer window.
+
+``run(path)`` is what ``cnnviz`` and ``cnnviz FILE`` call. Importing this
+package imports no Qt; :mod:`cnnviz.app.main_window` does (but never torch).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def run(path: str | None = None, argv: list[str] | None = None) -> int:
+    """Create the application, install the error hooks, open the window on ``path`` (or LeNet-5) and run."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from cnnviz import __version__
+
+    from .dialogs import Dialogs
+    from .errors import ErrorReporter
+    from .main_window import MainWindow, app_icon
+    from .settings import APP_NAME, ORG_NAME, Locations, Settings
+
+    QApplication.setOrganizationName(ORG_NAME)
+    QApplication.setApplicationName(APP_NAME)
+    QApplication.setApplicationVersion(__version__)
+    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationDisplayName("cnnviz")
+    app.setDesktopFileName("cnnviz")
+    icon = app_icon()
+    if not icon.isNull():
+        app.setWindowIcon(icon)
+
+    locations = Locations.default().ensure()
+    dialogs = Dialogs()
+    reporter = ErrorReporter(dialogs, locations.log).install()
+    try:
+        window = MainWindow(Path(path) if path else None, settings=Settings(locations.config / "cnnviz.ini"),
+                            autosave_dir=locations.state, dialogs=dialogs)
+        dialogs.parent = window
+        window.error_reporter = reporter
+        window.show()
+        QTimer.singleShot(0, window.files.offer_recovery)
+        return app.exec()
+    finally:
+        reporter.uninstall()
+
+
+__all__ = ["run"]

@@ -1,0 +1,176 @@
+"""What the shape engine knows about the selected row, for reading: error and fix, formulas, sizes.
+
+For a teacher (JOURNEYS 3) this is the panel that shows the output-size
+formula with the numbers filled in and the receptive field growing.
+"""
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtWidgets import QTextBrowser, QWidget
+
+from cnnviz.core.layers import CATALOGUE, LOSSES
+from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
+from cnnviz.core.stack import Layer, Stack, StackDocument
+
+from . import format as fmt
+
+_CSS = """
+body { margin: 4px; }
+h2 { margin: 0 0 2px 0; }
+.doc { color: palette(placeholder-text); margin: 0 0 6px 0; }
+.box { margin: 4px 0 6px 0; }
+.label { color: palette(placeholder-text); padding-right: 12px; }
+pre { margin: 2px 0 6px 0; }
+"""
+
+
+def _box(colour: str, tint: str, mark: str, title: str, text: str) -> str:
+    return (f"<table class='box' width='100%' cellpadding='6' cellspacing='0' "
+            f"style='background-color:{tint}; border-left: 4px solid {colour};'><tr><td>"
+            f"<span style='color:{colour}'><b>{mark} {escape(title)}</b></span><br>{escape(text)}</td></tr></table>")
+
+
+def error_box(text: str) -> str:
+    return _box("#c62828", "#fdecea", "✗", "This layer cannot work", text)
+
+
+def warning_box(text: str) -> str:
+    return _box("#9a6700", "#fff4d6", "⚠", "Warning", text)
+
+
+def torch_call(layer: Layer, report: LayerReport | None) -> str:
+    """How torch would be asked for this layer: given keywords plus inferred counts."""
+    spec = CATALOGUE.get(layer.type)
+    if spec is None:
+        return ""
+    args = []
+    for p in spec.params:
+        if p.name in layer.params:
+            args.append(f"{p.name}={_py(layer.params[p.name])}")
+        elif p.inferred and report is not None and report.resolved.get(p.name) is not None:
+            args.append(f"{p.name}={report.resolved[p.name]}")
+    return f"nn.{layer.type}({', '.join(args)})"
+
+
+def _py(value) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_py(v) for v in value) + ")"
+    return repr(value)
+
+
+def _rows(pairs: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><td class='label'>{escape(k)}</td><td>{v}</td></tr>" for k, v in pairs)
+    return f"<table cellspacing='0' cellpadding='2'>{body}</table>"
+
+
+def layer_html(stack: Stack, report: StackReport, i: int) -> str:
+    layer = stack.layers[i]
+    r = report.layers[i] if i < len(report.layers) else None
+    spec = CATALOGUE.get(layer.type)
+    title = f"{i} · {escape(layer.type)}" + (f" “{escape(layer.name)}”" if layer.name else "")
+    out = [f"<h2>{title}</h2>"]
+    if spec is not None:
+        out.append(f"<p class='doc'>{escape(spec.doc)}</p>")
+    if r is None or not r.reachable:
+        first = report.first_error
+        culprit = f"Layer {first.index} ({first.label})" if first is not None else "An earlier layer"
+        out.append(_box("#757575", "#f0f0f0", "○", "Not reachable",
+                        f"{culprit} fails, so nothing arrives here. Fix that layer first; this one is checked as "
+                        f"soon as its input has a shape."))
+        out.append(f"<pre>{escape(torch_call(layer, None))}</pre>")
+        return "".join(out)
+    if r.error:
+        out.append(error_box(r.error))
+    for w in r.warnings:
+        out.append(warning_box(w))
+    pairs = [("shape", f"<b>{escape(fmt_shape(r.input_shape))} → {escape(fmt_shape(r.output_shape))}</b>"
+                       + ("" if r.ok else " (fails)"))]
+    if r.ok:
+        pairs.append(("parameters", f"{r.params:,}" + (f" ({r.trainable:,} trainable)" if r.trainable != r.params
+                                                      else "")))
+        pairs.append(("multiply-adds", f"{r.macs:,} per sample" if r.macs else "0"))
+        n = r.activation_elements
+        pairs.append(("activation", f"{n:,} values, {fmt.byte_size(4 * n)} in float32 per sample"))
+        rf = r.receptive_field
+        if rf is not None:
+            size = fmt.pair_text(list(rf.size))
+            jump = "×".join(f"{j:g}" for j in rf.jump) if rf.jump[0] != rf.jump[1] else f"{rf.jump[0]:g}"
+            start = ", ".join(f"{s:g}" for s in rf.start)
+            pairs.append(("receptive field", f"{size} px of the input; neighbouring outputs {jump} px apart; "
+                                             f"the first centred at ({start})"))
+    out.append(_rows(pairs))
+    if r.formula:
+        out.append("<p style='margin:8px 0 0 0'><b>How the size is computed</b></p>")
+        out.append("<pre>" + escape("\n".join(r.formula)) + "</pre>")
+    out.append("<p style='margin:8px 0 0 0'><b>In PyTorch</b></p>")
+    out.append(f"<pre>{escape(torch_call(layer, r))}</pre>")
+    return "".join(out)
+
+
+def input_html(stack: Stack, report: StackReport) -> str:
+    out = [f"<h2>{escape(stack.name)}</h2>"]
+    if stack.description:
+        out.append(f"<p class='doc'>{escape(stack.description)}</p>")
+    bad = report.first_error
+    if bad is not None:
+        out.append(_box("#c62828", "#fdecea", "✗", f"Layer {bad.index} ({bad.label}) cannot work", bad.error or ""))
+    elif report.loss.error:
+        out.append(_box("#c62828", "#fdecea", "✗", "The loss cannot work", report.loss.error))
+    pairs = [("input", escape(fmt_shape(stack.input.shape))),
+             ("output", escape(fmt_shape(report.output_shape)) if report.output_shape is not None else "—"),
+             ("layers", str(len(stack.layers))),
+             ("parameters", f"{report.total_params:,} ({report.trainable_params:,} trainable)"),
+             ("multiply-adds", f"{report.total_macs:,} per sample"),
+             ("loss", escape(stack.loss.type))]
+    if report.num_classes:
+        pairs.append(("classes", str(report.num_classes)))
+    out.append(_rows(pairs))
+    return "".join(out)
+
+
+def loss_html(stack: Stack, report: StackReport) -> str:
+    spec = LOSSES.get(stack.loss.type)
+    out = [f"<h2>Loss · {escape(stack.loss.type)}</h2>"]
+    if spec is not None:
+        out.append(f"<p class='doc'>{escape(spec.doc)}</p>")
+    if report.loss.error:
+        out.append(_box("#c62828", "#fdecea", "✗", "The loss cannot work", report.loss.error))
+    for w in report.loss.warnings:
+        out.append(warning_box(w))
+    args = ", ".join(f"{k}={_py(v)}" for k, v in stack.loss.params.items())
+    out.append(f"<pre>nn.{escape(stack.loss.type)}({escape(args)})</pre>")
+    return "".join(out)
+
+
+class DetailsPanel(QTextBrowser):
+    """Rich text about the selected row; follows the document."""
+
+    def __init__(self, document: StackDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.stack_document = document
+        self.kind, self.index = "", -1
+        self.setOpenLinks(False)
+        self.document().setDefaultStyleSheet(_CSS)
+        unsubscribe = document.subscribe(lambda old, new: self.refresh())
+        self.destroyed.connect(lambda *_: unsubscribe())
+        self.refresh()
+
+    def show_selection(self, kind: str, index: int = -1) -> None:
+        self.kind, self.index = kind, index
+        self.refresh()
+
+    def html(self) -> str:
+        stack = self.stack_document.stack
+        report = infer(stack)
+        if self.kind == "layer" and 0 <= self.index < len(stack.layers):
+            return layer_html(stack, report, self.index)
+        if self.kind == "loss":
+            return loss_html(stack, report)
+        return input_html(stack, report)
+
+    def refresh(self) -> None:
+        bar = self.verticalScrollBar()
+        pos = bar.value()
+        self.setHtml(self.html())
+        bar.setValue(pos)

@@ -1,0 +1,179 @@
+"""The property editor: a form for the selected row (input, layer or loss), generated from the catalogue.
+
+Every change becomes a core edit pushed to the undo history. When the stack
+changes under the editor (undo, a drop elsewhere) the same widgets are
+updated in place, so a person typing in a field keeps the focus and cursor.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QVBoxLayout, QWidget
+
+from cnnviz.core.layers import CATALOGUE, REQUIRED, LayerSpec, Param
+from cnnviz.core.shapes import LayerReport, infer
+from cnnviz.core.stack import Layer, ReplaceLayer, Stack, StackDocument
+
+from ..undo import History, new_session
+from .form import RESET, ParamForm
+from .input_editor import InputEditor
+from .loss_editor import LossEditor
+
+
+def same_value(value: Any, default: Any) -> bool:
+    """Equal and of the same kind (True is not 1, [1, 1] is not 1)."""
+    return type(value) is type(default) and value == default
+
+
+def arriving_count(layer: Layer, report: LayerReport | None) -> int | None:
+    """The count an inferable keyword would take from the previous layer (channels or features)."""
+    if report is None or report.input_shape is None:
+        return None
+    shape = report.input_shape
+    if layer.type == "Linear":
+        return shape[-1] if shape else None
+    return shape[0] if len(shape) == 3 else None
+
+
+def param_edit(stack: Stack, index: int, key: str, value: Any) -> ReplaceLayer:
+    """The edit for a value typed into the editor: torch's default (or "auto") leaves the keyword out."""
+    layer = stack.layers[index]
+    p = CATALOGUE[layer.type].param(key)
+    if value is RESET or (value is None and p.inferred) or (
+            not p.inferred and p.default is not REQUIRED and same_value(value, p.default)):
+        new = layer.without_param(key)
+    else:
+        new = layer.with_param(key, value)
+    return ReplaceLayer(index, new, key=f"{index}.{key}")
+
+
+class LayerEditor(QWidget):
+    """Header, label and keyword form of one layer."""
+
+    def __init__(self, spec: LayerSpec, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spec = spec
+        self.index = -1
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        self.title = QLabel(self)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.doc = QLabel(spec.doc, self)
+        self.doc.setWordWrap(True)
+        self.doc.setStyleSheet("color: palette(placeholder-text);")
+        self.label_edit = QLineEdit(self)
+        self.label_edit.setPlaceholderText("label (optional)")
+        self.label_edit.setToolTip("A name for this layer, shown in the stack and saved in the file")
+        self.label_edit.setClearButtonEnabled(True)
+        self.form = ParamForm(spec.params, self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.doc)
+        layout.addWidget(self.label_edit)
+        if not spec.params:
+            none = QLabel("This layer has no keywords.", self)
+            none.setStyleSheet("color: palette(placeholder-text);")
+            layout.addWidget(none)
+        layout.addWidget(self.form)
+        layout.addStretch(1)
+
+    def show_layer(self, index: int, layer: Layer, report: LayerReport | None) -> None:
+        if index != self.index:
+            self.form.end_sessions()
+        self.index = index
+        self.title.setText(f"<span style='font-size:large'><b>{index} · {layer.type}</b></span>")
+        if not self.label_edit.hasFocus() and self.label_edit.text() != (layer.name or ""):
+            self.label_edit.setText(layer.name or "")
+        contexts: dict[str, dict[str, Any]] = {}
+        arriving = arriving_count(layer, report)
+        for p in self.spec.params:
+            if p.inferred:
+                contexts[p.name] = {"arriving": arriving}
+            elif p.name == "stride" and p.default is None:
+                contexts[p.name] = {"fallback": layer.params.get("kernel_size", self.spec.param("kernel_size").suggest)}
+        error_param = report.error_param if report is not None else None
+        self.form.show_values(dict(layer.params), contexts, error_param, report.error if report else None)
+
+
+class PropertyEditor(QScrollArea):
+    """Shows the editor for the selected row and turns its changes into edits."""
+
+    def __init__(self, document: StackDocument, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.history = history
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.kind = ""
+        self.index = -1
+        self.editor: QWidget | None = None
+        self._key: tuple = ()
+        unsubscribe = document.subscribe(lambda old, new: self.refresh())
+        self.destroyed.connect(lambda *_: unsubscribe())
+        self._placeholder()
+
+    # ----------------------------------------------------------------- showing
+    def _placeholder(self) -> None:
+        label = QLabel("Select a row of the stack to edit it.", self)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet("color: palette(placeholder-text);")
+        self._install(label, ("none",))
+
+    def _install(self, widget: QWidget, key: tuple) -> None:
+        self.editor = widget
+        self._key = key
+        self.setWidget(widget)
+
+    def show_selection(self, kind: str, index: int = -1) -> None:
+        self.kind, self.index = kind, index
+        self.refresh()
+
+    def refresh(self) -> None:
+        stack = self.document.stack
+        kind, index = self.kind, self.index
+        if kind == "layer" and not 0 <= index < len(stack.layers):
+            kind = ""
+        if kind == "layer":
+            layer = stack.layers[index]
+            key = ("layer", layer.type)
+            if self._key != key or not isinstance(self.editor, LayerEditor):
+                editor = LayerEditor(CATALOGUE[layer.type])
+                editor.form.edited.connect(self._layer_param_edited)
+                editor.label_edit.editingFinished.connect(self._layer_renamed)
+                self._install(editor, key)
+            report = infer(stack)
+            self.editor.show_layer(index, layer, report.layers[index] if index < len(report.layers) else None)
+        elif kind == "input":
+            if self._key != ("input",):
+                editor = InputEditor(self.history)
+                self._install(editor, ("input",))
+            self.editor.show_stack(stack)
+        elif kind == "loss":
+            if self._key != ("loss",):
+                editor = LossEditor(self.history)
+                self._install(editor, ("loss",))
+            self.editor.show_stack(stack)
+        elif self._key != ("none",):
+            self._placeholder()
+
+    # ----------------------------------------------------------------- editing
+    def _layer_param_edited(self, key: str, value: Any, session: int) -> None:
+        editor = self.editor
+        if not isinstance(editor, LayerEditor) or not 0 <= editor.index < len(self.document.stack.layers):
+            return
+        edit = param_edit(self.document.stack, editor.index, key, value)
+        if not self.history.push_edit(edit, session):
+            self.refresh()  # nothing changed (an invalid value snapped back): show the stack's value again
+
+    def _layer_renamed(self) -> None:
+        editor = self.editor
+        if not isinstance(editor, LayerEditor) or not 0 <= editor.index < len(self.document.stack.layers):
+            return
+        i = editor.index
+        layer = self.document.stack.layers[i]
+        text = editor.label_edit.text().strip() or None
+        if text != layer.name:
+            self.history.push_edit(ReplaceLayer(i, Layer(layer.type, layer.params, text), key=f"{i}.name"),
+                                   new_session())

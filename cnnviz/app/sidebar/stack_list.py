@@ -1,0 +1,428 @@
+"""The stack as a list: two-line rows with shapes and status marks, drag to reorder, keys and a context menu."""
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
+                               QVBoxLayout, QWidget)
+
+from cnnviz.core.stack import InsertLayer, MoveLayer, RemoveLayer
+
+from . import format as fmt
+from .stack_model import (INPUT, KIND_ROLE, LAYER, LOSS, MESSAGE_ROLE, ROWS_MIME, SHAPE_ROLE, STATUS_ROLE,
+                          SUMMARY_ROLE, TITLE_ROLE, TYPE_MIME, StackListModel)
+
+RED = QColor("#c62828")
+RED_TINT = QColor(198, 40, 40, 28)
+AMBER = QColor("#e6a100")
+AMBER_TEXT = QColor("#9a6700")
+GREEN = QColor("#2e7d32")
+GREY = QColor("#9e9e9e")
+
+MARK = 12          # status mark size in pixels
+PAD = 6            # padding inside a row
+INDEX_W = 26       # width of the index column
+MAX_MESSAGE_LINES = 5
+
+
+class StackDelegate(QStyledItemDelegate):
+    """Paints a row: index, title and key keywords; below, the shape flow or the core's sentence."""
+
+    def __init__(self, view: QListView) -> None:
+        super().__init__(view)
+        self.view = view
+
+    # ----------------------------------------------------------------- layout
+    def _fonts(self, option: QStyleOptionViewItem) -> tuple[QFont, QFont]:
+        bold = QFont(option.font)
+        bold.setBold(True)
+        small = QFont(option.font)
+        if small.pointSizeF() > 0:
+            small.setPointSizeF(max(7.0, small.pointSizeF() - 0.5))
+        return bold, small
+
+    def _text_width(self) -> int:
+        return max(80, self.view.viewport().width() - INDEX_W - MARK - 4 * PAD)
+
+    def _message_lines(self, index: QModelIndex) -> tuple[str, QColor | None]:
+        status = index.data(STATUS_ROLE)
+        kind = index.data(KIND_ROLE)
+        message = index.data(MESSAGE_ROLE) or ""
+        if status == fmt.ERROR:
+            return message, RED
+        if status == fmt.WARNING and message:
+            return "⚠ " + message, AMBER_TEXT
+        if kind == LOSS and status == fmt.ERROR:
+            return message, RED
+        return "", None
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        bold, small = self._fonts(option)
+        h = QFontMetrics(bold).height() + QFontMetrics(small).height() + 2 * PAD + 2
+        message, color = self._message_lines(index)
+        if message:
+            fm = QFontMetrics(small)
+            if color is RED:
+                rect = fm.boundingRect(QRect(0, 0, self._text_width(), 10_000), Qt.TextFlag.TextWordWrap, message)
+                h += min(rect.height(), fm.lineSpacing() * MAX_MESSAGE_LINES) + 2
+            else:
+                h += fm.lineSpacing() + 2
+        return QSize(200, h)
+
+    # ----------------------------------------------------------------- painting
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget else self.view.style()
+        status = index.data(STATUS_ROLE)
+        kind = index.data(KIND_ROLE)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+
+        painter.save()
+        if status == fmt.ERROR and not selected:
+            painter.fillRect(opt.rect, RED_TINT)
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, opt.widget)
+
+        pal = opt.palette
+        group = QPalette.ColorGroup.Active if opt.state & QStyle.StateFlag.State_Active else QPalette.ColorGroup.Inactive
+        text_color = pal.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        faint = QColor(text_color)
+        faint.setAlphaF(0.62)
+        if status == fmt.UNREACHABLE:
+            text_color = QColor(faint)
+
+        bold, small = self._fonts(opt)
+        r = opt.rect.adjusted(PAD, PAD, -PAD, -PAD)
+        fm_b, fm_s = QFontMetrics(bold), QFontMetrics(small)
+
+        # index column
+        painter.setFont(small)
+        painter.setPen(faint)
+        if kind == LAYER:
+            painter.drawText(QRect(r.left(), r.top(), INDEX_W - 6, fm_b.height()),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(index.row() - 1))
+
+        # status mark
+        mark_rect = QRect(r.right() - MARK, r.top() + (fm_b.height() - MARK) // 2, MARK, MARK)
+        self._paint_mark(painter, mark_rect, status)
+
+        # first line: title and key keywords
+        x = r.left() + INDEX_W
+        width = mark_rect.left() - PAD - x
+        title = index.data(TITLE_ROLE) or ""
+        summary = index.data(SUMMARY_ROLE) or ""
+        painter.setFont(bold)
+        painter.setPen(text_color)
+        title_text = fm_b.elidedText(title, Qt.TextElideMode.ElideRight, width)
+        painter.drawText(QRect(x, r.top(), width, fm_b.height()), Qt.AlignmentFlag.AlignVCenter, title_text)
+        used = fm_b.horizontalAdvance(title_text) + 8
+        if summary and used < width:
+            painter.setFont(opt.font)
+            fm_n = QFontMetrics(opt.font)
+            painter.setPen(text_color if kind != LOSS else faint)
+            painter.drawText(QRect(x + used, r.top(), width - used, fm_b.height()), Qt.AlignmentFlag.AlignVCenter,
+                             fm_n.elidedText(summary, Qt.TextElideMode.ElideRight, width - used))
+
+        # second line: shape flow
+        y = r.top() + fm_b.height() + 2
+        shape = index.data(SHAPE_ROLE) or ""
+        painter.setFont(small)
+        painter.setPen(faint)
+        if status == fmt.UNREACHABLE:
+            small_italic = QFont(small)
+            small_italic.setItalic(True)
+            painter.setFont(small_italic)
+        line_w = r.right() - x
+        painter.drawText(QRect(x, y, line_w, fm_s.height()), Qt.AlignmentFlag.AlignVCenter,
+                         fm_s.elidedText(shape, Qt.TextElideMode.ElideMiddle, line_w))
+
+        # third part: the core's sentence on a failing row, the first warning on a warned one
+        message, color = self._message_lines(index)
+        if message:
+            painter.setFont(small)
+            y += fm_s.height() + 2
+            colour = QColor(color)
+            if selected:
+                colour = text_color
+            painter.setPen(colour)
+            if color is RED:
+                box = QRect(x, y, line_w, min(r.bottom() - y + 1, fm_s.lineSpacing() * MAX_MESSAGE_LINES))
+                painter.drawText(box, Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignTop, message)
+            else:
+                painter.drawText(QRect(x, y, line_w, fm_s.height()), Qt.AlignmentFlag.AlignVCenter,
+                                 fm_s.elidedText(message, Qt.TextElideMode.ElideRight, line_w))
+        painter.restore()
+
+    @staticmethod
+    def _paint_mark(painter: QPainter, rect: QRect, status: str) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRect(rect)
+        if status == fmt.OK:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(GREEN)
+            painter.drawEllipse(r)
+            pen = QPen(QColor("white"), 1.8)
+            painter.setPen(pen)
+            path = QPainterPath(QPointF(r.left() + 3, r.center().y() + 0.5))
+            path.lineTo(QPointF(r.left() + 5.2, r.bottom() - 3))
+            path.lineTo(QPointF(r.right() - 2.5, r.top() + 3.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(path)
+        elif status == fmt.WARNING:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(AMBER)
+            path = QPainterPath(QPointF(r.center().x() + 0.5, r.top()))
+            path.lineTo(QPointF(r.right() + 1, r.bottom() + 1))
+            path.lineTo(QPointF(r.left(), r.bottom() + 1))
+            path.closeSubpath()
+            painter.drawPath(path)
+            painter.setPen(QPen(QColor("black"), 1.5))
+            cx = r.center().x() + 0.5
+            painter.drawLine(QPointF(cx, r.top() + 4), QPointF(cx, r.bottom() - 3))
+            painter.drawPoint(QPointF(cx, r.bottom() - 0.5))
+        elif status == fmt.ERROR:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(RED)
+            painter.drawEllipse(r)
+            painter.setPen(QPen(QColor("white"), 1.8))
+            m = 3.5
+            painter.drawLine(QPointF(r.left() + m, r.top() + m), QPointF(r.right() + 1 - m, r.bottom() + 1 - m))
+            painter.drawLine(QPointF(r.right() + 1 - m, r.top() + m), QPointF(r.left() + m, r.bottom() + 1 - m))
+        elif status == fmt.UNREACHABLE:
+            painter.setPen(QPen(GREY, 1.4))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(r.adjusted(1, 1, -1, -1))
+        painter.restore()
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        fm = QFontMetrics(option.font)
+        editor.setGeometry(QRect(option.rect.left() + INDEX_W, option.rect.top() + 2,
+                                 option.rect.width() - INDEX_W - MARK - 2 * PAD, fm.height() + 2 * PAD))
+
+
+class StackListView(QListView):
+    """The list of rows; a drop lands between rows, or after the row it is dropped on."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setItemDelegate(StackDelegate(self))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setDragEnabled(True)
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDragDropOverwriteMode(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(False)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+        self.setMouseTracking(True)
+        self.context_actions: list[QAction | None] = []
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.scheduleDelayedItemsLayout()  # wrapped error sentences change height with the width
+
+    def drop_target(self, pos: QPoint) -> tuple[int, QModelIndex]:
+        """(row, parent) in Qt's dropMimeData convention for a drop at ``pos`` in the viewport."""
+        index = self.indexAt(pos)
+        if not index.isValid():
+            return -1, QModelIndex()
+        rect = self.visualRect(index)
+        margin = max(2, min(12, int(rect.height() / 5.5)))
+        if pos.y() - rect.top() < margin:
+            return index.row(), QModelIndex()
+        if rect.bottom() - pos.y() < margin:
+            return index.row() + 1, QModelIndex()
+        return -1, index
+
+    def dropEvent(self, event) -> None:
+        model = self.model()
+        data = event.mimeData()
+        if not isinstance(model, StackListModel) or not (data.hasFormat(ROWS_MIME) or data.hasFormat(TYPE_MIME)):
+            event.ignore()
+            return
+        row, parent = self.drop_target(event.position().toPoint())
+        model.dropMimeData(data, event.dropAction(), row, 0, parent)
+        # The model moved or inserted through an edit. If the drag source then "removes" the moved row it asks
+        # the model's removeRows, which this model does not implement (so nothing is lost twice).
+        event.acceptProposedAction()
+        self.stopAutoScroll()
+        self.setState(QAbstractItemView.State.NoState)
+        self.viewport().update()
+
+    def contextMenuEvent(self, event) -> None:
+        if not self.context_actions:
+            return
+        menu = QMenu(self)
+        for action in self.context_actions:
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
+        menu.exec(event.globalPos())
+
+
+class StackPanel(QWidget):
+    """The stack list with its actions: add, delete, duplicate, move up/down, rename."""
+
+    selectionChanged = Signal(str, int)  # kind ("input", "layer", "loss", ""), layer index (-1 if none)
+
+    def __init__(self, model: StackListModel, push, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self._push = push
+        self.view = StackListView(self)
+        self.view.setModel(model)
+        self.view.setObjectName("stack_list")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+        self.delete_action = self._action("Delete layer", [QKeySequence(Qt.Key.Key_Delete),
+                                                           QKeySequence(Qt.Key.Key_Backspace)], self.delete_selected,
+                                          "Remove the selected layer (Del)", scoped=True)
+        self.duplicate_action = self._action("Duplicate layer", [QKeySequence("Ctrl+D")], self.duplicate_selected,
+                                             "Insert a copy of the selected layer after it (Ctrl+D)")
+        self.move_up_action = self._action("Move layer up", [QKeySequence("Alt+Up"), QKeySequence("Ctrl+Up")],
+                                           lambda: self.move_selected(-1), "Move the selected layer up (Alt+Up)")
+        self.move_down_action = self._action("Move layer down", [QKeySequence("Alt+Down"), QKeySequence("Ctrl+Down")],
+                                             lambda: self.move_selected(+1), "Move the selected layer down (Alt+Down)")
+        self.rename_action = self._action("Rename…", [QKeySequence(Qt.Key.Key_F2)], self.rename_selected,
+                                          "Give the selected layer a label, or rename the stack on the input row (F2)",
+                                          scoped=True)
+        self.view.context_actions = [self.rename_action, self.duplicate_action, None, self.move_up_action,
+                                     self.move_down_action, None, self.delete_action]
+
+        self.view.selectionModel().selectionChanged.connect(self._selection_model_changed)
+        model.requestSelect.connect(self.select_row)
+        model.removingRow.connect(self._before_row_removed)
+        model.rowsRemoved.connect(self._after_rows_removed)
+        model.modelReset.connect(self._after_reset)
+        model.dataChanged.connect(self._update_actions)
+        for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
+            signal.connect(self._sync_selection)
+        self._last_row = 0
+        self._emitted: tuple[str, int] = ("", -1)
+        self._removing_selected = False
+        self._update_actions()
+
+    def _action(self, text: str, keys: list[QKeySequence], slot, tip: str, scoped: bool = False) -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts(keys)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        if scoped:  # Del and F2 belong to text fields elsewhere: only the list hears them
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.view.addAction(action)
+        else:
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        return action
+
+    # ------------------------------------------------------------- selection
+    def selected_row(self) -> int:
+        rows = self.view.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def selected_layer(self) -> int | None:
+        row = self.selected_row()
+        return row - 1 if self.model.kind(row) == LAYER else None
+
+    def selection(self) -> tuple[str, int]:
+        row = self.selected_row()
+        kind = self.model.kind(row) if row >= 0 else None
+        return (kind or "", row - 1 if kind == LAYER else -1)
+
+    def select_row(self, row: int) -> None:
+        row = max(0, min(self.model.rowCount() - 1, row))
+        index = self.model.index(row)
+        self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.view.scrollTo(index)
+
+    def select_layer(self, i: int) -> None:
+        self.select_row(self.model.row_of_layer(i))
+
+    def _selection_model_changed(self, *args) -> None:
+        row = self.selected_row()
+        if row >= 0:
+            self._last_row = row
+        self._sync_selection()
+
+    def _sync_selection(self, *args) -> None:
+        """Tell listeners the selected layer's index whenever it changes, also when rows shift under it."""
+        self._update_actions()
+        selection = self.selection()
+        if selection != self._emitted:
+            self._emitted = selection
+            self.selectionChanged.emit(*selection)
+
+    def _before_row_removed(self, row: int) -> None:
+        self._removing_selected = self.selected_row() == row
+
+    def _after_rows_removed(self, parent, first: int, last: int) -> None:
+        if self._removing_selected or self.selected_row() < 0:
+            # Qt would move on to the next row (perhaps the loss); the layer that took its place, or the one before
+            self.select_row(first if self.model.kind(first) == LAYER else first - 1)
+        self._removing_selected = False
+
+    def _after_reset(self) -> None:
+        self.select_row(min(self._last_row, self.model.rowCount() - 1))
+
+    def _update_actions(self, *args) -> None:
+        layer = self.selected_layer()
+        n = len(self.model.stack.layers)
+        has = layer is not None
+        self.delete_action.setEnabled(has)
+        self.duplicate_action.setEnabled(has)
+        self.move_up_action.setEnabled(has and layer > 0)
+        self.move_down_action.setEnabled(has and layer < n - 1)
+        kind = self.model.kind(self.selected_row())
+        self.rename_action.setEnabled(kind in (LAYER, INPUT))
+
+    # ------------------------------------------------------------- actions
+    def insert_position(self) -> int:
+        """Where a layer added from the palette goes: after the selected row."""
+        row = self.selected_row()
+        kind = self.model.kind(row)
+        if kind == LAYER:
+            return row
+        if kind == INPUT:
+            return 0
+        return len(self.model.stack.layers)
+
+    def add_layer(self, type_name: str) -> bool:
+        return self.model.insert_layer(type_name, self.insert_position())
+
+    def delete_selected(self) -> None:
+        i = self.selected_layer()
+        if i is None:
+            return
+        if self._push(RemoveLayer(i)):
+            n = len(self.model.stack.layers)
+            self.select_row(self.model.row_of_layer(min(i, n - 1)) if n else 0)
+
+    def duplicate_selected(self) -> None:
+        i = self.selected_layer()
+        if i is None:
+            return
+        if self._push(InsertLayer(i + 1, self.model.stack.layers[i])):
+            self.select_layer(i + 1)
+
+    def move_selected(self, step: int) -> None:
+        i = self.selected_layer()
+        if i is None:
+            return
+        j = i + step
+        if 0 <= j < len(self.model.stack.layers) and self._push(MoveLayer(i, j)):
+            self.select_layer(j)
+
+    def rename_selected(self) -> None:
+        row = self.selected_row()
+        if row >= 0 and self.model.kind(row) in (LAYER, INPUT):
+            self.view.edit(self.model.index(row))
