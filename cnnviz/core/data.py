@@ -53,7 +53,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -97,6 +97,10 @@ _STATS_IMAGES = 2_000
 _NOISE_OFFSETS = 8_192
 
 
+Progress = Callable[[int, int], None]
+"""Called with (images read, images to read); raise from it to stop."""
+
+
 class DataError(ValueError):
     """Data that cannot be used; ``str()`` is a sentence for the user."""
 
@@ -135,10 +139,13 @@ class DataSplit:
 
 
 # ------------------------------------------------------------------ public API
-def load(name: str, shape: Sequence[int], seed: int = 0) -> DataSplit:
-    """The data set ``name`` (one of :data:`NAMES` or ``"folder:<path>"``) at ``shape`` = (C, H, W)."""
+def load(name: str, shape: Sequence[int], seed: int = 0, *, progress: Progress | None = None) -> DataSplit:
+    """The data set ``name`` (one of :data:`NAMES` or ``"folder:<path>"``) at ``shape`` = (C, H, W).
+
+    ``progress`` is passed to :func:`load_folder`; the bundled sets load in well under a second.
+    """
     if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
-        return load_folder(name[len(FOLDER_PREFIX):], shape, seed)
+        return load_folder(name[len(FOLDER_PREFIX):], shape, seed, progress=progress)
     if name not in NAMES:
         raise DataError(f"there is no data set called {name!r}; choose one of {', '.join(NAMES)} "
                         f"or {FOLDER_PREFIX}<path> for a folder of your images")
@@ -623,8 +630,9 @@ def _decode(image, c: int, h: int, w: int, fit: str) -> np.ndarray:
     mode = image.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float32)
-        top = 1.0 if mode == "F" and values.max(initial=0) <= 1.0 else (255.0 if values.max(initial=0) <= 255 else 65535.0)
-        image = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+        peak = float(values.max(initial=0))
+        top = 1.0 if mode == "F" and peak <= 1.0 else (255.0 if peak <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
     elif mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -644,23 +652,26 @@ def _decode(image, c: int, h: int, w: int, fit: str) -> np.ndarray:
 
 
 def load_folder(path: str | os.PathLike, shape: Sequence[int], seed: int = 0,
-                test_fraction: float = TEST_FRACTION) -> DataSplit:
+                test_fraction: float = TEST_FRACTION, *, progress: Progress | None = None) -> DataSplit:
     """A folder with one subfolder of images per class, as a training and a held-out split.
 
     Subfolders (sorted by name) are the classes; images are found at any depth
-    below them by their suffix (:data:`IMAGE_SUFFIXES`); hidden files and
-    folders are left out. At most :data:`MAX_FOLDER_IMAGES` images are read (a
-    class-balanced subset beyond that). Files that cannot be read are skipped
-    and counted in ``skipped`` and ``notes``. Each class with two or more
-    images gives ``test_fraction`` of them, at least one, to the test split,
-    chosen by a hash of the file's path: adding files does not move others.
+    below them by their suffix (:data:`IMAGE_SUFFIXES`) and stretched to H×W;
+    hidden files and folders are left out. At most :data:`MAX_FOLDER_IMAGES`
+    images are read (a class-balanced subset beyond that). Files that cannot
+    be read are skipped and counted in ``skipped`` and ``notes``. Each class
+    with two or more images gives ``test_fraction`` of them, at least one, to
+    the test split, chosen by a hash of the file's path: adding files does not
+    move others. ``progress(done, total)`` is called as images are read; an
+    exception raised from it stops the reading and propagates.
     """
     shape = _check_shape(shape)
     seed = _check_seed(seed)
-    if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
+    if isinstance(test_fraction, bool) or not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
         raise DataError(f"the held-out fraction is between 0 and 1, not {test_fraction!r}")
+    if not str(path).strip():
+        raise DataError("no folder was given: name a folder that holds one subfolder of images per class")
     root = Path(path).expanduser()
-    name = f"{FOLDER_PREFIX}{path}"
     classes, files, ignored = _scan_folder(root)
     signature = hashlib.blake2b(repr([(f, s, t) for f, _, s, t in files]).encode(), digest_size=16).hexdigest()
     key = ("folder", str(root.resolve()), shape, seed, float(test_fraction), signature)
@@ -670,56 +681,53 @@ def load_folder(path: str | os.PathLike, shape: Sequence[int], seed: int = 0,
 
     notes = []
     if ignored:
-        notes.append(f"ignored {ignored:,} file{'s' if ignored != 1 else ''} that are not images by name "
-                     f"(images end in {', '.join(IMAGE_SUFFIXES)})")
+        notes.append(f"ignored {ignored:,} file{'s' if ignored != 1 else ''} that {'are' if ignored != 1 else 'is'} "
+                     f"not an image by name (images end in {', '.join(IMAGE_SUFFIXES)})")
     labels = np.array([label for _, label, _, _ in files], dtype=np.int64)
-    limit = min(MAX_FOLDER_IMAGES, _fit_budget(len(files), 0, shape)[0]) if files else 0
+    hashes = np.array([_path_hash(f) for f, _, _, _ in files], dtype=np.uint64)
+    limit = min(MAX_FOLDER_IMAGES, _fit_budget(len(files), 0, shape)[0])
     chosen = np.arange(len(files))
     if len(files) > limit:
-        hashed = np.argsort([_path_hash(f) for f, _, _, _ in files], kind="stable")
-        chosen = np.sort(_balanced_order(labels, hashed)[:limit])
+        chosen = np.sort(_balanced_order(labels, np.argsort(hashes, kind="stable"))[:limit])
         why = ("the limit for a folder" if limit == MAX_FOLDER_IMAGES
                else f"as many as fit in {MAX_BYTES >> 20:,} MiB at {shape[0]}×{shape[1]}×{shape[2]}")
         notes.append(f"used {limit:,} of {len(files):,} images ({why})")
 
-    images, failures = _read_many([root / files[i][0] for i in chosen], shape)
-    good = [k for k, image in enumerate(images) if image is not None]
-    if failures:
-        example = failures[0]
-        notes.append(f"skipped {len(failures):,} file{'s' if len(failures) != 1 else ''} that could not be read, "
-                     f"for example {example}")
-    chosen = chosen[good]
-    labels = labels[chosen]
-    present = np.unique(labels)
-    for missing in sorted(set(range(len(classes))) - set(present.tolist())):
-        notes.append(f"the subfolder {classes[missing]!r} has no readable images and is left out")
-    if len(present) == 0:
-        raise DataError(f"{root}: none of the images could be read" + (f" (for example {failures[0]})" if failures else ""))
-    if len(present) < 2:
-        raise DataError(f"{root}: only the subfolder {classes[present[0]]!r} has readable images; "
-                        f"training needs at least two classes, one subfolder each")
-    remap = np.full(len(classes), -1, dtype=np.int64)
-    remap[present] = np.arange(len(present))
-    labels = remap[labels]
-    kept_classes = tuple(classes[i] for i in present)
-    stack = np.stack([images[k] for k in good])
-
-    hashes = np.array([_path_hash(files[i][0]) for i in chosen], dtype=np.uint64)
-    test_mask = np.zeros(len(labels), dtype=bool)
-    for cls in range(len(kept_classes)):
-        where = np.flatnonzero(labels == cls)
+    test_mask = np.zeros(len(files), dtype=bool)
+    for cls in np.unique(labels[chosen]):
+        where = chosen[labels[chosen] == cls]
         if len(where) < 2:
-            notes.append(f"the class {kept_classes[cls]!r} has one image: it is used for training only")
+            notes.append(f"the class {classes[cls]!r} has one image: it is used for training only")
             continue
         n_test = min(max(round(test_fraction * len(where)), 1), len(where) - 1)
         test_mask[where[np.argsort(hashes[where], kind="stable")[:n_test]]] = True
     if not test_mask.any():
         raise DataError(f"{root}: there are too few images to hold any out for testing; "
                         f"put at least two images in a class subfolder")
-    train = np.random.default_rng(seed).permutation(np.flatnonzero(~test_mask))
-    test = np.flatnonzero(test_mask)
-    split = _finish(name, stack[train], labels[train], stack[test], labels[test], kept_classes,
-                    f"your images from {root}", skipped=len(failures), notes=notes)
+    train = np.random.default_rng(seed).permutation(chosen[~test_mask[chosen]])
+    test = chosen[test_mask[chosen]]
+
+    train_x, train_ok, test_x, test_ok, failures = _read_many(root, files, train, test, shape, progress)
+    train_y, test_y = labels[train][train_ok], labels[test][test_ok]
+    if failures:
+        notes.append(f"skipped {len(failures):,} file{'s' if len(failures) != 1 else ''} that could not be read, "
+                     f"for example {failures[0]}")
+    present = np.unique(np.concatenate([train_y, test_y]))
+    for missing in sorted(set(range(len(classes))) - set(present.tolist())):
+        notes.append(f"the subfolder {classes[missing]!r} has no readable images and is left out")
+    if len(present) == 0:
+        raise DataError(f"{root}: none of the images could be read (for example {failures[0]})")
+    if len(present) < 2:
+        raise DataError(f"{root}: only the subfolder {classes[present[0]]!r} has readable images; "
+                        f"training needs at least two classes, one subfolder each")
+    if len(test_y) == 0:
+        raise DataError(f"{root}: none of the images held out for testing could be read "
+                        f"(for example {failures[0]})")
+    remap = np.full(len(classes), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    split = _finish(f"{FOLDER_PREFIX}{path}", train_x, remap[train_y], test_x, remap[test_y],
+                    tuple(classes[i] for i in present), f"your images from {root}",
+                    skipped=len(failures), notes=notes)
     _cache_put(key, split)
     return split
 
@@ -774,15 +782,42 @@ def _scan_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int, int,
     return classes, files, ignored
 
 
-def _read_many(paths: list[Path], shape: tuple[int, int, int]) -> tuple[list[np.ndarray | None], list[str]]:
-    def read(path: Path) -> np.ndarray | str:
+def _read_many(root: Path, files: list[tuple[str, int, int, int]], train: np.ndarray, test: np.ndarray,
+               shape: tuple[int, int, int], progress: Progress | None):
+    """Decode the train and test files into two arrays, in order, leaving out the ones that fail.
+
+    Returns the two arrays (rows of readable images only), which rows of
+    ``train`` and ``test`` were readable, and a message for each failure.
+    """
+    def read(index: int) -> np.ndarray | str:
         try:
-            return _read_image(path, shape, "stretch")
+            return _read_image(root / files[index][0], shape, "stretch")
         except DataError as exc:
             return str(exc)
 
+    order = np.concatenate([train, test])
+    arrays = [np.empty((len(train), *shape), dtype=np.float32), np.empty((len(test), *shape), dtype=np.float32)]
+    filled = [0, 0]
+    readable = np.zeros(len(order), dtype=bool)
+    failures: list[str] = []
     workers = max(1, min(8, os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(read, paths, chunksize=16))
-    failures = [r for r in results if isinstance(r, str)]
-    return [None if isinstance(r, str) else r for r in results], failures
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    try:
+        for k, result in enumerate(pool.map(read, order.tolist())):
+            if isinstance(result, str):
+                failures.append(result)
+            else:
+                side = 0 if k < len(train) else 1
+                arrays[side][filled[side]] = result
+                filled[side] += 1
+                readable[k] = True
+            if progress is not None and (k % 64 == 63 or k == len(order) - 1):
+                progress(k + 1, len(order))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    train_x, test_x = arrays[0][:filled[0]], arrays[1][:filled[1]]
+    if filled[0] < len(train):
+        train_x = train_x.copy()
+    if filled[1] < len(test):
+        test_x = test_x.copy()
+    return train_x, readable[:len(train)], test_x, readable[len(train):], failures

@@ -481,11 +481,41 @@ def test_bad_folders(tmp_path, case, message):
     elif case == "nothing readable":
         for name in ("a", "b"):
             (root / name).mkdir(parents=True)
-            (root / name / "bad.jpg").write_text("x")
+            for i in range(3):
+                (root / name / f"bad{i}.jpg").write_text("x")
     elif case == "too few":
         _folder(root, {"a": 1, "b": 1})
     with pytest.raises(DataError, match=message):
         data.load_folder(root, (1, 8, 8))
+
+
+def test_folder_progress_and_stopping(tmp_path):
+    root = _folder(tmp_path / "set", {"a": 70, "b": 70})
+    calls = []
+    split = data.load(f"folder:{root}", (1, 8, 8), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(64, 140), (128, 140), (140, 140)]
+    assert len(split.train) + len(split.test) == 140
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    data.clear_cache()
+    with pytest.raises(Stop):
+        data.load_folder(root, (1, 8, 8), progress=stop)
+
+
+def test_folder_edge_cases(tmp_path):
+    root = _folder(tmp_path / "set", {"a": 4, "b": 1, "c": 0})
+    split = data.load_folder(root, (1, 8, 8))
+    assert split.classes == ("a", "b")
+    assert np.bincount(split.train.labels).tolist() == [3, 1] and split.test.labels.tolist() == [0]
+    assert any("'b' has one image" in note for note in split.notes)
+    assert any("'c' has no readable images" in note for note in split.notes)
+    with pytest.raises(DataError, match="no folder was given"):
+        data.load("folder:", (1, 8, 8))
 
 
 def test_folder_refuses_a_bad_fraction(tmp_path):
