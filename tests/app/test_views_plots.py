@@ -1,0 +1,232 @@
+"""SoftmaxView, CurvesView and GradientView: the numbers drawn are the numbers given."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from cnnviz.app.views import CurvesView, GradientView, SoftmaxView  # noqa: E402
+from cnnviz.app.views.softmax import LOG_FLOOR  # noqa: E402
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _log_softmax(z):
+    s = z - z.max()
+    return s - np.log(np.exp(s).sum())
+
+
+def _widget(qtbot, cls, size, **kwargs):
+    view = cls(**kwargs)
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+# ------------------------------------------------------------------ softmax
+@pytest.fixture
+def z():
+    return np.array([0.2, -1, 1.5, 0.1, 2.9, -3, 2.2, -2, 0.3, -4], np.float32)
+
+
+def test_softmax_bars_are_the_probabilities_with_true_and_predicted_marked(qtbot, z):
+    view = _widget(qtbot, SoftmaxView, (640, 320), orientation="vertical")
+    assert view.is_empty and "probabilities" in view.hint_text
+    p = _softmax(z)
+    view.set_distribution(p, _log_softmax(z), true_class=6, classes=FASHION)
+    view.flush()
+    np.testing.assert_array_equal(view.bar_heights(), p)
+    np.testing.assert_array_equal(view.bars.opts["x"], np.arange(10))
+    assert view.predicted == 4 and view.true_class == 6
+    brushes, pens = view.bars.opts["brushes"], view.bars.opts["pens"]
+    assert brushes[4].color() != brushes[0].color(), "the predicted class stands out"
+    assert pens[6].width() >= 2 and pens[6].style() != pens[0].style(), "the true class is outlined"
+    mx, my = view.true_marker.getData()
+    assert list(mx) == [6] and my[0] > p[6], "a marker sits over the true class's bar"
+    ticks = dict(view.plot.getAxis("bottom")._tickLevels[0])
+    assert ticks[6] == "Shirt" and ticks[4] == "Coat"
+    assert "Coat" in view.caption.text() and "Shirt" in view.caption.text()
+
+
+def test_log_switch_shows_log_softmax(qtbot, z):
+    view = _widget(qtbot, SoftmaxView, (640, 320), orientation="vertical")
+    lp = _log_softmax(z)
+    view.set_distribution(_softmax(z), lp, true_class=0)
+    view.log_box.setChecked(True)
+    view.flush()
+    assert view.log_mode
+    np.testing.assert_array_equal(view.bar_heights(), lp)
+    assert view.plot.getViewBox().viewRange()[1][0] <= lp.min()
+    view.set_log(False)
+    view.flush()
+    assert not view.log_box.isChecked()
+    np.testing.assert_allclose(view.bar_heights(), _softmax(z))
+
+
+def test_log_values_come_from_probs_when_not_given_and_zero_is_floored(qtbot):
+    view = _widget(qtbot, SoftmaxView, (640, 320), orientation="vertical")
+    p = np.array([0.5, 0.5, 0.0], np.float32)
+    view.set_distribution(p)
+    view.set_log(True)
+    view.flush()
+    np.testing.assert_allclose(view.bar_heights(), [math.log(0.5), math.log(0.5), LOG_FLOOR])
+
+
+def test_narrow_softmax_lays_bars_down_with_names_on_the_left(qtbot, z):
+    view = _widget(qtbot, SoftmaxView, (260, 300))
+    view.set_distribution(_softmax(z), true_class=6, classes=FASHION)
+    view.flush()
+    assert view.horizontal
+    np.testing.assert_allclose(view.bar_heights(), _softmax(z))
+    ticks = dict(view.plot.getAxis("left")._tickLevels[0])
+    assert ticks[9] == "Ankle boot"
+    mx, my = view.true_marker.getData()
+    assert list(my) == [6]
+
+
+def test_softmax_refuses_mismatched_input(qtbot):
+    view = _widget(qtbot, SoftmaxView, (300, 200))
+    with pytest.raises(ValueError):
+        view.set_distribution(np.ones(3) / 3, classes=["a", "b"])
+    with pytest.raises(ValueError):
+        view.set_distribution(np.ones(3) / 3, true_class=3)
+    with pytest.raises(ValueError):
+        view.set_distribution(np.ones(3) / 3, log_probs=np.zeros(4))
+
+
+# ------------------------------------------------------------------ curves
+def test_curves_keep_every_point_including_nan(qtbot):
+    view = _widget(qtbot, CurvesView, (500, 400))
+    assert view.is_empty
+    rng = np.random.default_rng(0)
+    losses = rng.random(1000) + 0.5
+    losses[500] = np.nan
+    losses[501] = np.inf
+    for i, loss in enumerate(losses):
+        view.append_train(i, loss, 0.5)
+    view.append_test(999, 0.7, 0.8)
+    view.flush()
+    data = view.train_data()
+    np.testing.assert_array_equal(data["step"], np.arange(1000))
+    np.testing.assert_array_equal(data["loss"], losses)
+    np.testing.assert_array_equal(data["accuracy"], np.full(1000, 50.0))
+    assert np.isfinite(data["smoothed"]).all(), "the smoothing skips NaN and inf"
+    np.testing.assert_array_equal(view.train_raw.yData, losses)
+    assert len(view.train_raw.xData) == 1000
+    assert view.test_loss.yData.tolist() == [0.7] and view.test_acc.yData.tolist() == [80.0]
+    assert "step 500" in view.caption.text(), "the caption says when the loss broke"
+    view.grab()  # NaN and inf paint
+
+
+def test_curves_redraw_at_most_about_30_times_a_second(qtbot):
+    view = _widget(qtbot, CurvesView, (500, 400))
+    calls = []
+    original = view.train_raw.setData
+    view.train_raw.setData = lambda *a, **k: (calls.append(len(a[1])), original(*a, **k))[1]
+    for i in range(2000):
+        view.append_train(i, 1.0 / (i + 1))
+    assert calls == [1], "the first point draws at once, the burst waits"
+    qtbot.waitUntil(lambda: calls and calls[-1] == 2000, timeout=1000)
+    QTest.qWait(60)
+    assert len(calls) == 2
+
+
+def test_curves_grow_past_their_first_buffer_and_clear(qtbot):
+    view = _widget(qtbot, CurvesView, (500, 400))
+    for i in range(5000):
+        view.append_train(i, 1.0)
+    assert view.train_data()["loss"].size == 5000
+    view.clear()
+    assert view.is_empty and view.train_data()["loss"].size == 0
+    view.append_train(0, 2.0)
+    view.flush()
+    assert view.train_raw.yData.tolist() == [2.0]
+
+
+def test_curves_smoothing_converges_to_a_constant_loss(qtbot):
+    view = _widget(qtbot, CurvesView, (500, 400))
+    for i in range(50):
+        view.append_train(i, 3.0)
+    np.testing.assert_allclose(view.train_data()["smoothed"], 3.0)
+
+
+# ------------------------------------------------------------------ gradients
+def _identity_case(z, y, n=64, noise=3e-9, seed=0):
+    formula = _softmax(z).astype(np.float32)
+    formula[y] -= 1
+    formula /= n
+    autograd = (formula + np.random.default_rng(seed).standard_normal(formula.size) * noise).astype(np.float32)
+    return autograd, formula
+
+
+def test_gradient_view_prints_the_max_difference(qtbot, z):
+    view = _widget(qtbot, GradientView, (600, 420))
+    assert view.is_empty
+    a, b = _identity_case(z, 6)
+    view.set_identity(a, b, FASHION, note="sample 7 of 64, mean reduction (÷ 64)")
+    view.flush()
+    expected = np.abs(a - b).max()
+    assert view.max_difference == expected
+    assert f"max |difference| = {expected:.1e}" in view.difference_label.text()
+    assert "mean reduction" in view.difference_label.text()
+    assert view.agrees
+    np.testing.assert_allclose(view.autograd_bars.opts["height"], a)
+    np.testing.assert_allclose(view.formula_bars.opts["height"], b)
+    np.testing.assert_allclose(view.diff_bars.opts["height"], a - b)
+    np.testing.assert_allclose(view.autograd_bars.opts["x"], np.arange(10) - 0.2)
+    np.testing.assert_allclose(view.formula_bars.opts["x"], np.arange(10) + 0.2)
+
+
+def test_gradient_view_says_when_autograd_and_formula_differ(qtbot, z):
+    view = _widget(qtbot, GradientView, (600, 420))
+    _, b = _identity_case(z, 6)
+    a = b * 0.3  # what a Softmax before CrossEntropyLoss does to the gradient's size
+    view.set_identity(a, b)
+    view.flush()
+    assert view.agrees is False
+    assert f"{np.abs(a - b).max():.1e}" in view.difference_label.text()
+    assert "differ" in view.difference_label.text()
+
+
+def test_cross_entropy_check_line(qtbot):
+    view = _widget(qtbot, GradientView, (600, 420))
+    view.set_losses(0.69314718, 0.69314718)
+    view.flush()
+    text = " ".join(view.loss_label.text().split())
+    assert text == "CrossEntropyLoss(z) = 0.6931 · NLLLoss(LogSoftmax(z)) = 0.6931 · difference 0.0"
+    view.set_losses(2.05, 1.61, ("CrossEntropyLoss(Softmax(z))", "NLLLoss(LogSoftmax(z))"))
+    view.flush()
+    assert "difference 4.4e-01" in view.loss_label.text()
+
+
+def test_norms_are_log_scaled_bars_by_layer(qtbot):
+    view = _widget(qtbot, GradientView, (600, 420))
+    labels = ["0 Conv2d", "3 Conv2d", "7 Linear"]
+    w, g = np.array([2.0, 4.0, 10.0]), np.array([1e-3, 0.0, 0.1])
+    view.set_norms(labels, w, g)
+    view.tabs.setCurrentIndex(1)
+    view.flush()
+    wo = view.weight_bars.opts
+    lo = wo["y0"]
+    np.testing.assert_allclose(np.asarray(wo["height"]) + lo, np.log10(w))
+    go = view.grad_bars.opts
+    np.testing.assert_allclose(np.asarray(go["x"]), [0.2, 2.2])  # a zero norm has no bar on a log scale
+    np.testing.assert_allclose(np.asarray(go["height"]) + go["y0"], np.log10([1e-3, 0.1]))
+    assert view.norms_plot.getAxis("left").logMode
+    ticks = dict(view.norms_plot.getAxis("bottom")._tickLevels[0])
+    assert ticks[2] == "7 Linear"
+    with pytest.raises(ValueError):
+        view.set_norms(labels, w[:2], g)
