@@ -299,6 +299,8 @@ def _finish(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndar
 def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation (1 where an image set is flat)."""
     n, c = images.shape[:2]
+    if n == 0:
+        return (0.0,) * c, (1.0,) * c
     total = np.zeros(c)
     squares = np.zeros(c)
     step = max(1, (_CHUNK_PIXELS >> 2) // max(1, images[0].size))
@@ -593,6 +595,8 @@ def _read_image(path: Path, shape: tuple[int, int, int], fit: str) -> np.ndarray
     except OSError as exc:
         raise DataError(f"{path}: the file cannot be read ({exc.strerror or exc})") from None
     with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise DataError(f"{path}: the file is empty")
         try:
             with _warnings_lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -614,8 +618,10 @@ def _read_image(path: Path, shape: tuple[int, int, int], fit: str) -> np.ndarray
                 raise DataError(f"{path}: the image has no pixels")
             try:
                 return _decode(image, c, h, w, fit)
-            except DataError:
-                raise
+            except Image.DecompressionBombError:
+                raise DataError(f"{path}: the image is far too large to open safely") from None
+            except MemoryError:
+                raise DataError(f"{path}: there is not enough memory to decode this image") from None
             except Exception as exc:  # a broken or truncated stream surfaces from any Pillow call
                 reason = "the file is truncated" if "truncated" in str(exc) else f"the image data is damaged ({exc})"
                 raise DataError(f"{path}: {reason}") from None
@@ -720,9 +726,9 @@ def load_folder(path: str | os.PathLike, shape: Sequence[int], seed: int = 0,
     if len(present) < 2:
         raise DataError(f"{root}: only the subfolder {classes[present[0]]!r} has readable images; "
                         f"training needs at least two classes, one subfolder each")
-    if len(test_y) == 0:
-        raise DataError(f"{root}: none of the images held out for testing could be read "
-                        f"(for example {failures[0]})")
+    if len(test_y) == 0 or len(train_y) == 0:
+        raise DataError(f"{root}: none of the images {'held out for testing' if len(test_y) == 0 else 'for training'} "
+                        f"could be read (for example {failures[0]})")
     remap = np.full(len(classes), -1, dtype=np.int64)
     remap[present] = np.arange(len(present))
     split = _finish(f"{FOLDER_PREFIX}{path}", train_x, remap[train_y], test_x, remap[test_y],

@@ -352,7 +352,7 @@ def test_not_an_image(tmp_path):
     with pytest.raises(DataError, match="not an image file"):
         data.load_image(tmp_path / "notes.png", (1, 8, 8))
     (tmp_path / "empty.jpg").write_bytes(b"")
-    with pytest.raises(DataError, match="not an image file"):
+    with pytest.raises(DataError, match="empty.jpg: the file is empty"):
         data.load_image(tmp_path / "empty.jpg", (1, 8, 8))
 
 
