@@ -73,6 +73,9 @@ class FileController(QObject):
         self._debounce.timeout.connect(self.write_recovery)
         unsubscribe = document.subscribe(lambda old, new: self._debounce.start())
         self.destroyed.connect(lambda *_: unsubscribe())
+        # Read what an earlier session left before this one opens anything (opening clears the recovery file).
+        self._pending: tuple[Stack, dict] | None = None
+        self._pending = self._find_recovery()
 
     # ----------------------------------------------------------------- state
     @property
@@ -217,6 +220,8 @@ class FileController(QObject):
         return True
 
     def remove_recovery(self) -> None:
+        if self._pending is not None:
+            return  # an earlier session's copy stays until the person has answered whether to recover it
         for p in (self.recovery_path, self.recovery_meta_path):
             try:
                 p.unlink()
@@ -226,7 +231,10 @@ class FileController(QObject):
                 log.warning("cannot remove %s: %s", p, exc)
 
     def pending_recovery(self) -> tuple[Stack, dict] | None:
-        """The autosaved stack left by a session that did not close cleanly, if any."""
+        """The autosaved stack (and its notes) left by a session that did not close cleanly, if any."""
+        return self._pending
+
+    def _find_recovery(self) -> tuple[Stack, dict] | None:
         if not self.recovery_path.is_file():
             return None
         try:
@@ -234,12 +242,14 @@ class FileController(QObject):
         except OSError:
             return None
         if written <= self.settings.last_clean_close():
+            self._pending = None
             self.remove_recovery()
             return None
         try:
             stack = files.load(self.recovery_path)
         except files.StackFileError as exc:
             log.warning("ignoring an unreadable recovery file: %s", exc)
+            self._pending = None
             self.remove_recovery()
             return None
         try:
@@ -253,7 +263,7 @@ class FileController(QObject):
 
     def offer_recovery(self) -> bool:
         """Ask whether to bring back an autosaved stack; True if it was recovered."""
-        found = self.pending_recovery()
+        found, self._pending = self._pending, None
         if found is None:
             return False
         stack, meta = found

@@ -118,3 +118,11 @@ class History(QUndoStack):
         self.document.reset(stack)
         self.setClean()
 
+
+
+def is_history_key(event) -> bool:
+    """Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y: keys that should reach the stack's history even from a number field."""
+    from PySide6.QtGui import QKeySequence
+
+    return (event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)
+            or event.keyCombination().toCombined() == QKeySequence("Ctrl+Y")[0].toCombined())

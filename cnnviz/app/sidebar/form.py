@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from cnnviz.core.layers import REQUIRED, Param
 
-from ..undo import new_session
+from ..undo import is_history_key, new_session
 from .fields import Field, make_field
 
 RESET = object()  # "remove this keyword": torch's default again
@@ -72,6 +72,8 @@ class ParamForm(QWidget):
             self.sessions[p.name] = new_session()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and not isinstance(watched, QLineEdit) and is_history_key(event):
+            return True  # a spin box would take Ctrl+Z for its text; let the window's Undo have it
         if event.type() == QEvent.Type.FocusOut and watched in self._focus_owner:
             self.sessions[self._focus_owner[watched]] = new_session()  # leaving a field ends its merge window
         return False

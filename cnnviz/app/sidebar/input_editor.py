@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPlainT
 from cnnviz.core.layers import MAX_INPUT_CHANNELS, MAX_INPUT_SIZE
 from cnnviz.core.stack import InputSpec, SetInput, SetStack, Stack
 
-from ..undo import History, new_session
+from ..undo import History, is_history_key, new_session
 
 PRESETS = (
     ("1×28×28  MNIST, Fashion-MNIST", (1, 28, 28)),
@@ -75,6 +75,8 @@ class InputEditor(QWidget):
         self._stack: Stack | None = None
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(watched, QSpinBox) and is_history_key(event):
+            return True  # Ctrl+Z in a number field undoes the stack's last edit, not the field's text
         if event.type() == QEvent.Type.FocusOut:
             if watched is self.description:
                 self._describe()
