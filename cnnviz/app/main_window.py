@@ -528,6 +528,7 @@ class MainWindow(QMainWindow):
         """(menu, action, keys) for every action with a shortcut, in menu order."""
         rows = []
         seen = set()
+        fixed = {id(self.undo_action): "Undo the last edit", id(self.redo_action): "Redo"}  # their text changes
 
         def walk(menu: QMenu, title: str) -> None:
             for action in menu.actions():
@@ -537,7 +538,8 @@ class MainWindow(QMainWindow):
                 keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
                 if keys and id(action) not in seen:
                     seen.add(id(action))
-                    rows.append((title, action.text().replace("&", "").rstrip("…").split("\t")[0], ", ".join(keys)))
+                    text = fixed.get(id(action)) or action.text().replace("&", "").rstrip("…").split("\t")[0]
+                    rows.append((title, text, ", ".join(keys)))
 
         for action in self.menuBar().actions():
             if action.menu() is not None and action.isVisible():

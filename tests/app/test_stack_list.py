@@ -176,3 +176,18 @@ def test_layer_diff_finds_inserts_removals_and_moves():
     assert _layer_diff((a, b, c, d), (a, d, b, c)) == ("move", 3, 1)
     assert _layer_diff((a, b), (a, c))[0] == "same"
     assert _layer_diff((a,), (a, b, c))[0] == "reset"
+
+
+def test_f2_opens_an_inline_editor_for_the_label(window, qtbot):
+    from PySide6.QtWidgets import QAbstractItemView, QLineEdit
+
+    window.activateWindow()
+    window.stack_view.setFocus()
+    window.select_layer(2)
+    QTest.keyClick(window.stack_view, Qt.Key.Key_F2)
+    assert window.stack_view.state() == QAbstractItemView.State.EditingState
+    editor = window.stack_view.findChild(QLineEdit)
+    editor.setText("pool1")
+    QTest.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.document.stack.layers[2].name == "pool1", timeout=1000)  # Qt commits queued
+    assert window.history.undoText() == "Rename MaxPool2d"

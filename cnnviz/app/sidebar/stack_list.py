@@ -46,19 +46,18 @@ class StackDelegate(QStyledItemDelegate):
 
     def _message_lines(self, index: QModelIndex) -> tuple[str, QColor | None]:
         status = index.data(STATUS_ROLE)
-        kind = index.data(KIND_ROLE)
         message = index.data(MESSAGE_ROLE) or ""
         if status == fmt.ERROR:
             return message, RED
         if status == fmt.WARNING and message:
             return "⚠ " + message, AMBER_TEXT
-        if kind == LOSS and status == fmt.ERROR:
-            return message, RED
         return "", None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         bold, small = self._fonts(option)
-        h = QFontMetrics(bold).height() + QFontMetrics(small).height() + 2 * PAD + 2
+        h = QFontMetrics(bold).height() + 2 * PAD
+        if index.data(SHAPE_ROLE):
+            h += QFontMetrics(small).height() + 2
         message, color = self._message_lines(index)
         if message:
             fm = QFontMetrics(small)
@@ -127,21 +126,22 @@ class StackDelegate(QStyledItemDelegate):
         # second line: shape flow
         y = r.top() + fm_b.height() + 2
         shape = index.data(SHAPE_ROLE) or ""
-        painter.setFont(small)
-        painter.setPen(faint)
-        if status == fmt.UNREACHABLE:
-            small_italic = QFont(small)
-            small_italic.setItalic(True)
-            painter.setFont(small_italic)
         line_w = r.right() - x
-        painter.drawText(QRect(x, y, line_w, fm_s.height()), Qt.AlignmentFlag.AlignVCenter,
-                         fm_s.elidedText(shape, Qt.TextElideMode.ElideMiddle, line_w))
+        if shape:
+            painter.setFont(small)
+            painter.setPen(faint)
+            if status == fmt.UNREACHABLE:
+                small_italic = QFont(small)
+                small_italic.setItalic(True)
+                painter.setFont(small_italic)
+            painter.drawText(QRect(x, y, line_w, fm_s.height()), Qt.AlignmentFlag.AlignVCenter,
+                             fm_s.elidedText(shape, Qt.TextElideMode.ElideMiddle, line_w))
+            y += fm_s.height() + 2
 
         # third part: the core's sentence on a failing row, the first warning on a warned one
         message, color = self._message_lines(index)
         if message:
             painter.setFont(small)
-            y += fm_s.height() + 2
             colour = QColor(color)
             if selected:
                 colour = text_color
