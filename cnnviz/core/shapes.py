@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from . import lints
-from .layers import CATALOGUE, LOSSES, as_pair, resolved_params
+from .layers import CATALOGUE, LOSSES, MAX_KERNEL, as_pair, resolved_params
 from .stack import Layer, Loss, Stack
 from .validate import check_params
 
@@ -48,6 +48,15 @@ class LayerFail(Exception):
     message: str
     param: str | None = None
     axis: int | None = None  # 0 height, 1 width: where a spatial failure happened
+    fixes: tuple[str, ...] = ()  # changes that make the layer work, each checked; joined into the message
+
+    @property
+    def text(self) -> str:
+        return _with_fixes(self.message, self.fixes)
+
+
+def _with_fixes(message: str, fixes: tuple[str, ...]) -> str:
+    return f"{message}: use {_or_list(list(fixes))}" if fixes else message
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class LayerReport:
     error: str | None = None
     error_code: str | None = None
     error_param: str | None = None
+    error_axis: int | None = None  # 0 height, 1 width, for a failure along one spatial axis
+    error_fixes: tuple[str, ...] = ()  # the changes the error proposes, each checked to work
     warnings: tuple[str, ...] = ()
     reachable: bool = True
 
@@ -178,6 +189,7 @@ class Ctx:
     index: int
     layers: tuple[Layer, ...]
     reports: list[LayerReport]
+    probing: bool = False  # set while trying out a fix: skip proposing fixes of its own
 
     def source(self) -> str:
         """Where the incoming shape comes from, for messages."""
@@ -185,6 +197,50 @@ class Ctx:
             return "the input"
         prev = self.reports[self.index - 1]
         return f"layer {self.index - 1} ({prev.label})"
+
+
+def _works(ctx: Ctx, **changes: Any) -> bool:
+    """Whether this layer would work with some keywords changed; fixes are proposed only if they do."""
+    trial = replace(ctx, p={**ctx.p, **changes}, probing=True, reports=list(ctx.reports))
+    try:
+        RULES[ctx.layers[ctx.index].type](trial)
+    except LayerFail:
+        return False
+    return True
+
+
+def _with_axis(value: Any, a: int, item: int) -> Any:
+    """A pair keyword with one axis changed, kept an int when both axes end up equal."""
+    pair = list(as_pair(value if not isinstance(value, str) else 0))
+    pair[a] = item
+    return pair[0] if pair[0] == pair[1] else pair
+
+
+def _pair_or_int(value: Any, per_axis: list[int], pick: Callable[[list[int]], int]) -> Any:
+    """A fixed pair keyword: [height, width] if it was given as a list, else one int for both axes."""
+    if isinstance(value, list):
+        return per_axis[0] if per_axis[0] == per_axis[1] else list(per_axis)
+    return pick(per_axis)
+
+
+def _axis_text(given: Any, fixed: Any, a: int) -> str:
+    """How a fix reads: the value along axis ``a``, or [height, width] where a list changes on both axes."""
+    new = as_pair(fixed)
+    if isinstance(given, list) and new[1 - a] != given[1 - a]:
+        return f"[{new[0]}, {new[1]}]"
+    return str(new[a])
+
+
+def _pair_text(value: Any) -> str:
+    a, b = as_pair(value)
+    return str(a) if a == b else f"[{a}, {b}]"
+
+
+def _or_list(items: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b, or c``."""
+    if len(items) <= 2:
+        return " or ".join(items)
+    return ", ".join(items[:-1]) + ", or " + items[-1]
 
 
 @dataclass
@@ -238,15 +294,23 @@ def _rule_conv2d(ctx: Ctx) -> Out:
     cout, g = p["out_channels"], p["groups"]
     for key, n in (("in_channels", cin), ("out_channels", cout)):
         if n % g:
-            common = [d for d in _divisors(math.gcd(cin, cout))]
+            common = [str(d) for d in _divisors(math.gcd(cin, cout))]
             raise LayerFail("groups", f"groups={g} must divide {key}={n} ({n} / {g} is not whole): "
-                                      f"use groups in {common}", "groups")
+                                      f"set groups to {_or_list(common)}", "groups")
     k, s, d = as_pair(p["kernel_size"]), as_pair(p["stride"]), as_pair(p["dilation"])
     pad = p["padding"]
     if pad == "same" and s != (1, 1):
+        fixes = []
+        half = [(d[a] * (k[a] - 1)) // 2 for a in range(2)]
+        if not ctx.probing and _works(ctx, stride=1):
+            fixes.append("stride 1")
+        if not ctx.probing and _works(ctx, padding=half):
+            fixes.append(f"padding {_pair_text(half)} instead of 'same' (the stride still shrinks the maps)")
+        if not ctx.probing and not fixes and _works(ctx, stride=1, padding_mode="zeros"):
+            fixes.append("stride 1 with padding_mode 'zeros'")
         raise LayerFail("same_stride", f"padding='same' only works with stride 1 (torch refuses it for strided "
-                                       f"convolutions) but stride is {s[0] if s[0] == s[1] else s}: use stride 1, "
-                                       f"or padding={[(d[a] * (k[a] - 1)) // 2 for a in range(2)]}", "padding")
+                                       f"convolutions) but stride is {_pair_text(list(s))}", "padding",
+                        fixes=tuple(fixes))
     if pad == "same":
         pads = [same_padding(k[a], d[a]) for a in range(2)]
     elif pad == "valid":
@@ -257,20 +321,20 @@ def _rule_conv2d(ctx: Ctx) -> Out:
     mode = p["padding_mode"]
     for a in range(2):
         worst = max(pads[a])
-        if mode == "reflect" and worst >= size[a]:
-            raise LayerFail("pad_mode", f"padding_mode='reflect' mirrors the image, so each side's padding must be "
-                                        f"smaller than the {_AXES[a]}: {worst} ≥ {size[a]}. Use padding ≤ "
-                                        f"{size[a] - 1}, or padding_mode 'replicate' or 'zeros'", "padding_mode", a)
-        if mode == "circular" and worst > size[a]:
-            raise LayerFail("pad_mode", f"padding_mode='circular' wraps around at most once, so each side's padding "
-                                        f"must be at most the {_AXES[a]}: {worst} > {size[a]}. Use padding ≤ "
-                                        f"{size[a]}, or padding_mode 'replicate' or 'zeros'", "padding_mode", a)
+        top = _mode_pad_limit(mode, size[a])
+        if worst > top:
+            why = ("mirrors the image, so each side's padding must be smaller than the" if mode == "reflect" else
+                   "wraps around at most once, so each side's padding must be at most the")
+            fixes = () if ctx.probing else _pad_mode_fixes(ctx, a, k, d, size)
+            raise LayerFail("pad_mode", f"padding_mode='{mode}' {why} {_AXES[a]} ({size[a]}), but the padding is "
+                                        f"{worst}", "padding_mode", a, fixes)
     out, formula = [], []
     for a in range(2):
         eff = d[a] * (k[a] - 1) + 1
         padded = size[a] + sum(pads[a])
         if padded < eff:
-            raise LayerFail("kernel", _kernel_message(a, k[a], d[a], size[a], pads[a], eff, pad), "kernel_size", a)
+            message, fixes = _window_message(ctx, a, k, d, size, pads, "kernel_size")
+            raise LayerFail("kernel", message, "kernel_size", a, fixes)
         o = conv_out(size[a], k[a], s[a], sum(pads[a]), d[a])
         out.append(o)
         formula.append(_conv_formula(a, size[a], k[a], s[a], pads[a], d[a], pad, o))
@@ -298,22 +362,86 @@ def _conv_formula(a, size, k, s, pads, d, pad, o) -> str:
     return f"{sym}_out = ⌊({sym} + 2p − d·(k−1) − 1) / s⌋ + 1 = {body}{note}"
 
 
-def _kernel_message(a, k, d, size, pads, eff, pad) -> str:
-    axis = _AXES[a]
-    padded = size + sum(pads)
-    what = f"kernel {k}" + (f" with dilation {d}" if d > 1 else "")
-    span = f"spans {eff} pixels" if k > 1 else "spans 1 pixel"
+def _pad_mode_fixes(ctx: Ctx, a: int, k: tuple[int, int], d: tuple[int, int], size: tuple[int, int]
+                    ) -> tuple[str, ...]:
+    """Fixes for padding beyond what reflect/circular padding allows, each checked to work."""
+    pad, mode = ctx.p["padding"], ctx.p["padding_mode"]
     fixes = []
-    need = eff - size
-    if pad != "same":
-        fixes.append(f"padding ≥ {math.ceil(need / 2)}")
-    if d > 1 and k > 1 and (padded - 1) // (k - 1) >= 1:
-        fixes.append(f"dilation ≤ {(padded - 1) // (k - 1)}")
-    k_max = (padded - 1) // d + 1
-    if k_max >= 1:
-        fixes.append(f"kernel ≤ {k_max}")
-    return (f"{what} {span} but the padded input is {padded} {'high' if a == 0 else 'wide'} "
-            f"({size} + {pads[0]} + {pads[1]}), so no window fits in the {axis}: use " + ", ".join(fixes))
+    fixed = (_with_axis(pad, a, _mode_pad_limit(mode, size[a])) if isinstance(pad, list)
+             else min(_mode_pad_limit(mode, n) for n in size))
+    if min(as_pair(fixed)) >= 0 and _works(ctx, padding=fixed):
+        fixes.append(f"padding ≤ {_axis_text(pad, fixed, a)}")
+    modes = [m for m in ("replicate", "zeros") if _works(ctx, padding_mode=m)]
+    if modes:
+        fixes.append("padding_mode " + " or ".join(f"'{m}'" for m in modes))
+    else:
+        need = max(0, *(math.ceil((d[b] * (k[b] - 1) + 1 - size[b]) / 2) for b in range(2)))
+        if _works(ctx, padding_mode="zeros", padding=need):
+            fixes.append(f"padding_mode 'zeros' with padding ≥ {need}")
+    return tuple(fixes)
+
+
+MAX_PADDING_HINT = 1 << 20  # above this a padding limit is no limit: say "padding ≥ n"
+
+
+def _mode_pad_limit(mode: str, size: int) -> int:
+    """The most padding per side that ``padding_mode`` allows on a side of ``size`` pixels (torch's F.pad)."""
+    if mode == "reflect":
+        return size - 1
+    if mode == "circular":
+        return size
+    return 1 << 30
+
+
+def _window_message(ctx: Ctx, a: int, k: tuple[int, int], d: tuple[int, int], sizes: tuple[int, int],
+                    pads: list[tuple[int, int]], kernel_key: str) -> tuple[str, tuple[str, ...]]:
+    """Why a kernel does not fit the padded input along axis ``a``, and the fixes that work.
+
+    A fix for a keyword given as one int is one int that works for both axes; for a
+    keyword given as [height, width] it changes axis ``a`` only.
+    """
+    eff = [d[b] * (k[b] - 1) + 1 for b in range(2)]
+    padded = [sizes[b] + sum(pads[b]) for b in range(2)]
+    what = f"kernel {k[a]}" + (f" with dilation {d[a]}" if d[a] > 1 else "")
+    span = f"spans {eff[a]} pixels" if eff[a] > 1 else "spans 1 pixel"
+    text = (f"{what} {span} but the padded input is {padded[a]} {'high' if a == 0 else 'wide'} "
+            f"({sizes[a]} + {pads[a][0]} + {pads[a][1]}), so no window fits in the {_AXES[a]}")
+    if ctx.probing:
+        return text, ()
+    p = ctx.p
+
+    def first_working(key: str, per_axis: list[int], pick: Callable[..., int]) -> Any:
+        """The fixed value of ``key`` that makes the layer work, or None: a list keyword changes
+        axis ``a`` alone if that is enough, else both axes; an int keyword stays one int."""
+        given = p[key]
+        if isinstance(given, list):
+            tries = [_with_axis(given, a, per_axis[a]), _pair_or_int(given, per_axis, pick)]
+        else:
+            tries = [pick(per_axis)]
+        return next((t for t in tries if min(as_pair(t)) >= 0 and _works(ctx, **{key: t})), None)
+
+    listed = isinstance(p["padding"], list)
+    fixes = []
+    if p["padding"] != "same":
+        need = first_working("padding", [max(pads[b][0], math.ceil((eff[b] - sizes[b]) / 2)) for b in range(2)], max)
+        if need is not None:
+            lo = _axis_text(p["padding"], need, a)
+            top = _mode_pad_limit(p.get("padding_mode", "zeros"), sizes[a] if listed else min(sizes))
+            if ctx.layers[ctx.index].type != "Conv2d":
+                top = min(top, k[a] // 2 if listed else min(k) // 2)
+            fixes.append(f"padding ≥ {lo}" if top >= MAX_PADDING_HINT or lo.startswith("[") else
+                         f"padding {lo}" if top <= int(lo) else f"padding from {lo} to {top}")
+    if "dilation" in p and d[a] > 1 and k[a] > 1:
+        dil = first_working("dilation", [(padded[b] - 1) // (k[b] - 1) if k[b] > 1 else d[b] for b in range(2)],
+                            min)
+        if dil is not None and min(as_pair(dil)) >= 1:
+            fixes.append(f"dilation ≤ {_axis_text(p['dilation'], dil, a)}")
+    small = first_working(kernel_key, [min(k[b], (padded[b] - 1) // d[b] + 1) for b in range(2)], min)
+    if small is not None:
+        fixes.append(f"kernel ≤ {_axis_text(p[kernel_key], small, a)}")
+    if "ceil_mode" in p and not p["ceil_mode"] and _works(ctx, ceil_mode=True):
+        fixes.append("ceil_mode=true")
+    return text, tuple(fixes)
 
 
 def _pool_common(ctx: Ctx, name: str, dilation: bool) -> Out:
@@ -328,18 +456,25 @@ def _pool_common(ctx: Ctx, name: str, dilation: bool) -> Out:
     out, formula = [], []
     for a in range(2):
         if pad[a] > k[a] // 2:
-            raise LayerFail("pool_pad", f"padding {pad[a]} is more than half the kernel {k[a]} in {_AXES[a]} "
-                                        f"(torch allows at most {k[a] // 2}): use padding ≤ {k[a] // 2} or a kernel "
-                                        f"of at least {2 * pad[a]}", "padding", a)
+            fixes = []
+            if not ctx.probing:
+                lower = _pair_or_int(p["padding"], [min(pad[b], k[b] // 2) for b in range(2)], min)
+                if _works(ctx, padding=lower):
+                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)}")
+                wider = _pair_or_int(p["kernel_size"], [max(k[b], 2 * pad[b]) for b in range(2)], max)
+                if max(as_pair(wider)) <= MAX_KERNEL and _works(ctx, kernel_size=wider):
+                    fixes.append(f"a kernel of at least {_axis_text(p['kernel_size'], wider, a)}")
+                if not fixes and "dilation" in p and _works(ctx, padding=lower, dilation=1):
+                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)} with dilation 1")
+                if not fixes:  # nothing alone makes the layer work: at least get past torch's padding limit
+                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)}")
+            raise LayerFail("pool_pad", f"padding {pad[a]} is more than half the kernel {k[a]} in the {_AXES[a]} "
+                                        f"(torch allows at most {k[a] // 2})", "padding", a, tuple(fixes))
+    for a in range(2):  # torch checks the padding limit on both axes before any output size
         o = pool_out(size[a], k[a], s[a], pad[a], d[a], ceil)
-        eff = d[a] * (k[a] - 1) + 1
         if o < 1:
-            raise LayerFail("too_small", f"the {k[a]}-pixel window"
-                                         + (f" (spanning {eff} with dilation {d[a]})" if d[a] > 1 else "")
-                                         + f" does not fit the {size[a]}-pixel {_AXES[a]} with padding {pad[a]}: "
-                                           f"use a kernel ≤ {size[a] + 2 * pad[a]}"
-                                         + (", ceil_mode" if not ceil else "")
-                                         + ", or a bigger input", "kernel_size", a)
+            message, fixes = _window_message(ctx, a, k, d, size, [(pad[b], pad[b]) for b in range(2)], "kernel_size")
+            raise LayerFail("too_small", message, "kernel_size", a, fixes)
         out.append(o)
         formula.append(_pool_formula(a, size[a], k[a], s[a], pad[a], d[a], ceil, o))
     rf = _rf_step(ctx.rf, k, s, pad, d)
@@ -367,7 +502,7 @@ def _pool_formula(a, size, k, s, p, d, ceil, o) -> str:
 
 def _rule_maxpool(ctx: Ctx) -> Out:
     out = _pool_common(ctx, "MaxPool2d", dilation=True)
-    if ctx.p["return_indices"]:
+    if ctx.p["return_indices"] and not ctx.probing:
         raise LayerFail("return_indices", "return_indices=True makes MaxPool2d return (values, indices), which no "
                                           "following layer or loss can take: set return_indices to false",
                         "return_indices")
@@ -443,9 +578,13 @@ def _rule_flatten(ctx: Ctx) -> Out:
     start = _norm_dim(ctx, "start_dim", ctx.p["start_dim"], rank)
     end = _norm_dim(ctx, "end_dim", ctx.p["end_dim"], rank)
     if start > end:
-        raise LayerFail("flatten_order", f"start_dim ({ctx.p['start_dim']} → {start}) comes after end_dim "
-                                         f"({ctx.p['end_dim']} → {end}) for an input of {rank} dimensions: "
-                                         f"use start_dim ≤ end_dim", "start_dim")
+        def dim(key: str, at: int) -> str:
+            given = ctx.p[key]
+            return f"{key}={given}" + (f" (dimension {at})" if given != at else "")
+
+        raise LayerFail("flatten_order", f"{dim('start_dim', start)} comes after {dim('end_dim', end)} for the "
+                                         f"{rank}-D input N×{fmt_shape(ctx.shape)}: use start_dim ≤ end_dim",
+                        "start_dim")
     if start == 0:
         raise LayerFail("batch_merge", "start_dim=0 merges the batch dimension into the features, so the stack "
                                        "would only work for one batch size: use start_dim=1", "start_dim")
@@ -468,8 +607,8 @@ def _rule_linear(ctx: Ctx) -> Out:
             before = ctx.reports[ctx.index - 1].input_shape
             origin = f" (Flatten turns {fmt_shape(before)} into {n})"
         raise LayerFail("features", f"in_features is {ctx.p['in_features']} but {ctx.source()} gives "
-                                    f"{_count(n, 'features')}{origin}: set in_features to {n}, or leave it out to take it from "
-                                    f"the previous layer", "in_features")
+                                    f"{_count(n, 'features')}{origin}: set in_features to {n}, or leave it out "
+                                    f"to take it from the previous layer", "in_features")
     _infer_count(ctx, "in_features", n, "features")
     out_f = ctx.p["out_features"]
     params = n * out_f + (out_f if ctx.p["bias"] else 0)
@@ -549,8 +688,9 @@ def _walk(input_shape: tuple[int, int, int], layers: tuple[Layer, ...], stop_at:
             out = RULES[layer.type](ctx)
             _check_size(out)
         except LayerFail as fail:
-            reports.append(LayerReport(i, layer.type, label, shape, resolved=ctx.p, error=fail.message,
-                                       error_code=fail.code, error_param=fail.param))
+            reports.append(LayerReport(i, layer.type, label, shape, resolved=ctx.p, error=fail.text,
+                                       error_code=fail.code, error_param=fail.param, error_axis=fail.axis,
+                                       error_fixes=fail.fixes))
             shape = None
             continue
         trainable = out.params
@@ -571,36 +711,47 @@ def _check_size(out: Out) -> None:
                                      f"({n * 4 / 2**30:.1f} GiB of float32): use a stride, pooling or fewer channels")
 
 
-def _minimum_input(stack: Stack, index: int) -> tuple[int, int] | None:
-    """The smallest input (each side grown to at least n) for which layers 0..index all work."""
+def _minimum_input(stack: Stack, index: int, axis: int | None) -> tuple[int, int] | None:
+    """The smallest input for which layers 0..index all work: the failing axis grown alone if that is
+    enough, else both sides grown to at least the same n."""
     from .layers import MAX_INPUT_SIZE
 
     c, h, w = stack.input.shape
 
-    def works(n: int) -> bool:
-        reports = _walk((c, max(h, n), max(w, n)), stack.layers, stop_at=index)
+    def grown(n: int, which: int | None) -> tuple[int, int]:
+        return (max(h, n) if which in (None, 0) else h, max(w, n) if which in (None, 1) else w)
+
+    def works(n: int, which: int | None) -> bool:
+        reports = _walk((c, *grown(n, which)), stack.layers, stop_at=index)
         return len(reports) > index and all(r.error is None for r in reports)
 
-    lo, hi = min(h, w) + 1, MAX_INPUT_SIZE
-    if lo > hi or not works(hi):
-        return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if works(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return max(h, lo), max(w, lo)
+    for which in ((axis, None) if axis is not None else (None,)):
+        lo = (h if which == 0 else w if which == 1 else min(h, w)) + 1
+        hi = lo
+        while hi < MAX_INPUT_SIZE and not works(hi, which):  # doubling: far too big can fail again (too_large)
+            lo, hi = hi + 1, min(2 * hi, MAX_INPUT_SIZE)
+        if not works(hi, which):
+            continue
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if works(mid, which):
+                hi = mid
+            else:
+                lo = mid + 1
+        return grown(hi, which)
+    return None
 
 
 def _with_input_fix(stack: Stack, reports: list[LayerReport]) -> list[LayerReport]:
     """Add 'or an input of at least H×W' to a spatial failure, found by searching input sizes."""
     bad = next((r for r in reports if r.error), None)
-    if bad is None or bad.error_code not in ("kernel", "too_small"):
+    if bad is None or bad.error_code not in ("kernel", "too_small", "pad_mode"):
         return reports
-    need = _minimum_input(stack, bad.index)
+    need = _minimum_input(stack, bad.index, bad.error_axis)
     if need is not None:
-        reports[bad.index] = replace(bad, error=f"{bad.error}, or an input of at least {need[0]}×{need[1]}")
+        base = bad.error[:len(bad.error) - len(_with_fixes("", bad.error_fixes))]
+        fixes = bad.error_fixes + (f"an input of at least {need[0]}×{need[1]}",)
+        reports[bad.index] = replace(bad, error=_with_fixes(base, fixes), error_fixes=fixes)
     return reports
 
 
