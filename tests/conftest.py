@@ -7,6 +7,7 @@ tests can hold the shape engine to what torch actually does.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -43,13 +44,26 @@ def torch_layer(layer, in_shape: tuple[int, ...]):
     return getattr(nn, layer.type)(**kwargs)
 
 
+@contextmanager
+def _one_thread():
+    """Tiny tensors: thread start-up costs more than the work, and far more on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_torch(stack, batch: int = 2) -> TorchRun:
     """Build and run every layer of ``stack`` on ``torch.zeros(batch, C, H, W)``, stopping at the first failure."""
     import torch
 
     x = torch.zeros(batch, *stack.input.shape)
     run = TorchRun([], [])
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _one_thread():
         warnings.simplefilter("ignore")
         for i, layer in enumerate(stack.layers):
             try:
@@ -102,6 +116,8 @@ def describe(stack) -> str:
 
 @pytest.fixture(scope="session")
 def torch_reference():
-    """The helpers above (``.mismatch``, ``.run``, ``.layer``, ``.describe``); skipped without torch."""
+    """The helpers above (``.mismatch``, ``.run``, ``.layer``, ``.describe``, ``.one_thread``); skipped without
+    torch."""
     pytest.importorskip("torch")
-    return SimpleNamespace(mismatch=torch_mismatch, run=run_torch, layer=torch_layer, describe=describe)
+    return SimpleNamespace(mismatch=torch_mismatch, run=run_torch, layer=torch_layer, describe=describe,
+                           one_thread=_one_thread)

@@ -80,8 +80,8 @@ def test_sweep_conv2d_padding_modes(torch_reference):
 
 def test_sweep_conv2d_channels_groups_bias(torch_reference):
     cases = []
-    for cin, cout, g, given, bias in itertools.product((1, 2, 3, 4, 6), (2, 3, 4, 6), (1, 2, 3), ("omit", "right", "wrong"),
-                                                      (True, False)):
+    for cin, cout, g, given, bias in itertools.product((1, 2, 3, 4, 6), (2, 3, 4, 6), (1, 2, 3),
+                                                      ("omit", "right", "wrong"), (True, False)):
         params = dict(out_channels=cout, kernel_size=[1, 2], groups=g, bias=bias)
         if given == "right":
             params["in_channels"] = cin
