@@ -206,3 +206,19 @@ def test_an_invalid_value_in_a_field_cannot_reach_the_stack(window):
     f.line.editingFinished.emit()
     assert "item 2" in f.problem
     assert window.history.count() == 0
+
+
+def test_typing_a_number_keeps_the_focus_and_makes_one_undo_step(window, qtbot):
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    window.select_layer(0)
+    spin = field(window, "out_channels").spin
+    editor = window.properties.editor
+    spin.setFocus()
+    spin.selectAll()
+    QTest.keyClicks(spin, "128")
+    assert window.document.stack.layers[0].params["out_channels"] == 128
+    assert spin.hasFocus() and spin.text() == "128" and window.properties.editor is editor
+    assert window.history.count() == 1
+    assert "128×28×28" in window.stack_model.index(1).data()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox,
                                QWidget)
@@ -143,8 +143,8 @@ class IntField(Field):
         self.spin.valueChanged.connect(lambda v: self._emit(int(v)))
 
     def _show(self, value, context):
-        if isinstance(value, int) and not isinstance(value, bool):
-            self.spin.setValue(value)
+        if isinstance(value, int) and not isinstance(value, bool) and self.spin.value() != value:
+            self.spin.setValue(value)  # only when different: setValue rewrites the text under a typing cursor
 
     def inputs(self):
         return [self.spin]
@@ -158,7 +158,7 @@ class FloatField(Field):
         self.spin.valueChanged.connect(lambda v: self._emit(float(v)))
 
     def _show(self, value, context):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and self.spin.value() != float(value):
             self.spin.setValue(float(value))
 
     def inputs(self):
@@ -258,8 +258,8 @@ class PairField(Field):
             self.w.setVisible(False)
         for spin, v in ((self.h, a), (self.w, b)):
             if v is None and self.keep_none:
-                spin.setValue(0)
-            elif isinstance(v, int) and not isinstance(v, bool):
+                v = 0
+            if isinstance(v, int) and not isinstance(v, bool) and spin.value() != v:
                 spin.setValue(v)
 
     def inputs(self):

@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QVBoxLayout, QWidget
 
-from cnnviz.core.layers import CATALOGUE, REQUIRED, LayerSpec, Param
+from cnnviz.core.layers import CATALOGUE, REQUIRED, LayerSpec
 from cnnviz.core.shapes import LayerReport, infer
 from cnnviz.core.stack import Layer, ReplaceLayer, Stack, StackDocument
 
