@@ -265,3 +265,15 @@ def test_linear_weights_draw_as_one_matrix(fv):
     np.testing.assert_array_equal(fv.image_item.image, w)
     with pytest.raises(ValueError):
         fv.set_weights(np.zeros((2, 3, 4)))
+
+
+def test_levels_hold_steady_while_new_data_fits_them(fmv):
+    maps = _maps(8, 7, 7, seed=8)
+    _show(fmv, maps, levels="auto")
+    first = fmv.levels
+    _show(fmv, maps * 0.9)                # a little smaller: same colours, same colour bar
+    assert fmv.levels == first
+    _show(fmv, maps * 0.2)                # much smaller: the levels follow
+    assert fmv.levels[1] < first[1] and fmv.levels[1] >= np.abs(maps * 0.2).max()
+    _show(fmv, maps * 3)                  # larger than the levels: they follow at once
+    assert fmv.levels[1] >= np.abs(maps * 3).max()

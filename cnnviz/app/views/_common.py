@@ -114,8 +114,8 @@ def _tiles_view(image: np.ndarray, rows: int, cols: int, h: int, w: int, gap: in
     assert image.flags.c_contiguous and (rows - 1) * (h + gap) + h <= image.shape[0]
     assert (cols - 1) * (w + gap) + w <= image.shape[1]
     s0, s1 = image.strides
-    return np.lib.stride_tricks.as_strided(image, shape=(rows, cols, h, w),
-                                           strides=((h + gap) * s0, (w + gap) * s1, s0, s1), writeable=True)
+    return np.ndarray((rows, cols, h, w), image.dtype, buffer=image,
+                      strides=((h + gap) * s0, (w + gap) * s1, s0, s1))
 
 
 def tile_at(x: float, y: float, shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int

@@ -2,18 +2,23 @@
 
 Points arrive at hundreds per second from the training loop; they go into
 preallocated numpy buffers that double when full, and the curves are redrawn
-at most about 30 times a second, downsampled and clipped to the visible range.
+at most about 30 times a second (less often once one redraw of a long run costs
+more than a few milliseconds), downsampled and clipped to the visible range.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ._common import (BLUE, ORANGE, VERMILION, ViewPanel, fmt_value, graphics_widget, label_style,
+from ._common import (BLUE, ORANGE, REDRAW_MS, VERMILION, ViewPanel, fmt_value, graphics_widget, label_style,
                       make_throttler, palette_colors, status_label, style_axes)
+
+REDRAW_SHARE = 0.3      # at most about this share of the GUI thread goes to redrawing curves
+MAX_REDRAW_MS = 250
 
 
 class Series:
@@ -95,6 +100,7 @@ class CurvesView(ViewPanel):
         self._train_nonfinite = False
         self._test_nonfinite = False
         self._first_bad_step: float | None = None
+        self._train_dirty = self._test_dirty = False
         self.redraws = 0
 
         content = QtWidgets.QWidget(self)
@@ -133,16 +139,21 @@ class CurvesView(ViewPanel):
         bg, fg = palette_colors(self)
         self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextColor=fg, brush=pg.mkBrush(bg))
         self.train_raw = self.loss_plot.plot(pen=pg.mkPen(faint, width=1), name="train")
-        self.train_smooth = self.loss_plot.plot(pen=pg.mkPen(BLUE, width=2.5), name="train, smoothed")
+        self.train_smooth = self.loss_plot.plot(pen=pg.mkPen(BLUE, width=2), name="train, smoothed")
         self.test_loss = self.loss_plot.plot(pen=pg.mkPen(ORANGE, width=1.5), symbol="o", symbolSize=6,
                                              symbolBrush=ORANGE, symbolPen=None, name="held-out")
         self.train_acc_raw = self.acc_plot.plot(pen=pg.mkPen(faint, width=1))
-        self.train_acc = self.acc_plot.plot(pen=pg.mkPen(BLUE, width=2.5))
+        self.train_acc = self.acc_plot.plot(pen=pg.mkPen(BLUE, width=2))
         self.test_acc = self.acc_plot.plot(pen=pg.mkPen(ORANGE, width=1.5), symbol="o", symbolSize=6,
                                            symbolBrush=ORANGE, symbolPen=None)
         for plot in (self.loss_plot, self.acc_plot):
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
+        # pyqtgraph draws about 5 samples per pixel; noisy raw curves look the same at 1.5 and the
+        # smoothed ones at 0.5, and wide lines over thousands of segments are what painting costs.
+        for curve, factor in ((self.train_raw, 1.5), (self.train_acc_raw, 1.5), (self.train_smooth, 0.5),
+                              (self.train_acc, 0.5)):
+            curve.opts["autoDownsampleFactor"] = factor
 
         self._throttle = make_throttler(self, self._redraw)
 
@@ -150,7 +161,6 @@ class CurvesView(ViewPanel):
         plot = pg.PlotItem(enableMenu=False)
         plot.hideButtons()
         style_axes(plot, self)
-        plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setLabel("left", label, **style)
         plot.getViewBox().setMouseEnabled(x=True, y=False)
         return plot
@@ -168,6 +178,7 @@ class CurvesView(ViewPanel):
         smooth = self._loss_ema.update(loss)
         acc_smooth = self._acc_ema.update(acc) if accuracy is not None else math.nan
         self._train.append((float(step), loss, smooth, acc, acc_smooth))
+        self._train_dirty = True
         self._changed()
 
     def append_test(self, step: float, loss: float, accuracy: float | None = None) -> None:
@@ -176,6 +187,7 @@ class CurvesView(ViewPanel):
         if not math.isfinite(loss) or accuracy is None or not math.isfinite(acc):
             self._test_nonfinite = True
         self._test.append((float(step), loss, acc))
+        self._test_dirty = True
         self._changed()
 
     def set_log_loss(self, on: bool) -> None:
@@ -193,6 +205,8 @@ class CurvesView(ViewPanel):
         self._first_bad_step = None
         for curve in self._curves():
             curve.setData([], [])
+        self._train_dirty = self._test_dirty = False
+        self._throttle.setTimeout(REDRAW_MS)
         self.caption.clear()
         super().clear(message)
 
@@ -220,23 +234,38 @@ class CurvesView(ViewPanel):
         self._throttle.throttle()
 
     def _redraw(self) -> None:
+        started = time.perf_counter()
         self.redraws += 1
         t, s = self._train, self._test
-        steps = t.column(TRAIN_STEP)
-        clean = not self._train_nonfinite
-        # Smoothed columns only hold NaN before the first finite value; 'finite' handles that.
-        self.train_raw.setData(steps, t.column(TRAIN_LOSS), skipFiniteCheck=clean,
-                               connect="all" if clean else "finite")
-        self.train_smooth.setData(steps, t.column(TRAIN_LOSS_SMOOTH), connect="finite")
-        self.train_acc_raw.setData(steps, t.column(TRAIN_ACC), connect="finite")
-        self.train_acc.setData(steps, t.column(TRAIN_ACC_SMOOTH), connect="finite")
-        test_steps = s.column(TEST_STEP)
-        clean_test = not self._test_nonfinite
-        self.test_loss.setData(test_steps, s.column(TEST_LOSS), skipFiniteCheck=clean_test,
-                               connect="all" if clean_test else "finite")
-        self.test_acc.setData(test_steps, s.column(TEST_ACC), skipFiniteCheck=clean_test,
-                              connect="all" if clean_test else "finite")
+        if self._train_dirty:
+            self._train_dirty = False
+            steps = t.column(TRAIN_STEP)
+            clean = not self._train_nonfinite
+            # Smoothed columns only hold NaN before the first finite value; 'finite' handles that.
+            self.train_raw.setData(steps, t.column(TRAIN_LOSS), skipFiniteCheck=clean,
+                                   connect="all" if clean else "finite")
+            self.train_smooth.setData(steps, t.column(TRAIN_LOSS_SMOOTH), connect="finite")
+            self.train_acc_raw.setData(steps, t.column(TRAIN_ACC), connect="finite")
+            self.train_acc.setData(steps, t.column(TRAIN_ACC_SMOOTH), connect="finite")
+        if self._test_dirty:
+            self._test_dirty = False
+            test_steps = s.column(TEST_STEP)
+            clean_test = not self._test_nonfinite
+            self.test_loss.setData(test_steps, s.column(TEST_LOSS), skipFiniteCheck=clean_test,
+                                   connect="all" if clean_test else "finite")
+            self.test_acc.setData(test_steps, s.column(TEST_ACC), skipFiniteCheck=clean_test,
+                                  connect="all" if clean_test else "finite")
         self._update_caption()
+        self._adapt_interval(time.perf_counter() - started)
+
+    def _adapt_interval(self, seconds: float) -> None:
+        """Keep redrawing to a fraction of the GUI thread's time: long runs redraw less often.
+
+        Painting costs about as much again as ``setData``, so an interval of
+        ``REDRAW_SHARE``⁻¹ × 2 × that time leaves the rest of the thread free.
+        """
+        ms = 2e3 * seconds / REDRAW_SHARE
+        self._throttle.setTimeout(int(min(MAX_REDRAW_MS, max(REDRAW_MS, ms))))
 
     def _update_caption(self) -> None:
         t, s = self._train, self._test

@@ -3,7 +3,8 @@
 One ``ImageItem`` shows all channels (tiles with 1-pixel gaps, grid fitted to
 the widget's shape) so a training step costs one texture upload, not one per
 channel. Levels are shared by all channels and computed here from the data,
-rounded outward to a step so colours stay steady while training.
+rounded outward to a step and kept while the data still fits them, so colours
+stay steady while training.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ._common import (DIVERGING, MAP_BACKGROUND, SEQUENTIAL, ViewPanel, as_maps,
                       compute_levels, fmt_value, gap_path, graphics_widget, lut, make_throttler, mosaic,
                       palette_colors, round_levels, status_label, tile_at, tile_origin, title_label)
 
+KEEP_LEVELS_SHARE = 0.6   # new data spanning at least this share of the current levels keeps them
 LEVEL_MODES = (("auto", "auto"), ("symmetric", "± max |value|"), ("minmax", "min – max"))
 
 
@@ -107,6 +109,12 @@ class FeatureMapView(ViewPanel):
         for side in ("left", "right", "top", "bottom"):
             self.colorbar.getAxis(side).setPen(pg.mkPen(fg))
         layout.addItem(self.colorbar, row=0, col=2, rowspan=3)
+        # What does not change every frame paints from a pixmap cache when the scene repaints whole
+        # (expose, resize, grab): the colour bar, the input and its caption.
+        cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+        for item in [self.colorbar.getAxis(side) for side in ("left", "right", "top", "bottom")] + \
+                [self.colorbar.bar, self._input_item, self._input_caption]:
+            item.setCacheMode(cache)
         self.graphics.ci.geometryChanged.connect(self._layout_input)
 
         self._gaps = QtWidgets.QGraphicsPathItem()
@@ -214,6 +222,7 @@ class FeatureMapView(ViewPanel):
 
     def clear(self, message: str | None = None) -> None:
         self._maps = None
+        self._levels = (0.0, 1.0)
         self._buffer = None
         self._shown_shape = None
         self._set_enlarged(None)
@@ -292,7 +301,7 @@ class FeatureMapView(ViewPanel):
         mode = self._level_mode
         levels, symmetric = compute_levels(maps, mode)
         if isinstance(mode, str):
-            levels = round_levels(levels, symmetric)
+            levels = self._steady_levels(levels, symmetric)
         if self._enlarged is not None:
             image = maps[self._enlarged]
         else:
@@ -323,6 +332,18 @@ class FeatureMapView(ViewPanel):
             self._title_label.setText(title)
         if self._hover_point is not None:
             self._update_hover(self._hover_point)
+
+    def _steady_levels(self, data: tuple[float, float], symmetric: bool) -> tuple[float, float]:
+        """Keep the current levels while they hold the data and are not much wider than it.
+
+        Without this, a maximum that hovers around a rounding step makes every
+        map's colours (and the colour bar) jump back and forth between steps.
+        """
+        lo, hi = self._levels
+        if (symmetric == self._symmetric and lo <= data[0] and data[1] <= hi
+                and data[1] - data[0] >= KEEP_LEVELS_SHARE * (hi - lo)):
+            return self._levels
+        return round_levels(data, symmetric)
 
     def _columns(self, c: int, h: int, w: int, gap: int) -> int:
         size = self.maps_vb.size()
