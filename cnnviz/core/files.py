@@ -26,6 +26,7 @@ SUFFIX = ".cnnviz"
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 16
 MAX_TEXT = 10_000  # characters in a name or description
+MAX_DIGITS = 40  # digits in one integer: far beyond any limit, far below Python's int-parsing guard
 
 # Migrations from version n to n + 1, each a function of the parsed document.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -63,18 +64,38 @@ def _no_constant(name: str) -> Any:
     raise StackFileError(f"{name} is not a number JSON allows; use a finite number")
 
 
-def _depth(obj: Any) -> int:
-    deepest, todo = 0, [(obj, 1)]
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise StackFileError(f"a number with {len(text.lstrip('-')):,} digits; numbers in stack files have at most "
+                             f"{MAX_DIGITS}")
+    return int(text)
+
+
+def _check_tree(doc: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and strings that are not Unicode text (a lone UTF-16
+    surrogate, which JSON's \\uXXXX escapes can spell), naming where."""
+    todo: list[tuple[Any, int, str]] = [(doc, 1, "")]
     while todo:
-        item, d = todo.pop()
-        deepest = max(deepest, d)
+        item, d, where = todo.pop()
         if d > MAX_DEPTH:
-            return d
+            raise StackFileError(f"nested too deeply; stack files nest at most {MAX_DEPTH} levels", where)
         if isinstance(item, dict):
-            todo.extend((v, d + 1) for v in item.values())
+            for key, value in item.items():
+                _check_text(key, where)
+                todo.append((value, d + 1, f"{where}.{key}" if where else key))
         elif isinstance(item, list):
-            todo.extend((v, d + 1) for v in item)
-    return deepest
+            todo.extend((v, d + 1, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, str):
+            _check_text(item, where)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise StackFileError(f"the text holds \\u{ord(bad):04x}, half of a UTF-16 surrogate pair, which is not a "
+                             f"character; use valid Unicode text", where) from None
 
 
 def _parse(data: bytes) -> dict[str, Any]:
@@ -85,31 +106,52 @@ def _parse(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise StackFileError(f"not UTF-8 text (byte {exc.start}); a stack file is JSON in UTF-8") from None
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_int=_int)
     except json.JSONDecodeError as exc:
-        raise StackFileError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        if not text.strip():
+            raise StackFileError("the file is empty; a stack file is one JSON object") from None
+        raise StackFileError(f"not valid JSON: {exc.msg}; a stack file is one JSON object",
+                             f"line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise StackFileError(f"nested too deeply; stack files nest at most {MAX_DEPTH} levels") from None
+    except StackFileError:
+        raise
+    except ValueError as exc:  # anything else json cannot turn into Python values
+        raise StackFileError(f"not readable as JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise StackFileError(f"expected a JSON object with \"format\": \"{FORMAT}\", got a {_kind(doc)}")
-    if _depth(doc) > MAX_DEPTH:
-        raise StackFileError(f"nested too deeply; stack files nest at most {MAX_DEPTH} levels")
+        raise StackFileError(f"expected a JSON object with \"format\": \"{FORMAT}\", got {_kind(doc)}")
+    _check_tree(doc)
     return doc
 
 
+def _brief(v: Any) -> str:
+    """A value as JSON, cut short: a hostile file must not make a message a megabyte long."""
+    text = json.dumps(v, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _short(key: str) -> str:
+    """A key for a location, cut short."""
+    return key if len(key) <= 40 else key[:37] + "..."
+
+
 def _kind(v: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(v), "number")
+    """What a JSON value is, with its article: ``an object``, ``a list``, ``null``."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(v), "a number")
 
 
 def _migrate(doc: dict[str, Any]) -> dict[str, Any]:
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StackFileError(f"expected a whole number ≥ 1, got {json.dumps(version)}", "version")
+        raise StackFileError(f"expected a whole number ≥ 1, got {_brief(version)}", "version")
     if version > VERSION:
         raise StackFileError(f"the file is version {version} but this cnnviz reads versions up to {VERSION}; "
                              f"update cnnviz to open it", "version")
     while version < VERSION:
+        if version not in MIGRATIONS:
+            raise StackFileError(f"the file is version {version} and this cnnviz cannot convert it to version "
+                                 f"{version + 1}", "version")
         doc = MIGRATIONS[version](dict(doc))
         version += 1
         doc["version"] = version
@@ -124,7 +166,7 @@ def _expect(cond: bool, message: str, location: str) -> None:
 
 def _text(doc: dict, key: str, default: str) -> str:
     value = doc.get(key, default)
-    _expect(isinstance(value, str), f"expected a string, got a {_kind(value)}", key)
+    _expect(isinstance(value, str), f"expected a string, got {_kind(value)}", key)
     _expect(len(value) <= MAX_TEXT, f"longer than {MAX_TEXT} characters", key)
     return value
 
@@ -132,12 +174,12 @@ def _text(doc: dict, key: str, default: str) -> str:
 def _unknown_keys(obj: dict, allowed: tuple[str, ...], location: str) -> None:
     for key in obj:
         if key not in allowed:
-            where = f"{location}.{key}" if location else key
+            where = f"{location}.{_short(key)}" if location else _short(key)
             raise StackFileError(f"unknown key; expected one of: {', '.join(allowed)}", where)
 
 
 def _read_input(value: Any) -> InputSpec:
-    _expect(isinstance(value, dict), f"expected an object with channels, height and width, got a {_kind(value)}",
+    _expect(isinstance(value, dict), f"expected an object with channels, height and width, got {_kind(value)}",
             "input")
     _unknown_keys(value, ("channels", "height", "width"), "input")
     limits = {"channels": MAX_INPUT_CHANNELS, "height": MAX_INPUT_SIZE, "width": MAX_INPUT_SIZE}
@@ -152,17 +194,17 @@ def _read_input(value: Any) -> InputSpec:
 
 def _read_layer(i: int, entry: Any) -> Layer:
     where = f"layers[{i}]"
-    _expect(isinstance(entry, dict), f"expected an object with a \"type\", got a {_kind(entry)}", where)
+    _expect(isinstance(entry, dict), f"expected an object with a \"type\", got {_kind(entry)}", where)
     _unknown_keys(entry, _LAYER_KEYS, where)
     kind = entry.get("type")
     _expect(kind in CATALOGUE,
-            f"unknown layer type {json.dumps(kind)}; expected one of: {', '.join(CATALOGUE)}", f"{where}.type")
+            f"unknown layer type {_brief(kind)}; expected one of: {', '.join(CATALOGUE)}", f"{where}.type")
     params = entry.get("params", {})
-    _expect(isinstance(params, dict), f"expected an object of keywords, got a {_kind(params)}", f"{where}.params")
+    _expect(isinstance(params, dict), f"expected an object of keywords, got {_kind(params)}", f"{where}.params")
     problems = check_params(CATALOGUE[kind], params)
     if problems:
         key, message = problems[0]
-        raise StackFileError(message, f"{where}.params.{key}" if key in params else f"{where}.params")
+        raise StackFileError(message, f"{where}.params.{_short(key)}" if key in params else f"{where}.params")
     name = entry.get("name")
     _expect(name is None or (isinstance(name, str) and len(name) <= 200),
             "expected a short string label", f"{where}.name")
@@ -170,16 +212,16 @@ def _read_layer(i: int, entry: Any) -> Layer:
 
 
 def _read_loss(value: Any) -> Loss:
-    _expect(isinstance(value, dict), f"expected an object with a \"type\", got a {_kind(value)}", "loss")
+    _expect(isinstance(value, dict), f"expected an object with a \"type\", got {_kind(value)}", "loss")
     _unknown_keys(value, ("type", "params"), "loss")
     kind = value.get("type")
-    _expect(kind in LOSSES, f"unknown loss {json.dumps(kind)}; expected one of: {', '.join(LOSSES)}", "loss.type")
+    _expect(kind in LOSSES, f"unknown loss {_brief(kind)}; expected one of: {', '.join(LOSSES)}", "loss.type")
     params = value.get("params", {})
-    _expect(isinstance(params, dict), f"expected an object of keywords, got a {_kind(params)}", "loss.params")
+    _expect(isinstance(params, dict), f"expected an object of keywords, got {_kind(params)}", "loss.params")
     problems = check_params(LOSSES[kind], params)
     if problems:
         key, message = problems[0]
-        raise StackFileError(message, f"loss.params.{key}")
+        raise StackFileError(message, f"loss.params.{_short(key)}")
     return Loss(kind, params)
 
 
@@ -195,7 +237,7 @@ _TRAINING: dict[str, Param] = {
 
 
 def _read_training(value: Any) -> TrainingConfig:
-    _expect(isinstance(value, dict), f"expected an object, got a {_kind(value)}", "training")
+    _expect(isinstance(value, dict), f"expected an object, got {_kind(value)}", "training")
     allowed = tuple(TrainingConfig.__dataclass_fields__)
     _unknown_keys(value, allowed, "training")
     out: dict[str, Any] = {}
@@ -203,10 +245,10 @@ def _read_training(value: Any) -> TrainingConfig:
         where = f"training.{key}"
         if key == "data":
             _expect(item in DATASETS or (isinstance(item, str) and item.startswith("folder:") and len(item) < 4096),
-                    f"expected one of {', '.join(DATASETS)} or \"folder:<path>\", got {json.dumps(item)}", where)
+                    f"expected one of {', '.join(DATASETS)} or \"folder:<path>\", got {_brief(item)}", where)
         elif key == "device":
             _expect(isinstance(item, str) and bool(_DEVICE_RE.match(item)),
-                    f"expected auto, cpu, cuda, cuda:N or mps, got {json.dumps(item)}", where)
+                    f"expected auto, cpu, cuda, cuda:N or mps, got {_brief(item)}", where)
         else:
             err = check_value(_TRAINING[key], item)
             _expect(err is None, err or "", where)
@@ -216,15 +258,16 @@ def _read_training(value: Any) -> TrainingConfig:
 
 def from_dict(doc: dict[str, Any]) -> Stack:
     """A validated :class:`Stack` from a parsed document; StackFileError if it cannot be used."""
+    _expect(doc.get("format") == FORMAT, f"expected \"{FORMAT}\", got {_brief(doc.get('format'))}", "format")
+    doc = _migrate(doc)  # before the key check: an older version may have keys a migration renames
     _unknown_keys(doc, _TOP_KEYS, "")
-    _expect(doc.get("format") == FORMAT, f"expected \"{FORMAT}\", got {json.dumps(doc.get('format'))}", "format")
-    doc = _migrate(doc)
     name = _text(doc, "name", "Untitled")
     description = _text(doc, "description", "")
     _expect("input" in doc, "missing; expected {\"channels\": C, \"height\": H, \"width\": W}", "input")
     stack_input = _read_input(doc["input"])
-    layers = doc.get("layers")
-    _expect(isinstance(layers, list), f"expected a list of layers, got a {_kind(layers)}", "layers")
+    _expect("layers" in doc, "missing; expected a list of layers (it may be empty)", "layers")
+    layers = doc["layers"]
+    _expect(isinstance(layers, list), f"expected a list of layers, got {_kind(layers)}", "layers")
     _expect(len(layers) <= MAX_LAYERS, f"{len(layers)} layers; at most {MAX_LAYERS} are allowed", "layers")
     parsed = tuple(_read_layer(i, entry) for i, entry in enumerate(layers))
     loss = _read_loss(doc["loss"]) if "loss" in doc else Loss()
@@ -235,7 +278,11 @@ def from_dict(doc: dict[str, Any]) -> Stack:
 def loads(data: bytes | str, path: str | os.PathLike | None = None) -> Stack:
     """Parse and validate the text of a stack file."""
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise StackFileError(f"the text holds \\u{ord(data[exc.start]):04x}, half of a UTF-16 surrogate "
+                                 f"pair, which is not a character", path=path) from None
     try:
         return from_dict(_parse(data))
     except StackFileError as exc:
@@ -267,12 +314,18 @@ def load(path: str | os.PathLike) -> Stack:
 
 
 # ------------------------------------------------------------------ writing
+# Characters that JSON leaves raw in strings but editors (and str.splitlines) take as line breaks;
+# they only ever occur inside strings, so escaping them keeps one layer per line.
+_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x85, 0x2028, 0x2029)}
+
+
 def dumps(stack: Stack) -> str:
     """The file text: one layer per line, like SPEC's example, UTF-8 JSON."""
     body = {"format": FORMAT, "version": VERSION, **stack.to_dict()}
 
     def compact(v: Any) -> str:
-        return json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+        text = json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+        return text.translate(_LINE_BREAKS)
 
     lines = ["{"]
     items = list(body.items())
