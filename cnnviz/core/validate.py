@@ -63,8 +63,7 @@ def _check_pair(p: Param, v: Any) -> str | None:
 
 
 def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return repr(v)
+    """A value as a message quotes it, cut short."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -149,7 +148,7 @@ def check_params(spec: LayerSpec, params: dict[str, Any]) -> list[tuple[str, str
     for key in params:
         if key not in spec.param_index:
             known = ", ".join(p.name for p in spec.params) or "none"
-            problems.append((key, f"{spec.type} has no keyword {key!r} (it takes: {known})"))
+            problems.append((key, f"{spec.type} has no keyword {_show(key)} (it takes: {known})"))
     for p in spec.params:
         if p.name in params:
             value = params[p.name]
