@@ -16,7 +16,7 @@ import pytest
 
 from cnnviz.core.layers import CATALOGUE
 from cnnviz.core.shapes import infer
-from cnnviz.core.stack import InputSpec, Layer, Stack
+from cnnviz.core.stack import InputSpec, Layer, Loss, Stack
 
 pytest.importorskip("torch")
 
@@ -208,3 +208,31 @@ def test_examples_match_torch(torch_reference):
     cases = [files.load(p) for p in assets.examples()]
     assert len(cases) >= 6
     check_all(cases, torch_reference)
+
+
+# ----------------------------------------------------------------- losses
+def test_sweep_losses(torch_reference):
+    """The loss's own check (one weight per class) against torch computing the loss on the stack's scores."""
+    import torch
+
+    problems = []
+    for loss_type in ("CrossEntropyLoss", "NLLLoss"):
+        for classes in (2, 3):
+            for weight in (None, [1.0, 2.0], [1.0, 0.5, 0.0]):
+                for extra in ({}, {"reduction": "sum", "ignore_index": 1}, {"reduction": "none"}):
+                    if loss_type == "CrossEntropyLoss":
+                        extra = {**extra, "label_smoothing": 0.1}
+                    params = {**extra, **({"weight": weight} if weight is not None else {})}
+                    stack = Stack(input=InputSpec(1, 2, 2), layers=(L("Flatten"), L("Linear", out_features=classes)),
+                                  loss=Loss(loss_type, params))
+                    ours = infer(stack).loss.error is None
+                    kwargs = {**params, **({"weight": torch.tensor(weight)} if weight is not None else {})}
+                    try:
+                        getattr(torch.nn, loss_type)(**kwargs)(torch.zeros(2, classes), torch.tensor([0, 1]))
+                        theirs = True
+                    except (RuntimeError, ValueError, IndexError):
+                        theirs = False
+                    if ours != theirs:
+                        problems.append(f"{loss_type}({params}) on {classes} classes: "
+                                        f"cnnviz ok={ours}, torch ok={theirs}")
+    assert not problems, "\n".join(problems)
