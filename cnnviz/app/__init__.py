@@ -34,6 +34,7 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
     locations = Locations.default().ensure()
     dialogs = Dialogs()
     reporter = ErrorReporter(dialogs, locations.log).install()
+    previous_sigint = None
     try:
         window = MainWindow(Path(path) if path else None, settings=Settings(locations.config / "cnnviz.ini"),
                             autosave_dir=locations.state, dialogs=dialogs)
@@ -41,9 +42,32 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
         window.error_reporter = reporter
         window.show()
         QTimer.singleShot(0, window.files.offer_recovery)
+        previous_sigint = _close_on_interrupt(window)
         return app.exec()
     finally:
+        if previous_sigint is not None:
+            import signal
+            signal.signal(signal.SIGINT, previous_sigint)
         reporter.uninstall()
+
+
+def _close_on_interrupt(window):
+    """Ctrl+C in the terminal closes the window the usual way (asking about unsaved changes).
+
+    Returns the handler it replaced, or None if signals cannot be set here.
+    """
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+    tick = QTimer(window)  # Python runs signal handlers only between bytecodes: wake it now and then
+    tick.timeout.connect(lambda: None)
+    tick.start(300)
+    return previous
 
 
 __all__ = ["run"]

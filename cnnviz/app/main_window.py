@@ -463,7 +463,7 @@ class MainWindow(QMainWindow):
         validity = self.status_fields["validity"]
         validity.setText(text)
         validity.setToolTip(tip)
-        validity.setStyleSheet("color: #c62828; font-weight: bold;" if not report.ok else "")
+        validity.setStyleSheet("color: #c62828; font-weight: bold;" if not report.ok else "color: #2e7d32;")
         self._update_title()
 
     def _update_title(self) -> None:
