@@ -1,0 +1,574 @@
+"""Real forward and backward passes of a stack on the chosen device: the :class:`Session`.
+
+A session holds what a run needs: the model built from the stack (seeded), the
+optimizer, the loss, the data set normalised and held on the device, the step
+count and its own random state. :meth:`Session.step` is the training step the
+loop (``training.py``) repeats; it carries no hooks, no ``.item()`` and no
+``.cpu()``: loss and accuracy are summed on the device and read back only by
+:meth:`Session.read_stats`, at the reporting interval.
+
+**Faults.** Each step computes, on the device, one flag: the loss and the
+largest absolute gradient are finite. It is read *before* the optimizer step,
+so a bad step never reaches the weights and training stops within that step;
+the first layer where the NaN or Inf appeared is then found by re-running the
+batch module by module (forward: the first non-finite activation; backward:
+the layer nearest the output whose output- or weight-gradient is non-finite).
+On the CPU reading the flag is a memory load; on CUDA and MPS it is one
+synchronisation per step (measured by ``benchmarks/train_overhead.py``); the
+cheaper variants were rejected: reading at the reporting interval lets
+NaN weights train on for up to an interval, and a one-step-lagged read lets
+the bad update through. Out of memory on CUDA/MPS is caught, every reference
+to the step's tensors dropped, the allocator's cache emptied, and an
+:class:`OutOfMemory` raised that suggests half the batch; the session stays
+usable. Everything a user can cause is an :class:`EngineError`. No Qt.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import build, devices, identities
+from .faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, OutOfMemory,
+                     StackRefused)
+from .shapes import fmt_shape
+from .stack import Stack, TrainingConfig
+
+__all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
+           "NonFiniteError", "OutOfMemory", "LayerFailed", "model_mode", "load_data"]
+
+DEVICE_DATA_FRACTION = 0.25
+"""Data is kept on an accelerator when it takes at most this share of its free memory."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The model on a held-out split, in eval mode: mean per-sample loss and accuracy."""
+
+    step: int
+    split: str
+    loss: float
+    accuracy: float
+    n: int
+
+
+def load_data(name: str, shape: tuple[int, int, int], seed: int = 0):
+    """``data.load`` with its DataError as the engine's :class:`DataUnavailable`."""
+    from . import data
+
+    try:
+        return data.load(name, shape, seed)
+    except data.DataError as exc:
+        raise DataUnavailable(str(exc)) from None
+
+
+@contextlib.contextmanager
+def model_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Run with every module in train (True) or eval (False) mode, then restore each one's own mode."""
+    saved = [(m, m.training) for m in model.modules()]
+    model.train(training)
+    try:
+        yield model
+    finally:
+        for module, mode in saved:
+            if module.training != mode:
+                module.training = mode
+
+
+class _Rng:
+    """The session's own random state (CPU and its device), swapped in while it runs.
+
+    Dropout draws from torch's global generators; swapping our state in and out
+    keeps a run reproducible for its seed whatever else the process draws.
+    """
+
+    def __init__(self, device: torch.device, seed: int) -> None:
+        self.device = device
+        self.reseed(seed)
+
+    def _capture(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dev = None
+        if self.device.type == "cuda":
+            dev = torch.cuda.get_rng_state(self.device)
+        elif self.device.type == "mps":
+            dev = torch.mps.get_rng_state()
+        return torch.get_rng_state(), dev
+
+    def _restore(self, state) -> None:
+        cpu, dev = state
+        torch.set_rng_state(cpu)
+        if dev is not None:
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(dev, self.device)
+            else:
+                torch.mps.set_rng_state(dev)
+
+    def reseed(self, seed: int) -> None:
+        cpu = torch.Generator().manual_seed(seed).get_state()
+        dev = None
+        if self.device.type in ("cuda", "mps"):
+            dev = torch.Generator(device=self.device).manual_seed(seed).get_state()
+        self.state = (cpu, dev)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        outer = self._capture()
+        self._restore(self.state)
+        try:
+            yield
+        finally:
+            self.state = self._capture()
+            self._restore(outer)
+
+    @contextlib.contextmanager
+    def forked(self) -> Iterator[None]:
+        """Draw freely inside (a train-mode probe) without moving the session's stream."""
+        outer = self._capture()
+        try:
+            yield
+        finally:
+            self._restore(outer)
+
+
+class _Split:
+    """One split on the device (or pinned on the host when it would not fit): normalised images, labels."""
+
+    def __init__(self, dataset, mean, std, device: torch.device, on_device: bool) -> None:
+        self.raw = dataset.images
+        self.labels_np = dataset.labels
+        images = torch.tensor(np.asarray(dataset.images), dtype=torch.float32)
+        m = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        images = (images - m) / s
+        labels = torch.tensor(np.asarray(dataset.labels), dtype=torch.long)
+        self.device = device
+        self.on_device = on_device or device.type == "cpu"
+        if self.on_device:
+            self.images, self.labels = images.to(device), labels.to(device)
+        else:
+            pin = device.type == "cuda"
+            self.images = images.pin_memory() if pin else images
+            self.labels = labels.pin_memory() if pin else labels
+        self.n = len(labels)
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``index`` (on the images' device) as device tensors."""
+        x = self.images.index_select(0, index)
+        y = self.labels.index_select(0, index)
+        if not self.on_device:
+            pin = self.device.type == "cuda"
+            x = (x.pin_memory() if pin else x).to(self.device, non_blocking=pin)
+            y = (y.pin_memory() if pin else y).to(self.device, non_blocking=pin)
+        return x, y
+
+    def rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.images[start:stop], self.labels[start:stop]
+        if not self.on_device:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        return x, y
+
+
+class _Batches:
+    """Shuffled batches without a DataLoader: one ``randperm`` per epoch from the session's generator."""
+
+    def __init__(self, split: _Split, batch_size: int, seed: int) -> None:
+        self.split = split
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.index_device = split.images.device
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    def _refill(self) -> None:
+        n, b = self.split.n, self.batch_size
+        rest = self.perm[self.pos:] if self.perm is not None and n < b else None
+        parts = [] if rest is None else [rest]
+        have = 0 if rest is None else len(rest)
+        while have < b:
+            parts.append(torch.randperm(n, generator=self.generator).to(self.index_device))
+            have += n
+        self.perm = parts[0] if len(parts) == 1 else torch.cat(parts)
+        self.pos = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.perm is None or self.pos + self.batch_size > len(self.perm):
+            self._refill()
+        index = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return self.split.take(index)
+
+
+def _finite_flag(loss: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """One device boolean: the loss and every gradient are finite (cheaply: their L2 norms are).
+
+    The L2 norm (one fused kernel on CUDA, 14 µs for 38k numbers on a CPU core;
+    the inf-norm is eight times slower there) is NaN/Inf whenever any element
+    is. It can also overflow for finite gradients above ~1e19; :func:`_exactly_finite`
+    settles such a flag before anything is stopped.
+    """
+    if not grads:
+        return torch.isfinite(loss.detach())
+    foreach = getattr(torch, "_foreach_norm", None)
+    norms = foreach(grads, 2) if foreach is not None else [torch.linalg.vector_norm(g) for g in grads]
+    return torch.isfinite(torch.stack([loss.detach(), *norms])).all()
+
+
+def _exactly_finite(loss: torch.Tensor, grads: list[torch.Tensor]) -> bool:
+    return bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+class Session:
+    """A stack ready to train and probe on one device.
+
+    ``config`` defaults to the stack's ``training`` block, then
+    :class:`TrainingConfig`'s defaults. ``data`` may be a ready
+    ``data.DataSplit`` (or anything with ``train``/``test`` sets holding
+    ``images``, ``labels``, ``classes`` and a ``mean``/``std``); by default
+    ``config.data`` is loaded at the stack's input size. Raises
+    :class:`StackRefused` (shape error, class count), :class:`DeviceError`,
+    :class:`DataUnavailable` or :class:`OutOfMemory` before training starts.
+    """
+
+    def __init__(self, stack: Stack, config: TrainingConfig | None = None, *, data: Any = None) -> None:
+        self.stack = stack
+        self.config = config or stack.training or TrainingConfig()
+        try:
+            self.report = build.check_buildable(stack)
+        except build.StackInvalid as exc:
+            raise StackRefused(str(exc)) from None
+        self.device = devices.resolve(self.config.device)
+        self.device_info = devices.describe(self.device)
+        self.data = data if data is not None else load_data(self.config.data, stack.input.shape, self.config.seed)
+        self.data_name = getattr(self.data, "name", self.config.data)
+        self.classes = tuple(self.data.train.classes)
+        self._check_classes()
+        self.labels = tuple(r.label for r in self.report.layers)
+        self.head, self.z_index = self._find_head()
+        self.batch_size = int(self.config.batch_size)
+        self.lr = float(self.config.lr)
+        self.step_count = 0
+        self.check_finite = True  # the per-step NaN/Inf check; off only to measure what it costs
+        self._rng = _Rng(self.device, self.config.seed)
+        self._closed = False
+        self._guard_oom(self._build, "setting up")
+
+    # ----------------------------------------------------------- building
+    def _check_classes(self) -> None:
+        k = self.report.num_classes
+        have = len(self.classes)
+        if k is None:
+            out = self.report.output_shape
+            raise StackRefused(f"the stack's output is {fmt_shape(out)}, not one score per class: end it with "
+                               f"Flatten and a Linear with out_features={have} for {self.data_name}")
+        if k != have:
+            linears = [r.index for r in self.report.layers if r.type == "Linear"]
+            fix = (f"set the last Linear's out_features to {have}" if linears
+                   else f"end the stack with a Linear of {have} outputs")
+            raise StackRefused(f"the stack scores {k} classes but {self.data_name} has {have}: {fix}")
+        ignore = self.stack.loss.params.get("ignore_index", -100)
+        if 0 <= ignore < have and self.data_name:
+            self.notes = (f"ignore_index={ignore}: the class {self.classes[ignore]!r} adds nothing to the loss",)
+        else:
+            self.notes = ()
+
+    def _find_head(self) -> tuple[str | None, int]:
+        """The trailing Softmax/LogSoftmax over the classes, and the index of z's activation (-1: the input)."""
+        layers = self.report.layers
+        types = [r.type for r in layers]
+        dims = [r.resolved.get("dim") for r in layers]
+        head = identities.stack_head(types, dims)
+        z_index = len(layers) - (2 if head else 1)
+        return head, z_index
+
+    def _build(self) -> None:
+        seed = self.config.seed
+        self.model = build.build_model(self.stack, seed=seed).to(self.device)
+        self.loss_fn = build.build_loss(self.stack.loss).to(self.device)
+        self._loss_settings = identities.loss_settings(self.stack.loss, len(self.classes), device=self.device)
+        self._sum_reduction = self._loss_settings["reduction"] == "sum"
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = self._make_optimizer()
+        on_device = self._fits_on_device()
+        mean = getattr(self.data, "mean", None) or (0.0,) * self.stack.input.channels
+        std = getattr(self.data, "std", None) or (1.0,) * self.stack.input.channels
+        self.train_split = _Split(self.data.train, mean, std, self.device, on_device)
+        self.test_split = _Split(self.data.test, mean, std, self.device, on_device)
+        self._batches = _Batches(self.train_split, self.batch_size, seed)
+        self._zero_stats()
+
+    def _fits_on_device(self) -> bool:
+        if self.device.type == "cpu":
+            return True
+        free = devices.free_memory(self.device)
+        size = sum(np.asarray(s.images).nbytes + np.asarray(s.labels).nbytes * 2
+                   for s in (self.data.train, self.data.test))
+        return free is None or size <= DEVICE_DATA_FRACTION * free
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(self._params, lr=self.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        if c.optimizer == "adam":
+            return torch.optim.Adam(self._params, lr=self.lr, weight_decay=c.weight_decay)
+        raise EngineError(f"unknown optimizer {c.optimizer!r}: expected adam or sgd", kind="config")
+
+    def _zero_stats(self) -> None:
+        self._sum_loss = torch.zeros((), device=self.device)
+        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self._seen = 0
+        self._window_steps = 0
+
+    # ----------------------------------------------------------- controls
+    def reset(self) -> None:
+        """Weights back to the seed's, a fresh optimizer, the data order and random state restarted."""
+        fresh = build.build_model(self.stack, seed=self.config.seed)
+        with torch.no_grad():
+            self.model.load_state_dict(fresh.state_dict())
+        self.optimizer = self._make_optimizer()
+        self._batches = _Batches(self.train_split, self.batch_size, self.config.seed)
+        self._rng.reseed(self.config.seed)
+        self.step_count = 0
+        self._zero_stats()
+
+    def set_batch_size(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise EngineError(f"batch size must be at least 1, got {batch_size}", kind="config")
+        self.batch_size = int(batch_size)
+        self._batches.batch_size = self.batch_size
+        self._batches.perm = None
+
+    def set_lr(self, lr: float) -> None:
+        if not (0 < lr < math.inf):
+            raise EngineError(f"learning rate must be a positive number, got {lr}", kind="config")
+        self.lr = float(lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
+    def load_weights(self, path) -> list[str]:
+        """Start from the weights in ``path`` (checked against the stack), with a fresh optimizer; warnings."""
+        from . import weights
+
+        warnings = weights.load_into(self.model, self.stack, path)
+        self.optimizer = self._make_optimizer()
+        return warnings
+
+    def save_weights(self, path):
+        from . import weights
+
+        return weights.save(self.model, self.stack, path)
+
+    def close(self) -> None:
+        """Drop every device tensor this session holds (the memory goes back to the device)."""
+        for name in ("model", "optimizer", "loss_fn", "train_split", "test_split", "_batches", "_params",
+                     "_sum_loss", "_correct", "_loss_settings"):
+            self.__dict__.pop(name, None)
+        self._closed = True
+        gc.collect()
+        devices.empty_cache(self.device)
+
+    def rng_scope(self) -> contextlib.AbstractContextManager:
+        """Use the session's random stream (the training loop holds this for a whole run)."""
+        return self._rng.active()
+
+    # ----------------------------------------------------------- training
+    def step(self) -> None:
+        """One optimizer step on the next batch. Raises NonFiniteError (weights untouched) or OutOfMemory."""
+        failed = self._guard_oom(self._step, "training")
+        if failed is not None:
+            self._raise_nonfinite(*failed)
+
+    def _step(self):
+        x, y = self._batches.next()
+        out = self.model(x)
+        loss = identities.backward_scalar(self.loss_fn(out, y))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.check_finite:
+            grads = [p.grad for p in self._params if p.grad is not None]
+            # The one read per step (see the module docstring).
+            if not bool(_finite_flag(loss, grads)) and not _exactly_finite(loss, grads):
+                self.optimizer.zero_grad(set_to_none=True)
+                return x, y
+        self.optimizer.step()
+        self.step_count += 1
+        with torch.no_grad():
+            self._sum_loss += loss.detach()
+            self._correct += (out.argmax(1) == y).sum()
+        self._seen += len(y)
+        self._window_steps += 1
+        return None
+
+    def read_stats(self) -> tuple[float, float, int] | None:
+        """(mean loss per sample, training accuracy, steps) since the last read; one device read."""
+        if self._window_steps == 0:
+            return None
+        values = torch.stack([self._sum_loss, self._correct.to(self._sum_loss.dtype)]).tolist()
+        steps, seen = self._window_steps, self._seen
+        per_step = values[0] / steps
+        loss = per_step / (seen / steps) if self._sum_reduction else per_step
+        self._zero_stats()
+        return loss, values[1] / seen, steps
+
+    # ----------------------------------------------------------- evaluation
+    def _per_sample_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        s = dict(self._loss_settings, reduction="none")
+        return identities.apply_loss(out, y, self.stack.loss.type, s)
+
+    def evaluate(self, split: str = "test", chunk: int = 1024) -> Evaluation:
+        """Loss and accuracy on a whole split in eval mode, without gradients; one device read."""
+        data = self._split(split)
+        total = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+
+        def run() -> None:
+            nonlocal total, correct
+            with model_mode(self.model, False), torch.no_grad():
+                for start in range(0, data.n, chunk):
+                    x, y = data.rows(start, start + chunk)
+                    out = self.model(x)
+                    total = total + self._per_sample_loss(out, y).sum()
+                    correct = correct + (out.argmax(1) == y).sum()
+
+        self._guard_oom(run, "evaluating")
+        loss, right = torch.stack([total, correct.to(total.dtype)]).tolist()
+        n = max(1, data.n)
+        return Evaluation(self.step_count, split, loss / n, right / n, data.n)
+
+    def _split(self, split: str) -> _Split:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return self.train_split if split == "train" else self.test_split
+
+    # ----------------------------------------------------------- probes and identities
+    def probe(self, index: int = 0, split: str = "test", mode: str = "eval", with_identities: bool = True):
+        """Everything the views draw for one sample (see :class:`probes.Probe`)."""
+        from . import probes
+
+        return self._guard_oom(lambda: probes.take(self, index, split, mode, with_identities), "probing")
+
+    def check_identities(self, n: int = 8, split: str = "test") -> identities.Identities:
+        """The loss-head identities on the first ``n`` samples of a split (eval mode), N = ``n``."""
+        data = self._split(split)
+        x, y = data.rows(0, min(n, data.n))
+        with model_mode(self.model, False), torch.no_grad():
+            z = x
+            for i, module in enumerate(self.model):
+                if i > self.z_index:
+                    break
+                z = module(z)
+        z = z.reshape(len(y), -1).float().cpu()
+        return identities.check(z, y.cpu(), self.stack.loss, self.head, z_source=self.z_source)
+
+    @property
+    def z_source(self) -> str:
+        layers = self.report.layers
+        if self.head is not None:
+            h = len(layers) - 1
+            return f"the input of layer {h} ({layers[h].label})"
+        return f"the output of layer {self.z_index} ({layers[self.z_index].label})" if layers else "the input"
+
+    # ----------------------------------------------------------- faults
+    def _guard_oom(self, fn, doing: str):
+        """Run ``fn``; turn an out-of-memory error into OutOfMemory after handing the memory back."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001  (only OOM is handled; the rest re-raised as is)
+            if not devices.is_out_of_memory(exc):
+                raise
+            detail = str(exc).splitlines()[0][:200]
+        # Outside the except block: the traceback, and every tensor its frames held, is gone.
+        self._recover_memory()
+        batch = self.batch_size
+        info = self.device_info
+        memory = f", {devices.format_bytes(info.memory_bytes)}" if info.memory_bytes else ""
+        where = f"{info.id} ({info.name}{memory})"
+        if batch > 1:
+            smaller = max(1, batch // 2)
+            msg = f"out of memory on {where} while {doing} at batch {batch}: try a batch of {smaller}"
+        else:
+            smaller = 1
+            msg = (f"out of memory on {where} while {doing} at batch 1: the model itself does not fit; "
+                   "try fewer channels or a smaller input")
+        raise OutOfMemory(f"{msg} ({detail})", device=info.id, batch_size=batch, suggested_batch=smaller)
+
+    def _recover_memory(self) -> None:
+        optimizer = self.__dict__.get("optimizer")
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        devices.empty_cache(self.device)
+
+    def _raise_nonfinite(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        step = self.step_count + 1
+        try:
+            phase, layer = self._diagnose(x, y)
+        except Exception:  # noqa: BLE001  (a failed diagnosis must not hide the fault itself)
+            phase, layer = "loss", None
+        label = self.labels[layer] if layer is not None and layer >= 0 else None
+        lr = f"lower the learning rate (now {self.lr:g})"
+        if phase == "input":
+            text = "the input images contain NaN or Inf: check the data set"
+        elif phase == "forward":
+            text = (f"layer {layer} ({label}) produced NaN or Inf in the forward pass: its input or weights grew "
+                    f"too large; {lr}, or add BatchNorm2d before it")
+        elif phase == "backward":
+            text = (f"the gradient became NaN or Inf at layer {layer} ({label}) in the backward pass; {lr} "
+                    "or add BatchNorm2d")
+        else:
+            ignore = self._loss_settings["ignore_index"]
+            text = (f"the loss ({self.stack.loss.type}) is NaN or Inf although every layer's output is finite "
+                    f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")
+        raise NonFiniteError(f"training stopped at step {step}: {text}", step=step, phase=phase,
+                             layer=layer if phase in ("forward", "backward") else None, label=label)
+
+    def _diagnose(self, x: torch.Tensor, y: torch.Tensor) -> tuple[str, int | None]:
+        """Where the non-finite value first appeared when the batch is run again, module by module."""
+        if not bool(torch.isfinite(x).all()):
+            return "input", None
+        with torch.enable_grad():
+            acts = []
+            h = x
+            for i, module in enumerate(self.model):
+                h = module(h.clone() if getattr(module, "inplace", False) else h)
+                if not bool(torch.isfinite(h).all()):
+                    return "forward", i
+                acts.append(h)
+            loss = identities.backward_scalar(self.loss_fn(h, y))
+            if not bool(torch.isfinite(loss)):
+                return "loss", None
+            params = [list(m.parameters()) for m in self.model]
+            flat = [p for group in params for p in group]
+            wanted = [a for a in acts if a.requires_grad]
+            grads = torch.autograd.grad(loss, wanted + flat, allow_unused=True)
+        act_grads = dict(zip([id(a) for a in wanted], grads[:len(wanted)]))
+        param_grads = iter(grads[len(wanted):])
+        bad_layers = set()
+        for i, group in enumerate(params):
+            for _p in group:
+                g = next(param_grads)
+                if g is not None and not bool(torch.isfinite(g).all()):
+                    bad_layers.add(i)
+        for i, a in enumerate(acts):
+            g = act_grads.get(id(a))
+            if g is not None and not bool(torch.isfinite(g).all()):
+                bad_layers.add(i)
+        return ("backward", max(bad_layers)) if bad_layers else ("loss", None)
+
+    def describe(self) -> str:
+        """One line: what trains where."""
+        info = self.device_info
+        return (f"{self.stack.name} on {info.id} ({info.name}) with {self.data_name}: "
+                f"{self.train_split.n:,} training / {self.test_split.n:,} held-out images, batch {self.batch_size}, "
+                f"{self.config.optimizer} lr {self.lr:g}")
+
+
+def config_with(config: TrainingConfig | None, **overrides: Any) -> TrainingConfig:
+    """``config`` (or the defaults) with every override that is not None applied."""
+    base = config or TrainingConfig()
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
