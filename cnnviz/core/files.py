@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -294,7 +295,12 @@ def load(path: str | os.PathLike) -> Stack:
     """Read a stack file; StackFileError (never another exception) if it cannot be used."""
     p = Path(path)
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise StackFileError("is a folder, not a stack file", path=p)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise StackFileError("is not a regular file", path=p)
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise StackFileError(f"the file is {size:,} bytes; stack files are at most {MAX_FILE_BYTES:,}",
                                  path=p)
@@ -342,8 +348,13 @@ def dumps(stack: Stack) -> str:
 
 
 def save(stack: Stack, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
+    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
+
+    A symbolic link is followed, so the file it points to is replaced, not the link.
+    """
     target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()
     text = dumps(stack).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -362,4 +373,4 @@ def save(stack: Stack, path: str | os.PathLike) -> Path:
         except OSError:
             pass
         raise
-    return target
+    return Path(path)

@@ -289,6 +289,25 @@ def test_folder_and_missing_path(tmp_path):
     assert info.value.message == "no such file" and str(info.value) == f"{missing}: no such file"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.cnnviz"
+    os.mkfifo(fifo)
+    with pytest.raises(StackFileError) as info:
+        files.load(fifo)
+    assert info.value.message == "is not a regular file"
+
+
+def test_save_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real.cnnviz"
+    files.save(Stack(name="old"), real)
+    link = tmp_path / "link.cnnviz"
+    link.symlink_to(real)
+    assert files.save(_lenet(), link) == link
+    assert link.is_symlink() and files.load(real) == _lenet()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.cnnviz", "real.cnnviz"]
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anything")
 def test_unreadable_file(tmp_path):
     path = tmp_path / "locked.cnnviz"
