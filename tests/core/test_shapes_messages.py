@@ -382,6 +382,18 @@ def test_implicit_softmax_dim():
     assert not any("dim is not set" in w for w in infer(S(1, 8, 8, *HEAD, L("Softmax", dim=1))).layers[-1].warnings)
 
 
+@pytest.mark.parametrize("prefix, per_sample_rank", [((), 3), ((L("Flatten", start_dim=2),), 2), ((L("Flatten"),), 1)])
+def test_implicit_softmax_dim_is_torchs_choice(prefix, per_sample_rank):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.nn.functional._get_softmax_dim("softmax", per_sample_rank + 1, 3)
+    report = infer(S(2, 3, 4, *prefix, L("Softmax")))
+    assert any(f"torch picks dim={theirs} implicitly" in w for w in report.layers[-1].warnings)
+
+
 def test_examples_have_no_surprising_warnings():
     for path in assets.examples():
         report = infer(files.load(path))
