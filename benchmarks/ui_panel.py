@@ -6,8 +6,9 @@
    a bare ``ImageItem.setImage`` loop over the same maps arranged as a mosaic
    (prebuilt, NaN-free, fixed levels and LUT: pyqtgraph's fast path) in a
    GraphicsLayoutWidget the size of the view's. Frames alternate between the
-   two so both see the same machine load; fps is 1 / median frame time, and
-   only frames whose image was actually rendered count. Two ways to paint:
+   two so both see the same machine load; fps is 1 / median frame time (and
+   1 / the 10th percentile, steadier on a busy machine), and only frames whose
+   image was actually rendered count. Two ways to paint:
    ``events`` (the event loop repaints the changed region, as on screen) and
    ``grab`` (``widget.grab()`` repaints everything each frame, the view's
    colour bar, input image and labels included).
@@ -55,6 +56,11 @@ def _paint(app: QtWidgets.QApplication, widget: QtWidgets.QWidget, how: str) -> 
 
 def _fps(times: list[float]) -> float:
     return 1.0 / statistics.median(times)
+
+
+def _fps_p10(times: list[float]) -> float:
+    """fps from the fastest tenth of frames: what the code costs when nothing else takes the CPU."""
+    return 1.0 / float(np.percentile(times, 10))
 
 
 def feature_maps_vs_bare(frames: int = 300, channels: int = 64, size: int = 56, widget: tuple[int, int] = (800, 600),
@@ -114,6 +120,8 @@ def feature_maps_vs_bare(frames: int = 300, channels: int = 64, size: int = 56, 
     result = {
         "panel_fps": _fps(panel_times),
         "bare_fps": _fps(bare_times),
+        "panel_p10_fps": _fps_p10(panel_times),
+        "bare_p10_fps": _fps_p10(bare_times),
         "panel_mean_fps": len(panel_times) / sum(panel_times),
         "bare_mean_fps": len(bare_times) / sum(bare_times),
         "painted_panel": painted["panel"],
@@ -123,6 +131,7 @@ def feature_maps_vs_bare(frames: int = 300, channels: int = 64, size: int = 56, 
         "maps_area": (view.graphics.width(), view.graphics.height()),
     }
     result["ratio"] = result["panel_fps"] / result["bare_fps"]
+    result["ratio_p10"] = result["panel_p10_fps"] / result["bare_p10_fps"]
     view.close()
     bare.close()
     return result
@@ -184,12 +193,12 @@ def _print_feature_maps(fm: dict, paint: str) -> bool:
             "grab": "widget.grab() repaints everything: colour bar, input, labels"}[paint]
     print(f"feature maps 64×56×56, paint by {paint} ({what}); {fm['frames']} frames each, "
           f"maps area {fm['maps_area'][0]}×{fm['maps_area'][1]} px, {fm['grid_cols']} columns")
-    print(f"  FeatureMapView   {fm['panel_fps']:7.1f} fps (mean {fm['panel_mean_fps']:.1f}), "
+    print(f"  FeatureMapView   {fm['panel_fps']:7.1f} fps median, {fm['panel_p10_fps']:7.1f} fastest tenth, "
           f"painted {fm['painted_panel']}/{fm['frames']}")
-    print(f"  bare ImageItem   {fm['bare_fps']:7.1f} fps (mean {fm['bare_mean_fps']:.1f}), "
+    print(f"  bare ImageItem   {fm['bare_fps']:7.1f} fps median, {fm['bare_p10_fps']:7.1f} fastest tenth, "
           f"painted {fm['painted_bare']}/{fm['frames']}")
-    print(f"  ratio {fm['ratio']:.2f} (target ≥ {TARGET_RATIO} and ≥ {TARGET_FPS:.0f} fps): "
-          f"{'OK' if ok else 'BELOW TARGET'}")
+    print(f"  ratio {fm['ratio']:.2f} median, {fm['ratio_p10']:.2f} fastest tenth "
+          f"(target ≥ {TARGET_RATIO} and ≥ {TARGET_FPS:.0f} fps): {'OK' if ok else 'BELOW TARGET'}")
     return ok
 
 

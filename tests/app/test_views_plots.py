@@ -188,6 +188,10 @@ def test_gradient_view_prints_the_max_difference(qtbot, z):
     np.testing.assert_allclose(view.diff_bars.opts["height"], a - b)
     np.testing.assert_allclose(view.autograd_bars.opts["x"], np.arange(10) - 0.2)
     np.testing.assert_allclose(view.formula_bars.opts["x"], np.arange(10) + 0.2)
+    assert view.norms_panel.is_empty and "norms" in view.norms_panel.hint_text
+    view.clear()
+    assert view.is_empty and view.max_difference is None
+    assert view.identity_panel.is_empty and "autograd" in view.identity_panel.hint_text
 
 
 def test_gradient_view_says_when_autograd_and_formula_differ(qtbot, z):

@@ -328,21 +328,70 @@ def label_style(widget: QtWidgets.QWidget) -> dict[str, str]:
     return {"color": fg.name(), "font-size": f"{size if size > 0 else 9:.0f}pt"}
 
 
+class GridLines(QtWidgets.QGraphicsPathItem):
+    """Light lines across a plot at one axis's major ticks.
+
+    pyqtgraph's own grid (``showGrid``) is drawn inside the axis picture and
+    costs several milliseconds per paint here, which adds up at 30 redraws a
+    second; one path of cosmetic lines costs a few microseconds.
+    """
+
+    def __init__(self, plot: pg.PlotItem, axis: str = "left", alpha: int = 45) -> None:
+        super().__init__()
+        self._plot = plot
+        self._axis = axis
+        color = QtGui.QColor(plot.getAxis(axis).textPen().color())
+        color.setAlpha(alpha)
+        pen = QtGui.QPen(color)
+        pen.setCosmetic(True)
+        pen.setWidth(1)
+        self.setPen(pen)
+        self.setZValue(-10)
+        plot.addItem(self, ignoreBounds=True)
+        vb = plot.getViewBox()
+        vb.sigRangeChanged.connect(self.refresh)
+        vb.sigResized.connect(self.refresh)
+
+    def set_axis(self, axis: str) -> None:
+        """Follow another axis (``left`` for lines across, ``bottom`` for lines up)."""
+        self._axis = axis
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        vb = self._plot.getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        across = self._axis in ("left", "right")
+        lo, hi = (y0, y1) if across else (x0, x1)
+        size = vb.height() if across else vb.width()
+        path = QtGui.QPainterPath()
+        if size > 0 and hi > lo:
+            for _, values in self._plot.getAxis(self._axis).tickValues(lo, hi, size)[:1]:
+                for v in values:
+                    if across:
+                        path.moveTo(x0, v)
+                        path.lineTo(x1, v)
+                    else:
+                        path.moveTo(v, y0)
+                        path.lineTo(v, y1)
+        self.setPath(path)
+
+
 class ViewPanel(QtWidgets.QWidget):
     """A view with an empty state: a one-line hint in place of the content until data arrives.
 
     Subclasses build their content widget, pass it to :meth:`_set_content`,
     call :meth:`_show_content` when they have something to draw and
-    :meth:`clear` to go back to the hint.
+    :meth:`clear` to go back to the hint (``hint``, else the class's ``EMPTY_HINT``).
     """
 
     EMPTY_HINT = "No data yet"
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None, hint: str | None = None) -> None:
         super().__init__(parent)
+        self._default_hint = hint or self.EMPTY_HINT
         self._stack = QtWidgets.QStackedLayout(self)
         self._stack.setContentsMargins(0, 0, 0, 0)
-        self._hint = QtWidgets.QLabel(self.EMPTY_HINT, self)
+        self._hint = QtWidgets.QLabel(self._default_hint, self)
         self._hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self._hint.setWordWrap(True)
         self._hint.setObjectName("emptyHint")
@@ -358,7 +407,7 @@ class ViewPanel(QtWidgets.QWidget):
             self._stack.setCurrentIndex(1)
 
     def _show_hint(self, message: str | None) -> None:
-        self._hint.setText(message or self.EMPTY_HINT)
+        self._hint.setText(message or self._default_hint)
         self._stack.setCurrentIndex(0)
 
     @property

@@ -32,8 +32,9 @@ class FeatureMapView(ViewPanel):
       Linear) is drawn as a strip of 1×1 cells; 2-D is one map. ``levels``: ``"auto"``
       (symmetric about 0 when the values take both signs), ``"symmetric"``, ``"minmax"``,
       ``(low, high)``, or None to keep the current choice (the person's, from the menu).
-      Symmetric levels use a diverging colour map centred at 0 (gradients), others a
-      sequential one.
+      Symmetric levels use a diverging colour map centred at 0, others a sequential
+      one. For gradient maps (dL/d activation) use a second view set to
+      ``set_level_mode("symmetric")`` once, so the person's choice for activations stays.
     - ``clear(message)``: back to the hint.
 
     Repaints are throttled to about 30 per second; ``flush()`` draws a pending update now.
@@ -63,6 +64,7 @@ class FeatureMapView(ViewPanel):
         self._hover: tuple | None = None
         self._input: np.ndarray | None = None
         self._columns_key: tuple | None = None
+        self._columns_cols = 1
 
         content = QtWidgets.QWidget(self)
         outer = QtWidgets.QVBoxLayout(content)

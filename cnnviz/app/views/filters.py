@@ -50,6 +50,7 @@ class FilterView(ViewPanel):
         self._matrix = False
         self._hover: tuple | None = None
         self._image_shape: tuple[int, ...] | None = None
+        self._shown_gap: int | None = None
 
         content = QtWidgets.QWidget(self)
         outer = QtWidgets.QVBoxLayout(content)
@@ -191,7 +192,7 @@ class FilterView(ViewPanel):
         self.image_item.setImage(image, levels=self._levels, autoLevels=False)
         self.colorbar.setLevels(values=self._levels)
         layout = (image.shape, grid, tile, gap)
-        if layout != (self._image_shape, self._grid, self._tile, getattr(self, "_shown_gap", None)):
+        if layout != (self._image_shape, self._grid, self._tile, self._shown_gap):
             self._image_shape, self._grid, self._tile, self._shown_gap = image.shape, grid, tile, gap
             self._gaps.setPath(gap_path(tile, grid, gap, grid[0] * grid[1], frame=1))
             self.plot.setRange(QtCore.QRectF(-1, -1, image.shape[1] + 2, image.shape[0] + 2), padding=0)

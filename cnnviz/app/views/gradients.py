@@ -9,8 +9,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ._common import (BLUE, GREEN, GREY, ORANGE, VERMILION, ViewPanel, fmt_value, graphics_widget, label_style,
-                      make_throttler, palette_colors, status_label, style_axes)
+from ._common import (BLUE, GREEN, GREY, ORANGE, VERMILION, GridLines, ViewPanel, fmt_value, graphics_widget,
+                      label_style, make_throttler, palette_colors, status_label, style_axes)
 
 
 def fmt_difference(d: float) -> str:
@@ -73,8 +73,8 @@ class GradientView(ViewPanel):
         outer = QtWidgets.QVBoxLayout(page)
         outer.setContentsMargins(4, 4, 4, 2)
         outer.setSpacing(2)
-        self.identity_panel = ViewPanel(page)
-        self.identity_panel._hint.setText("Run a backward pass to compare autograd's dL/dz with softmax(z) − onehot(y)")
+        self.identity_panel = ViewPanel(
+            page, hint="Run a backward pass to compare autograd's dL/dz with softmax(z) − onehot(y)")
         self.graphics = graphics_widget(self.identity_panel)
         self.graphics.setMinimumSize(200, 140)
         self.identity_panel._set_content(self.graphics)
@@ -92,7 +92,7 @@ class GradientView(ViewPanel):
         self.pair_plot.setMouseEnabled(False, False)
         self.pair_plot.hideButtons()
         style_axes(self.pair_plot, self)
-        self.pair_plot.showGrid(y=True, alpha=0.25)
+        GridLines(self.pair_plot)
         self.pair_plot.setLabel("left", "dL/dz", **style)
         self.pair_plot.getAxis("bottom").setStyle(showValues=False)
         bg, fg = palette_colors(self)
@@ -110,7 +110,7 @@ class GradientView(ViewPanel):
         self.diff_plot.setMouseEnabled(False, False)
         self.diff_plot.hideButtons()
         style_axes(self.diff_plot, self)
-        self.diff_plot.showGrid(y=True, alpha=0.25)
+        GridLines(self.diff_plot)
         self.diff_plot.setLabel("left", "difference", **style)
         self.diff_plot.setXLink(self.pair_plot)
         self.diff_bars = pg.BarGraphItem(x=[0], height=[0], width=0.6, brush=VERMILION, pen=None)
@@ -123,8 +123,7 @@ class GradientView(ViewPanel):
             plot.getAxis("left").setWidth(64)
 
         # --- tab 2: norms by layer
-        self.norms_panel = ViewPanel(self.tabs)
-        self.norms_panel._hint.setText("Run a backward pass to see weight and gradient norms by layer")
+        self.norms_panel = ViewPanel(self.tabs, hint="Run a backward pass to see weight and gradient norms by layer")
         norms_page = QtWidgets.QWidget(self.norms_panel)
         norms_layout = QtWidgets.QVBoxLayout(norms_page)
         norms_layout.setContentsMargins(4, 4, 4, 2)
@@ -138,7 +137,7 @@ class GradientView(ViewPanel):
         self.norms_plot.setMouseEnabled(False, False)
         self.norms_plot.hideButtons()
         style_axes(self.norms_plot, self)
-        self.norms_plot.showGrid(y=True, alpha=0.25)
+        GridLines(self.norms_plot)
         self.norms_plot.setLabel("left", "L2 norm (log scale)", **style)
         self.norms_plot.getAxis("left").setLogMode(True)
         nlegend = self.norms_plot.addLegend(offset=(-8, 6), labelTextColor=fg, brush=pg.mkBrush(bg))
@@ -256,7 +255,8 @@ class GradientView(ViewPanel):
             if self.agrees:
                 verdict = f"  <span style='color:{GREEN}'>✓ the same up to float32 rounding</span>"
             else:
-                verdict = f"  <span style='color:{VERMILION}'>✗ they differ: the loss head is not what it seems</span>"
+                verdict = (f"  <span style='color:{VERMILION}'>✗ they differ: the loss does not take z "
+                           f"as raw logits</span>")
         note = f"  ·  {self._note}" if self._note else ""
         self.difference_label.setText(f"max |difference| = {fmt_difference(self._max_diff or 0.0)}{verdict}{note}")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ._common import (BLUE, GREEN, GREY, VERMILION, ViewPanel, fmt_value, graphics_widget, label_style,
+from ._common import (BLUE, GREEN, GREY, VERMILION, GridLines, ViewPanel, fmt_value, graphics_widget,
                       make_throttler, palette_colors, status_label, style_axes, title_label)
 
 LOG_FLOOR = -100.0   # where log-probabilities of exactly 0 are drawn
@@ -76,7 +76,7 @@ class SoftmaxView(ViewPanel):
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
         style_axes(self.plot, self)
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        self._grid = GridLines(self.plot, "left")
         self.graphics.addItem(self.plot)
         self.bars = pg.BarGraphItem(x=[0], height=[0], width=0.75)
         self.plot.addItem(self.bars)
@@ -137,7 +137,10 @@ class SoftmaxView(ViewPanel):
 
     @property
     def predicted(self) -> int | None:
-        return None if self._probs is None else int(np.nanargmax(self._probs)) if np.isfinite(self._probs).any() else None
+        """The class with the largest probability (None before data or when all are NaN)."""
+        if self._probs is None or not np.isfinite(self._probs).any():
+            return None
+        return int(np.nanargmax(self._probs))
 
     @property
     def true_class(self) -> int | None:
@@ -208,8 +211,8 @@ class SoftmaxView(ViewPanel):
 
     def _room_per_class(self) -> float:
         """Pixels of axis per class when the bars stand up."""
-        width = self.plot.getViewBox().width() if self._is_horizontal is False else 0
-        if width < 10:
+        width = 0.0 if self._is_horizontal else self.plot.getViewBox().width()
+        if width < 10:  # not laid out yet, or the bars lie down: estimate from the widget
             width = self.graphics.width() - 50
         return max(width, 1) / max(len(self._classes), 1) - 3
 
@@ -218,7 +221,7 @@ class SoftmaxView(ViewPanel):
         self._ticks_key = None
         self.plot.invertY(horizontal)
         self.true_marker.setSymbol("t3" if horizontal else "t")
-        self.plot.showGrid(x=horizontal, y=not horizontal, alpha=0.25)
+        self._grid.set_axis("bottom" if horizontal else "left")
         self.plot.getAxis("left" if horizontal else "bottom").setTicks(None)
         self.plot.getAxis("bottom" if horizontal else "left").setTicks(None)
 
