@@ -67,16 +67,28 @@ def test_best_columns_follows_the_area_shape():
     assert best_columns(10, (1, 1), area=(50, 1000), gap=0) == 10   # a strip when the area is a strip
 
 
+def _scale(n, tile, area, gap, cols):
+    h, w = mosaic_size(tile, (math.ceil(n / cols), cols), gap)
+    return min(area[0] / h, area[1] / w)
+
+
 def test_best_columns_maximises_the_tile_size():
-    n, tile, area = 16, (28, 28), (500.0, 700.0)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 200))
+        tile = (int(rng.integers(1, 60)), int(rng.integers(1, 60)))
+        area = (float(rng.uniform(20, 1500)), float(rng.uniform(20, 1500)))
+        gap = int(rng.integers(0, 2))
+        best = _scale(n, tile, area, gap, best_columns(n, tile, area, gap))
+        assert all(best >= _scale(n, tile, area, gap, c) * (1 - 1e-9) for c in range(1, n + 1)), (n, tile, area)
 
-    def scale(cols):
-        rows = math.ceil(n / cols)
-        h, w = mosaic_size(tile, (rows, cols), 1)
-        return min(area[0] / h, area[1] / w)
 
-    best = best_columns(n, tile, area)
-    assert all(scale(best) >= scale(c) - 1e-12 for c in range(1, n + 1))
+def test_best_columns_of_a_million_units_is_quick():
+    import time
+    start = time.perf_counter()
+    cols = best_columns(1_000_000, (1, 1), (500, 800), gap=0)
+    assert time.perf_counter() - start < 0.05
+    assert 1100 < cols < 1400
 
 
 def test_tile_at_finds_channel_and_pixel_and_skips_gaps():

@@ -54,12 +54,25 @@ def mosaic_size(shape: tuple[int, int], grid: tuple[int, int], gap: int) -> tupl
 
 
 def best_columns(n: int, tile: tuple[int, int], area: tuple[float, float], gap: int = 1) -> int:
-    """The number of columns that shows ``n`` tiles of ``tile`` = (h, w) largest in ``area`` = (height, width)."""
+    """The number of columns that shows ``n`` tiles of ``tile`` = (h, w) largest in ``area`` = (height, width).
+
+    Only columns near the continuous optimum are tried, so a vector of a
+    million units costs no more than a handful of maps.
+    """
     if n <= 0:
         return 1
     ah, aw = max(area[0], 1.0), max(area[1], 1.0)
+    h, w = tile
+    ideal = math.sqrt(n * (aw / (w + gap)) / (ah / (h + gap)))
+    candidates = {1, n}
+    for c in range(int(ideal) - 2, int(ideal) + 4):
+        candidates.add(c)
+    ideal_rows = n / max(ideal, 1e-9)
+    for r in range(int(ideal_rows) - 2, int(ideal_rows) + 4):
+        if r >= 1:
+            candidates.add(math.ceil(n / r))
     best, best_scale = 1, -1.0
-    for cols in range(1, n + 1):
+    for cols in sorted(c for c in candidates if 1 <= c <= n):
         rows = math.ceil(n / cols)
         if (rows - 1) * cols >= n:
             continue  # a shorter grid holds the same tiles
