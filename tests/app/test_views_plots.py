@@ -203,6 +203,12 @@ def test_gradient_view_says_when_autograd_and_formula_differ(qtbot, z):
     assert view.agrees is False
     assert f"{np.abs(a - b).max():.1e}" in view.difference_label.text()
     assert "differ" in view.difference_label.text()
+    view.set_identity(b[None], b[None], agrees=True)   # a batch of one, with the engine's verdict
+    view.flush()
+    assert view.agrees is True and view.max_difference == 0
+    assert "max |difference| = 0.0" in view.difference_label.text()
+    with pytest.raises(ValueError):
+        view.set_identity(np.zeros((2, 10)), np.zeros((2, 10)))
 
 
 def test_cross_entropy_check_line(qtbot):
@@ -234,3 +240,6 @@ def test_norms_are_log_scaled_bars_by_layer(qtbot):
     assert ticks[2] == "7 Linear"
     with pytest.raises(ValueError):
         view.set_norms(labels, w[:2], g)
+    view.set_norms(["0 Conv2d", "1 ReLU", "2 Linear"], [2.0, None, 3.0], [0.1, None, 0.2])  # as probes give them
+    view.flush()
+    assert dict(view.norms_plot.getAxis("bottom")._tickLevels[0]) == {0: "0 Conv2d", 1: "2 Linear"}

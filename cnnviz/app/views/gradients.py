@@ -20,6 +20,17 @@ def fmt_difference(d: float) -> str:
     return "0.0" if d == 0 else f"{d:.1e}"
 
 
+def _one_row(values: np.ndarray, what: str) -> np.ndarray:
+    """One sample's K values: a vector, or a batch of one."""
+    a = np.asarray(values)
+    if a.ndim == 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be one sample's values per class, not an array of shape {a.shape}: "
+                         f"pass one row")
+    return a
+
+
 def _name_ticks(widget: QtWidgets.QWidget, names: Sequence[str], room: float) -> list[tuple[int, str]]:
     fm = widget.fontMetrics()
     if room >= fm.horizontalAdvance("Ab…"):
@@ -34,15 +45,18 @@ class GradientView(ViewPanel):
 
     Data API (GUI thread):
 
-    - ``set_identity(autograd, formula, classes=None, note="")``: dL/dz for one
-      sample from autograd, and softmax(z) − onehot(y) as the caller computed it
-      (already divided by N for a mean reduction); ``note`` says which sample and
-      reduction. Drawn as paired bars per class and their difference, with
+    - ``set_identity(autograd, formula, classes=None, note="", agrees=None)``: dL/dz
+      for one sample from autograd, and softmax(z) − onehot(y) as the caller
+      computed it (already divided by N for a mean reduction), each K values (or
+      a batch of one); ``note`` says which sample and reduction; ``agrees`` is the
+      caller's verdict (e.g. the engine's ``GradientCheck.holds``), computed here
+      when None. Drawn as paired bars per class and their difference, with
       ``max |difference|`` printed.
     - ``set_losses(ce, nll, names=(...))``: CrossEntropyLoss(z) and
       NLLLoss(LogSoftmax(z)), printed with their difference.
     - ``set_norms(labels, weight_norms, grad_norms)``: per-layer L2 norms, as
-      grouped bars on a log scale (zero or NaN norms are left out).
+      grouped bars on a log scale; None/NaN/0 norms have no bar, and layers with
+      neither norm (no parameters) are left out.
     - ``clear(message)``.
     """
 
@@ -55,6 +69,7 @@ class GradientView(ViewPanel):
         self._formula: np.ndarray | None = None
         self._diff: np.ndarray | None = None
         self._max_diff: float | None = None
+        self._agrees: bool | None = None
         self._classes: list[str] = []
         self._note = ""
         self._losses: tuple[float, float] | None = None
@@ -156,9 +171,8 @@ class GradientView(ViewPanel):
 
     # ------------------------------------------------------------ API
     def set_identity(self, autograd: np.ndarray, formula: np.ndarray, classes: Sequence[str] | None = None,
-                     note: str = "") -> None:
-        a = np.asarray(autograd).reshape(-1)
-        b = np.asarray(formula).reshape(-1)
+                     note: str = "", agrees: bool | None = None) -> None:
+        a, b = _one_row(autograd, "autograd"), _one_row(formula, "formula")
         if a.shape != b.shape:
             raise ValueError(f"autograd has {a.size} values but the formula {b.size}")
         if classes is not None and len(classes) != a.size:
@@ -166,6 +180,7 @@ class GradientView(ViewPanel):
         self._autograd, self._formula = a, b
         self._diff = a - b
         self._max_diff = float(np.abs(self._diff).max()) if a.size else 0.0
+        self._agrees = agrees
         self._classes = [str(c) for c in classes] if classes is not None else [str(i) for i in range(a.size)]
         self._note = note
         self.identity_panel._show_content()
@@ -179,13 +194,16 @@ class GradientView(ViewPanel):
         self._show_content()
         self._throttle.throttle()
 
-    def set_norms(self, labels: Sequence[str], weight_norms: Sequence[float], grad_norms: Sequence[float]) -> None:
-        w = np.asarray(weight_norms, dtype=np.float64).reshape(-1)
-        g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
+    def set_norms(self, labels: Sequence[str], weight_norms: Sequence[float | None],
+                  grad_norms: Sequence[float | None]) -> None:
+        """Per-layer norms; layers with neither norm (None or NaN: no parameters) are left out."""
+        w = np.array([np.nan if v is None else v for v in weight_norms], dtype=np.float64).reshape(-1)
+        g = np.array([np.nan if v is None else v for v in grad_norms], dtype=np.float64).reshape(-1)
         if not len(labels) == w.size == g.size:
             raise ValueError(f"{len(labels)} labels, {w.size} weight norms and {g.size} gradient norms")
-        self._norm_labels = [str(x) for x in labels]
-        self._weight_norms, self._grad_norms = w, g
+        keep = np.isfinite(w) | np.isfinite(g)
+        self._norm_labels = [str(x) for x, k in zip(labels, keep) if k]
+        self._weight_norms, self._grad_norms = w[keep], g[keep]
         self.norms_panel._show_content()
         self._show_content()
         self._throttle.throttle()
@@ -211,9 +229,15 @@ class GradientView(ViewPanel):
 
     @property
     def agrees(self) -> bool | None:
-        """Whether autograd and the formula agree to float32 rounding (None before set_identity)."""
+        """Whether autograd and the formula agree to float32 rounding (None before set_identity).
+
+        The caller's verdict when it gave one (the engine's tolerance), else
+        ``max |difference| ≤ AGREE_RTOL × max |formula|``.
+        """
         if self._max_diff is None or self._formula is None:
             return None
+        if self._agrees is not None:
+            return self._agrees
         scale = float(np.abs(self._formula).max()) if self._formula.size else 0.0
         return self._max_diff <= self.AGREE_RTOL * max(scale, 1e-12)
 
