@@ -90,6 +90,7 @@ class _Rng:
 
     def __init__(self, device: torch.device, seed: int) -> None:
         self.device = device
+        self.depth = 0
         self.reseed(seed)
 
     def _capture(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -115,14 +116,21 @@ class _Rng:
         if self.device.type in ("cuda", "mps"):
             dev = torch.Generator(device=self.device).manual_seed(seed).get_state()
         self.state = (cpu, dev)
+        if self.depth:  # reset inside a run: the live generators restart too
+            self._restore(self.state)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
+        if self.depth:
+            yield
+            return
         outer = self._capture()
         self._restore(self.state)
+        self.depth += 1
         try:
             yield
         finally:
+            self.depth -= 1
             self.state = self._capture()
             self._restore(outer)
 
@@ -373,13 +381,21 @@ class Session:
         devices.empty_cache(self.device)
 
     def rng_scope(self) -> contextlib.AbstractContextManager:
-        """Use the session's random stream (the training loop holds this for a whole run)."""
+        """Use the session's random stream for a run of steps (the loop holds it for a whole run).
+
+        :meth:`step` enters it by itself when called outside; holding it saves
+        swapping the generators' states in and out at every step.
+        """
         return self._rng.active()
 
     # ----------------------------------------------------------- training
     def step(self) -> None:
         """One optimizer step on the next batch. Raises NonFiniteError (weights untouched) or OutOfMemory."""
-        failed = self._guard_oom(self._step, "training")
+        if self._rng.depth:
+            failed = self._guard_oom(self._step, "training")
+        else:
+            with self._rng.active():
+                failed = self._guard_oom(self._step, "training")
         if failed is not None:
             self._raise_nonfinite(*failed)
 

@@ -60,6 +60,11 @@ def _where(stack: Stack, key: str) -> str:
     return key
 
 
+def _layer_order(key: str) -> tuple[int, str]:
+    head, _, rest = key.partition(".")
+    return (int(head), rest) if head.isdigit() else (1 << 30, key)
+
+
 def save(model: nn.Module, stack: Stack, path: str | os.PathLike) -> Path:
     """Write ``model``'s state dict to ``path`` (atomically), with the stack's name and architecture key."""
     from safetensors.torch import save_file
@@ -115,7 +120,7 @@ def check(model: nn.Module, stack: Stack, tensors: dict[str, torch.Tensor]) -> N
                                f"the stack needs {_dims(want.shape)}")
         if want.is_floating_point() != have.is_floating_point():
             raise WeightsError(f"{_where(stack, key)}: the file has {have.dtype}, the stack needs {want.dtype}")
-    extra = [k for k in tensors if k not in expected]
+    extra = sorted((k for k in tensors if k not in expected), key=_layer_order)
     if extra:
         raise WeightsError(f"the file has {extra[0]}, which the stack does not have "
                            f"({_where(stack, extra[0])}): it was saved for another stack")
