@@ -272,24 +272,8 @@ def fmt_value(v: float) -> str:
     return f"{v:.3e}"
 
 
-def fmt_bytes(n: float) -> str:
-    """Bytes the way ``cnnviz summary`` prints them (binary units, two decimals), so both agree."""
-    for unit, size in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
-
 def fmt_count(n: int) -> str:
     return f"{n:,}"
-
-
-def fmt_si(n: float) -> str:
-    """1 234 567 → '1.23 M', as ``cnnviz summary`` prints MACs."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n:g}"
 
 
 # ------------------------------------------------------------------ Qt helpers
