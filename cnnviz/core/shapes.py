@@ -711,35 +711,39 @@ def _check_size(out: Out) -> None:
                                      f"({n * 4 / 2**30:.1f} GiB of float32): use a stride, pooling or fewer channels")
 
 
-def _minimum_input(stack: Stack, index: int, axis: int | None) -> tuple[int, int] | None:
-    """The smallest input for which layers 0..index all work: the failing axis grown alone if that is
-    enough, else both sides grown to at least the same n."""
+def _minimum_input(stack: Stack, index: int) -> tuple[int, int] | None:
+    """The smallest input for which layers 0..index all work: both sides grown to the same n first,
+    then each side shrunk back as far as it goes (height, then width), so neither can lose a pixel."""
     from .layers import MAX_INPUT_SIZE
 
     c, h, w = stack.input.shape
 
-    def grown(n: int, which: int | None) -> tuple[int, int]:
-        return (max(h, n) if which in (None, 0) else h, max(w, n) if which in (None, 1) else w)
-
-    def works(n: int, which: int | None) -> bool:
-        reports = _walk((c, *grown(n, which)), stack.layers, stop_at=index)
+    def works(hh: int, ww: int) -> bool:
+        reports = _walk((c, hh, ww), stack.layers, stop_at=index)
         return len(reports) > index and all(r.error is None for r in reports)
 
-    for which in ((axis, None) if axis is not None else (None,)):
-        lo = (h if which == 0 else w if which == 1 else min(h, w)) + 1
-        hi = lo
-        while hi < MAX_INPUT_SIZE and not works(hi, which):  # doubling: far too big can fail again (too_large)
-            lo, hi = hi + 1, min(2 * hi, MAX_INPUT_SIZE)
-        if not works(hi, which):
-            continue
+    def smallest(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+        """The least n in lo..hi with ok(n), given ok(hi) (ok is taken as monotone)."""
         while lo < hi:
             mid = (lo + hi) // 2
-            if works(mid, which):
+            if ok(mid):
                 hi = mid
             else:
                 lo = mid + 1
-        return grown(hi, which)
-    return None
+        return hi
+
+    def square(n: int) -> tuple[int, int]:
+        return max(h, n), max(w, n)
+
+    lo = min(h, w) + 1
+    hi = lo
+    while hi < MAX_INPUT_SIZE and not works(*square(hi)):  # doubling: far too big can fail again (too_large)
+        lo, hi = hi + 1, min(2 * hi, MAX_INPUT_SIZE)
+    if not works(*square(hi)):
+        return None
+    top_h, top_w = square(smallest(lo, hi, lambda n: works(*square(n))))
+    best_h = smallest(h, top_h, lambda hh: works(hh, top_w))
+    return best_h, smallest(w, top_w, lambda ww: works(best_h, ww))
 
 
 def _with_input_fix(stack: Stack, reports: list[LayerReport]) -> list[LayerReport]:
@@ -747,7 +751,7 @@ def _with_input_fix(stack: Stack, reports: list[LayerReport]) -> list[LayerRepor
     bad = next((r for r in reports if r.error), None)
     if bad is None or bad.error_code not in ("kernel", "too_small", "pad_mode"):
         return reports
-    need = _minimum_input(stack, bad.index, bad.error_axis)
+    need = _minimum_input(stack, bad.index)
     if need is not None:
         base = bad.error[:len(bad.error) - len(_with_fixes("", bad.error_fixes))]
         fixes = bad.error_fixes + (f"an input of at least {need[0]}×{need[1]}",)
