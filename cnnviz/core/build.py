@@ -7,12 +7,13 @@ core's message. Imports torch; no Qt.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
-from .layers import CATALOGUE, LOSSES
+from .layers import CATALOGUE, LOSSES, REQUIRED
 from .shapes import StackReport, infer
 from .stack import Loss, Stack
 
@@ -32,9 +33,14 @@ def check_buildable(stack: Stack) -> StackReport:
 
 
 def torch_kwargs(type_name: str, resolved: dict[str, Any]) -> dict[str, Any]:
-    """Constructor keywords for torch: JSON pairs as tuples, every keyword explicit."""
+    """Constructor keywords for torch: JSON pairs as tuples; keywords at torch's default left out,
+    so that a keyword newer than the installed torch matters only when it is used."""
+    spec = CATALOGUE.get(type_name) or LOSSES[type_name]
     out = {}
     for key, value in resolved.items():
+        default = spec.param(key).default
+        if default is not REQUIRED and value == default and type(value) is type(default):
+            continue
         if isinstance(value, list):
             value = tuple(value)
         out[key] = value
@@ -46,7 +52,14 @@ def torch_kwargs(type_name: str, resolved: dict[str, Any]) -> dict[str, Any]:
 def build_layer(type_name: str, resolved: dict[str, Any]) -> nn.Module:
     if type_name not in CATALOGUE:  # never build anything outside the catalogue
         raise StackInvalid(f"{type_name} is not in the layer catalogue")
-    return getattr(nn, type_name)(**torch_kwargs(type_name, resolved))
+    kwargs = torch_kwargs(type_name, resolved)
+    cls = getattr(nn, type_name)
+    accepted = inspect.signature(cls.__init__).parameters
+    for key in kwargs:
+        if key not in accepted:
+            raise StackInvalid(f"{type_name}({key}=...) needs a newer torch than {torch.__version__}: "
+                               f"leave {key} at its default")
+    return cls(**kwargs)
 
 
 def build_model(stack: Stack, seed: int | None = None) -> nn.Sequential:

@@ -20,7 +20,7 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     """One layer: a catalogue type, the keywords given for it, an optional label."""
 
@@ -33,6 +33,12 @@ class Layer:
 
     def __hash__(self) -> int:
         return hash((self.type, _canonical(self.params), self.name))
+
+    def __eq__(self, other: object) -> bool:
+        # By content as written (true is not 1), matching the hash and the cache key.
+        if not isinstance(other, Layer):
+            return NotImplemented
+        return (self.type, self.name, _canonical(self.params)) == (other.type, other.name, _canonical(other.params))
 
     def with_param(self, key: str, value: Any) -> "Layer":
         """A copy with ``key`` set; ``value=None`` for an inferable keyword removes it."""
@@ -49,7 +55,7 @@ class Layer:
         return self.name or self.type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Loss:
     type: str = DEFAULT_LOSS
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -59,6 +65,11 @@ class Loss:
 
     def __hash__(self) -> int:
         return hash((self.type, _canonical(self.params)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Loss):
+            return NotImplemented
+        return (self.type, _canonical(self.params)) == (other.type, _canonical(other.params))
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class TrainingConfig:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stack:
     name: str = "Untitled"
     input: InputSpec = InputSpec()
@@ -135,6 +146,11 @@ class Stack:
 
     def __hash__(self) -> int:
         return hash(self.key())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return self.key() == other.key()
 
 
 # --------------------------------------------------------------------- edits
