@@ -96,8 +96,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stack", default=str(ROOT / "resources" / "examples" / "digits.cnnviz"))
     parser.add_argument("--data", help="data set (default: the stack's training block)")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--steps", type=int, default=150, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=25, help="timed blocks per variant (short blocks, many "
+                                                               "of them, interleaved: robust to other load)")
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
