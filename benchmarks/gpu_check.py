@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cnnviz import cli  # noqa: E402
-from cnnviz.core import devices, engine, files, training  # noqa: E402
+from cnnviz.core import device_data, devices, engine, files, training  # noqa: E402
 from cnnviz.core.stack import InputSpec, Layer, Loss, Stack  # noqa: E402
 
 EXAMPLES = ROOT / "resources" / "examples"
@@ -129,8 +129,8 @@ def check_probes(dev: str) -> dict:
 
 def check_host_data(dev: str) -> dict:
     stack = _stack("digits.cnnviz")
-    saved = engine.DEVICE_DATA_FRACTION
-    engine.DEVICE_DATA_FRACTION = 0.0
+    saved = device_data.DEVICE_DATA_FRACTION
+    device_data.DEVICE_DATA_FRACTION = 0.0
     try:
         session = engine.Session(stack, replace(stack.training, device=dev))
         on_device = session.train_split.on_device
@@ -138,7 +138,7 @@ def check_host_data(dev: str) -> dict:
         result = training.Trainer(session, report_every=50).run(200)
         evaluation = session.evaluate()
     finally:
-        engine.DEVICE_DATA_FRACTION = saved
+        device_data.DEVICE_DATA_FRACTION = saved
     return {"ok": not on_device and evaluation.accuracy > 0.85, "on_device": on_device, "pinned": pinned,
             "accuracy": evaluation.accuracy, "steps_per_second": result.steps_per_second}
 

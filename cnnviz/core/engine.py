@@ -8,17 +8,18 @@ loop (``training.py``) repeats; it carries no hooks, no ``.item()`` and no
 :meth:`Session.read_stats`, at the reporting interval.
 
 **Faults.** Each step computes, on the device, one flag: the loss and the
-largest absolute gradient are finite. It is read *before* the optimizer step,
-so a bad step never reaches the weights and training stops within that step;
-the first layer where the NaN or Inf appeared is then found by re-running the
-batch module by module (forward: the first non-finite activation; backward:
-the layer nearest the output whose output- or weight-gradient is non-finite).
-On the CPU reading the flag is a memory load; on CUDA and MPS it is one
-synchronisation per step (measured by ``benchmarks/train_overhead.py``); the
-cheaper variants were rejected: reading at the reporting interval lets
-NaN weights train on for up to an interval, and a one-step-lagged read lets
-the bad update through. Out of memory on CUDA/MPS is caught, every reference
-to the step's tensors dropped, the allocator's cache emptied, and an
+L2 norm of every gradient are finite (one fused ``_foreach_norm`` on CUDA).
+It is read *before* the optimizer step, so a bad step never reaches the
+weights and training stops within that step; the first layer where the NaN or
+Inf appeared is then found by re-running the batch module by module (forward:
+the first non-finite activation; backward: the layer nearest the output whose
+output- or weight-gradient is non-finite). On the CPU reading the flag is a
+memory load; on CUDA and MPS it is one synchronisation per step (measured by
+``benchmarks/train_overhead.py`` as ``engine`` vs ``engine-nocheck``). The
+cheaper variants were rejected: reading it at the reporting interval lets NaN
+weights train on for up to an interval, and a one-step-lagged read lets the
+bad update through. Out of memory on CUDA/MPS is caught, every reference to
+the step's tensors dropped, the allocator's cache emptied, and an
 :class:`OutOfMemory` raised that suggests half the batch; the session stays
 usable. Everything a user can cause is an :class:`EngineError`. No Qt.
 """
@@ -28,13 +29,13 @@ import contextlib
 import gc
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
 from . import build, devices, identities
+from .device_data import Batches, DeviceSplit, fits_on_device, load_data
+from .hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
 from .faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, OutOfMemory,
                      StackRefused)
 from .shapes import fmt_shape
@@ -42,9 +43,6 @@ from .stack import Stack, TrainingConfig
 
 __all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
            "NonFiniteError", "OutOfMemory", "LayerFailed", "model_mode", "load_data"]
-
-DEVICE_DATA_FRACTION = 0.25
-"""Data is kept on an accelerator when it takes at most this share of its free memory."""
 
 
 @dataclass(frozen=True)
@@ -56,179 +54,6 @@ class Evaluation:
     loss: float
     accuracy: float
     n: int
-
-
-def load_data(name: str, shape: tuple[int, int, int], seed: int = 0):
-    """``data.load`` with its DataError as the engine's :class:`DataUnavailable`."""
-    from . import data
-
-    try:
-        return data.load(name, shape, seed)
-    except data.DataError as exc:
-        raise DataUnavailable(str(exc)) from None
-
-
-@contextlib.contextmanager
-def model_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
-    """Run with every module in train (True) or eval (False) mode, then restore each one's own mode."""
-    saved = [(m, m.training) for m in model.modules()]
-    model.train(training)
-    try:
-        yield model
-    finally:
-        for module, mode in saved:
-            if module.training != mode:
-                module.training = mode
-
-
-class _Rng:
-    """The session's own random state (CPU and its device), swapped in while it runs.
-
-    Dropout draws from torch's global generators; swapping our state in and out
-    keeps a run reproducible for its seed whatever else the process draws.
-    """
-
-    def __init__(self, device: torch.device, seed: int) -> None:
-        self.device = device
-        self.depth = 0
-        self.reseed(seed)
-
-    def _capture(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dev = None
-        if self.device.type == "cuda":
-            dev = torch.cuda.get_rng_state(self.device)
-        elif self.device.type == "mps":
-            dev = torch.mps.get_rng_state()
-        return torch.get_rng_state(), dev
-
-    def _restore(self, state) -> None:
-        cpu, dev = state
-        torch.set_rng_state(cpu)
-        if dev is not None:
-            if self.device.type == "cuda":
-                torch.cuda.set_rng_state(dev, self.device)
-            else:
-                torch.mps.set_rng_state(dev)
-
-    def reseed(self, seed: int) -> None:
-        cpu = torch.Generator().manual_seed(seed).get_state()
-        dev = None
-        if self.device.type in ("cuda", "mps"):
-            dev = torch.Generator(device=self.device).manual_seed(seed).get_state()
-        self.state = (cpu, dev)
-        if self.depth:  # reset inside a run: the live generators restart too
-            self._restore(self.state)
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        if self.depth:
-            yield
-            return
-        outer = self._capture()
-        self._restore(self.state)
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-            self.state = self._capture()
-            self._restore(outer)
-
-    @contextlib.contextmanager
-    def forked(self) -> Iterator[None]:
-        """Draw freely inside (a train-mode probe) without moving the session's stream."""
-        outer = self._capture()
-        try:
-            yield
-        finally:
-            self._restore(outer)
-
-
-class _Split:
-    """One split on the device (or pinned on the host when it would not fit): normalised images, labels."""
-
-    def __init__(self, dataset, mean, std, device: torch.device, on_device: bool) -> None:
-        self.raw = dataset.images
-        self.labels_np = dataset.labels
-        images = torch.tensor(np.asarray(dataset.images), dtype=torch.float32)
-        m = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
-        images = (images - m) / s
-        labels = torch.tensor(np.asarray(dataset.labels), dtype=torch.long)
-        self.device = device
-        self.on_device = on_device or device.type == "cpu"
-        if self.on_device:
-            self.images, self.labels = images.to(device), labels.to(device)
-        else:
-            pin = device.type == "cuda"
-            self.images = images.pin_memory() if pin else images
-            self.labels = labels.pin_memory() if pin else labels
-        self.n = len(labels)
-
-    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows ``index`` (on the images' device) as device tensors."""
-        x = self.images.index_select(0, index)
-        y = self.labels.index_select(0, index)
-        if not self.on_device:
-            pin = self.device.type == "cuda"
-            x = (x.pin_memory() if pin else x).to(self.device, non_blocking=pin)
-            y = (y.pin_memory() if pin else y).to(self.device, non_blocking=pin)
-        return x, y
-
-    def rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.images[start:stop], self.labels[start:stop]
-        if not self.on_device:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        return x, y
-
-
-class _Batches:
-    """Shuffled batches without a DataLoader: one ``randperm`` per epoch from the session's generator."""
-
-    def __init__(self, split: _Split, batch_size: int, seed: int) -> None:
-        self.split = split
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.index_device = split.images.device
-        self.perm: torch.Tensor | None = None
-        self.pos = 0
-
-    def _refill(self) -> None:
-        n, b = self.split.n, self.batch_size
-        rest = self.perm[self.pos:] if self.perm is not None and n < b else None
-        parts = [] if rest is None else [rest]
-        have = 0 if rest is None else len(rest)
-        while have < b:
-            parts.append(torch.randperm(n, generator=self.generator).to(self.index_device))
-            have += n
-        self.perm = parts[0] if len(parts) == 1 else torch.cat(parts)
-        self.pos = 0
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.perm is None or self.pos + self.batch_size > len(self.perm):
-            self._refill()
-        index = self.perm[self.pos:self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return self.split.take(index)
-
-
-def _finite_flag(loss: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
-    """One device boolean: the loss and every gradient are finite (cheaply: their L2 norms are).
-
-    The L2 norm (one fused kernel on CUDA, 14 µs for 38k numbers on a CPU core;
-    the inf-norm is eight times slower there) is NaN/Inf whenever any element
-    is. It can also overflow for finite gradients above ~1e19; :func:`_exactly_finite`
-    settles such a flag before anything is stopped.
-    """
-    if not grads:
-        return torch.isfinite(loss.detach())
-    foreach = getattr(torch, "_foreach_norm", None)
-    norms = foreach(grads, 2) if foreach is not None else [torch.linalg.vector_norm(g) for g in grads]
-    return torch.isfinite(torch.stack([loss.detach(), *norms])).all()
-
-
-def _exactly_finite(loss: torch.Tensor, grads: list[torch.Tensor]) -> bool:
-    return bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(g).all()) for g in grads)
 
 
 class Session:
@@ -262,7 +87,7 @@ class Session:
         self.lr = float(self.config.lr)
         self.step_count = 0
         self.check_finite = True  # the per-step NaN/Inf check; off only to measure what it costs
-        self._rng = _Rng(self.device, self.config.seed)
+        self._rng = SessionRng(self.device, self.config.seed)
         self._closed = False
         self._guard_oom(self._build, "setting up")
 
@@ -302,21 +127,13 @@ class Session:
         self._sum_reduction = self._loss_settings["reduction"] == "sum"
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = self._make_optimizer()
-        on_device = self._fits_on_device()
+        on_device = fits_on_device(self.data, self.device)
         mean = getattr(self.data, "mean", None) or (0.0,) * self.stack.input.channels
         std = getattr(self.data, "std", None) or (1.0,) * self.stack.input.channels
-        self.train_split = _Split(self.data.train, mean, std, self.device, on_device)
-        self.test_split = _Split(self.data.test, mean, std, self.device, on_device)
-        self._batches = _Batches(self.train_split, self.batch_size, seed)
+        self.train_split = DeviceSplit(self.data.train, mean, std, self.device, on_device)
+        self.test_split = DeviceSplit(self.data.test, mean, std, self.device, on_device)
+        self._batches = Batches(self.train_split, self.batch_size, seed)
         self._zero_stats()
-
-    def _fits_on_device(self) -> bool:
-        if self.device.type == "cpu":
-            return True
-        free = devices.free_memory(self.device)
-        size = sum(np.asarray(s.images).nbytes + np.asarray(s.labels).nbytes * 2
-                   for s in (self.data.train, self.data.test))
-        return free is None or size <= DEVICE_DATA_FRACTION * free
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -339,7 +156,7 @@ class Session:
         with torch.no_grad():
             self.model.load_state_dict(fresh.state_dict())
         self.optimizer = self._make_optimizer()
-        self._batches = _Batches(self.train_split, self.batch_size, self.config.seed)
+        self._batches = Batches(self.train_split, self.batch_size, self.config.seed)
         self._rng.reseed(self.config.seed)
         self.step_count = 0
         self._zero_stats()
@@ -408,7 +225,7 @@ class Session:
         if self.check_finite:
             grads = [p.grad for p in self._params if p.grad is not None]
             # The one read per step (see the module docstring).
-            if not bool(_finite_flag(loss, grads)) and not _exactly_finite(loss, grads):
+            if not bool(finite_flag(loss, grads)) and not exactly_finite(loss, grads):
                 self.optimizer.zero_grad(set_to_none=True)
                 return x, y
         self.optimizer.step()
@@ -456,7 +273,7 @@ class Session:
         n = max(1, data.n)
         return Evaluation(self.step_count, split, loss / n, right / n, data.n)
 
-    def _split(self, split: str) -> _Split:
+    def _split(self, split: str) -> DeviceSplit:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         return self.train_split if split == "train" else self.test_split
@@ -523,7 +340,7 @@ class Session:
     def _raise_nonfinite(self, x: torch.Tensor, y: torch.Tensor) -> None:
         step = self.step_count + 1
         try:
-            phase, layer = self._diagnose(x, y)
+            phase, layer = first_nonfinite(self.model, self.loss_fn, x, y)
         except Exception:  # noqa: BLE001  (a failed diagnosis must not hide the fault itself)
             phase, layer = "loss", None
         label = self.labels[layer] if layer is not None and layer >= 0 else None
@@ -542,39 +359,6 @@ class Session:
                     f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")
         raise NonFiniteError(f"training stopped at step {step}: {text}", step=step, phase=phase,
                              layer=layer if phase in ("forward", "backward") else None, label=label)
-
-    def _diagnose(self, x: torch.Tensor, y: torch.Tensor) -> tuple[str, int | None]:
-        """Where the non-finite value first appeared when the batch is run again, module by module."""
-        if not bool(torch.isfinite(x).all()):
-            return "input", None
-        with torch.enable_grad():
-            acts = []
-            h = x
-            for i, module in enumerate(self.model):
-                h = module(h.clone() if getattr(module, "inplace", False) else h)
-                if not bool(torch.isfinite(h).all()):
-                    return "forward", i
-                acts.append(h)
-            loss = identities.backward_scalar(self.loss_fn(h, y))
-            if not bool(torch.isfinite(loss)):
-                return "loss", None
-            params = [list(m.parameters()) for m in self.model]
-            flat = [p for group in params for p in group]
-            wanted = [a for a in acts if a.requires_grad]
-            grads = torch.autograd.grad(loss, wanted + flat, allow_unused=True)
-        act_grads = dict(zip([id(a) for a in wanted], grads[:len(wanted)]))
-        param_grads = iter(grads[len(wanted):])
-        bad_layers = set()
-        for i, group in enumerate(params):
-            for _p in group:
-                g = next(param_grads)
-                if g is not None and not bool(torch.isfinite(g).all()):
-                    bad_layers.add(i)
-        for i, a in enumerate(acts):
-            g = act_grads.get(id(a))
-            if g is not None and not bool(torch.isfinite(g).all()):
-                bad_layers.add(i)
-        return ("backward", max(bad_layers)) if bad_layers else ("loss", None)
 
     def describe(self) -> str:
         """One line: what trains where."""

@@ -336,3 +336,22 @@ def test_identities_module_matches_the_session_head():
     session = engine.Session(tiny(), config())
     assert session.head is None and session.z_index == 4
     assert identities.stack_head(["Linear", "Softmax"], [None, 0]) is None  # over the batch: not a class head
+
+
+def test_gradient_overflow_with_a_finite_loss_is_named_in_the_backward_pass():
+    stack = Stack("grad overflow", InputSpec(1, 8, 8), (Layer("Flatten"), Layer("Linear", {"out_features": 16}),
+                                                        Layer("Linear", {"out_features": 10})))
+    session = engine.Session(stack, config(), data=synthetic())
+    with torch.no_grad():
+        session.model[1].weight.fill_(1e-30)
+        session.model[1].bias.zero_()
+        session.model[2].weight.fill_(3e38)
+        session.model[2].weight[::2] *= -1
+        session.model[2].bias.zero_()
+    with pytest.raises(NonFiniteError) as info:
+        session.step()
+    err = info.value
+    # dL/d(layer 1's output) is still finite (1.5e38); layer 1's weight gradient, that times the input, is not.
+    assert err.phase == "backward" and err.layer == 1 and err.label == "Linear"
+    assert "the gradient became NaN or Inf at layer 1 (Linear) in the backward pass" in str(err)
+    assert float(session.model[2].weight.detach().abs().max()) == pytest.approx(3e38)  # not updated
