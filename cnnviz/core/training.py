@@ -70,6 +70,7 @@ class Control:
         self._single = 0
         self._probe_now = False
         self._probe = ProbeRequest()
+        self._settings: dict = {}
         self._version = 0
 
     def _poke(self) -> None:
@@ -105,6 +106,15 @@ class Control:
             self._cancelled = True
             self._poke()
 
+    def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
+        """Change the learning rate or batch size of the running session at the next boundary."""
+        with self._cond:
+            if lr is not None:
+                self._settings["lr"] = lr
+            if batch_size is not None:
+                self._settings["batch_size"] = batch_size
+            self._poke()
+
     def request_probe(self, request: ProbeRequest | None = None, **changes) -> None:
         """Follow another sample (or mode); a probe of it is taken at the next boundary, paused or not."""
         with self._cond:
@@ -126,7 +136,7 @@ class Control:
 
 
 # What the loop does next, decided under the control's lock.
-_CANCEL, _RESET, _PROBE, _ONE, _RUN, _WAIT = range(6)
+_CANCEL, _RESET, _PROBE, _ONE, _RUN, _WAIT, _CONFIGURE = range(7)
 
 
 class Trainer:
@@ -166,6 +176,7 @@ class Trainer:
         self._running_seconds = 0.0
         self._steps_run = 0
         self._clock: float | None = None
+        self._pending: dict = {}
 
     # ------------------------------------------------------------------ pieces
     def _state(self, state: str) -> None:
@@ -210,6 +221,9 @@ class Trainer:
                 if c._reset:
                     c._reset = False
                     return _RESET
+                if c._settings:
+                    self._pending, c._settings = c._settings, {}
+                    return _CONFIGURE
                 if c._probe_now:
                     c._probe_now = False
                     return _PROBE
@@ -277,6 +291,12 @@ class Trainer:
                         continue
                     if action == _PROBE:
                         next_probe = self._timed_probe()
+                        continue
+                    if action == _CONFIGURE:
+                        if "lr" in self._pending:
+                            session.set_lr(self._pending["lr"])
+                        if "batch_size" in self._pending:
+                            session.set_batch_size(self._pending["batch_size"])
                         continue
                     if waiting[0]:
                         waiting[0] = False

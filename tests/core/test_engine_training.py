@@ -185,3 +185,16 @@ def test_step_request_while_running_pauses_after_it():
     assert s.step_count == settled
     control.cancel()
     thread.join(10)
+
+
+def test_learning_rate_and_batch_size_change_at_a_boundary():
+    s = session()
+    control = training.Control()
+    thread, box = start(training.Trainer(s, control, report_every=1000))
+    assert wait_for(lambda: s.step_count >= 2)
+    control.configure(lr=0.123, batch_size=8)
+    assert wait_for(lambda: s.lr == 0.123 and s.batch_size == 8)
+    assert all(g["lr"] == 0.123 for g in s.optimizer.param_groups)
+    control.cancel()
+    thread.join(10)
+    assert box["result"].status == "cancelled"
