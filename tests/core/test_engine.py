@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cnnviz.core import data, engine, identities
-from cnnviz.core.faults import (DataUnavailable, DeviceError, EngineError, NonFiniteError, OutOfMemory,
+from cnnviz.core.faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, OutOfMemory,
                                 StackRefused)
 from cnnviz.core.stack import InputSpec, Layer, Loss, Stack, TrainingConfig
 
@@ -355,3 +355,17 @@ def test_gradient_overflow_with_a_finite_loss_is_named_in_the_backward_pass():
     assert err.phase == "backward" and err.layer == 1 and err.label == "Linear"
     assert "the gradient became NaN or Inf at layer 1 (Linear) in the backward pass" in str(err)
     assert float(session.model[2].weight.detach().abs().max()) == pytest.approx(3e38)  # not updated
+
+
+def test_a_layer_that_fails_while_probing_is_named_and_the_model_is_left_as_it_was():
+    stack = Stack("bn on 1x1", InputSpec(1, 8, 8), (
+        Layer("Conv2d", {"out_channels": 4, "kernel_size": 8}), Layer("BatchNorm2d"), Layer("Flatten"),
+        Layer("Linear", {"out_features": 10})))
+    session = engine.Session(stack, config())
+    running = session.model[1].running_var.clone()
+    with pytest.raises(LayerFailed, match=r"^layer 1 \(BatchNorm2d\) failed in train mode: ValueError: "
+                                          r"Expected more than 1 value per channel"):
+        session.probe(0, mode="train")
+    assert all(m.training for m in session.model.modules())
+    assert torch.equal(session.model[1].running_var, running)
+    assert session.probe(0, mode="eval").prediction in range(10)
