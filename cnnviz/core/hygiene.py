@@ -21,15 +21,20 @@ from . import identities
 
 @contextlib.contextmanager
 def model_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
-    """Run with every module in train (True) or eval (False) mode, then restore each one's own mode."""
+    """Run with every module in train (True) or eval (False) mode, then restore each one's own mode.
+
+    ``training`` is a plain attribute of every module; it is set through the
+    instance dictionary (what ``Module.train`` ends up doing) to keep a probe's
+    two passes over the modules cheap.
+    """
     saved = [(m, m.training) for m in model.modules()]
-    model.train(training)
+    for module, _mode in saved:
+        module.__dict__["training"] = training
     try:
         yield model
     finally:
         for module, mode in saved:
-            if module.training != mode:
-                module.training = mode
+            module.__dict__["training"] = mode
 
 
 class SessionRng:

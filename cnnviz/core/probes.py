@@ -164,7 +164,7 @@ def take(session, index: int = 0, split: str = "test", mode: str = "eval", with_
         if shape is None:
             arrays.append(None)
             continue
-        size = int(np.prod(shape)) if shape else 1
+        size = math.prod(shape)
         arrays.append(flat_host[offset:offset + size].reshape(shape))
         offset += size
     n_layers = len(acts)
