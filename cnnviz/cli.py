@@ -2,7 +2,9 @@
 
 Exit status: 0 all well; 1 the file was read but the stack is invalid (the
 summary is still printed); 2 the file cannot be read or the command line is
-wrong; 3 an internal error (a bug: one line here, the traceback in a log file).
+wrong (an absent device, an unknown data set included); 3 an internal error (a
+bug: one line here, the traceback in a log file); 4 training failed (NaN/Inf,
+out of memory); 130 interrupted by Ctrl+C.
 A user's mistake never prints a traceback. ``summary`` imports no torch.
 """
 from __future__ import annotations
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnviz",
         description="Explore convolutional networks: exact shapes, real PyTorch runs, live views. "
                     "Without a subcommand, opens the explorer window (on FILE if given).",
-        epilog="Exit status: 0 ok, 1 invalid stack, 2 unreadable file or bad command line.",
+        epilog="Exit status: 0 ok, 1 invalid stack, 2 unreadable file or bad command line (absent device, "
+               "unknown data set), 3 internal error, 4 training failed (NaN, out of memory), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"cnnviz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{summary,train,export}")
