@@ -259,12 +259,12 @@ def _batchnorm(i: int, p: dict[str, Any]) -> tuple[list[str], list[str]]:
                  f"        self.register_buffer('var{i}', torch.ones({c}))",
                  f"        self.register_buffer('seen{i}', torch.tensor(0, dtype=torch.long))"]
         if momentum is None:
-            call += [f"        if self.training:",
+            call += ["        if self.training:",
                      f"            self.seen{i} += 1",
                      f"        factor = 1.0 / float(self.seen{i}) if self.training else 0.0"]
             mom = "factor"
         else:
-            call += [f"        if self.training:", f"            self.seen{i} += 1"]
+            call += ["        if self.training:", f"            self.seen{i} += 1"]
             mom = repr(momentum)
         call.append(f"        x = F.batch_norm(x, self.mean{i}, self.var{i}, {w}, {b}, self.training, {mom}, {eps!r})")
     else:

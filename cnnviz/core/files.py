@@ -338,7 +338,7 @@ def dumps(stack: Stack) -> str:
     for n, (key, value) in enumerate(items):
         comma = "," if n < len(items) - 1 else ""
         if key == "layers" and value:
-            lines.append(f'  "layers": [')
+            lines.append('  "layers": [')
             lines.extend(f"    {compact(layer)}{',' if i < len(value) - 1 else ''}" for i, layer in enumerate(value))
             lines.append(f"  ]{comma}")
         else:

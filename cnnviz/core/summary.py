@@ -79,7 +79,7 @@ def fmt_bytes(n: float) -> str:
 def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) -> str:
     """A table like torchinfo's, with each layer's error and warnings inline under its row."""
     report = report or infer(stack)
-    rule, thin = "=" * width, "-" * width
+    rule = "=" * width
     head = f"{'#':>3}  {'Layer (type)':<30} {'Output shape':<16} {'Param #':>11} {'MACs':>13} {'RF':>8}"
     lines = [f"{stack.name}: input {fmt_shape(report.input_shape)}, loss {report.loss.type}", rule, head, rule]
     for r in report.layers:

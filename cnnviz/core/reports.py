@@ -1,0 +1,125 @@
+"""What shape inference reports, per layer, per loss and per stack. No torch, no Qt."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where one output pixel looks in the input image, per axis (height, width).
+
+    ``size``: pixels seen; ``jump``: input pixels between neighbouring outputs;
+    ``start``: centre of the first output's field, in input pixels.
+    """
+
+    size: tuple[int, int] = (1, 1)
+    jump: tuple[float, float] = (1, 1)
+    start: tuple[float, float] = (0.5, 0.5)
+
+
+@dataclass
+class LayerFail(Exception):
+    code: str
+    message: str
+    param: str | None = None
+    axis: int | None = None  # 0 height, 1 width: where a spatial failure happened
+    fixes: tuple[str, ...] = ()  # changes that make the layer work, each checked; joined into the message
+
+    @property
+    def text(self) -> str:
+        return _with_fixes(self.message, self.fixes)
+
+
+def _or_list(items: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b, or c``."""
+    if len(items) <= 2:
+        return " or ".join(items)
+    return ", ".join(items[:-1]) + ", or " + items[-1]
+
+
+def _with_fixes(message: str, fixes: tuple[str, ...]) -> str:
+    return f"{message}: use {_or_list(list(fixes))}" if fixes else message
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    index: int
+    type: str
+    label: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None = None
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+    receptive_field: ReceptiveField | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    formula: tuple[str, ...] = ()
+    error: str | None = None
+    error_code: str | None = None
+    error_param: str | None = None
+    error_axis: int | None = None  # 0 height, 1 width, for a failure along one spatial axis
+    error_fixes: tuple[str, ...] = ()  # the changes the error proposes, each checked to work
+    warnings: tuple[str, ...] = ()
+    reachable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.output_shape is not None
+
+    @property
+    def activation_elements(self) -> int:
+        return math.prod(self.output_shape) if self.output_shape is not None else 0
+
+
+@dataclass(frozen=True)
+class LossReport:
+    type: str
+    resolved: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackReport:
+    input_shape: tuple[int, int, int]
+    layers: tuple[LayerReport, ...]
+    loss: LossReport
+
+    @property
+    def first_error(self) -> LayerReport | None:
+        return next((r for r in self.layers if r.error), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_error is None and self.loss.error is None
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        if self.first_error is not None:
+            return None
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        out = self.output_shape
+        return out[0] if out is not None and len(out) == 1 else None
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable for r in self.layers)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.layers)
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "—"
+    return "×".join(str(s) for s in shape) if shape else "scalar"
