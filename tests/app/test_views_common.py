@@ -10,8 +10,9 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnviz.app.views._common import (as_maps, best_columns, compute_levels, fmt_bytes, fmt_si,  # noqa: E402
-                                      gap_path, mosaic, mosaic_size, round_levels, tile_at, tile_origin)
+from cnnviz.app.views._common import (as_maps, best_columns, compute_levels, gap_path, mosaic,  # noqa: E402
+                                      mosaic_size, round_levels, tile_at, tile_origin)
+from cnnviz.core.summary import fmt_bytes, fmt_si  # noqa: E402
 
 
 def _maps(c, h, w, seed=0):
