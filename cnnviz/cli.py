@@ -178,15 +178,16 @@ def cmd_train(args, out: TextIO, err: TextIO) -> int:
 COMMANDS = {"summary": cmd_summary, "train": cmd_train, "export": cmd_export}
 
 
+def is_window_request(argv: Sequence[str]) -> bool:
+    """``cnnviz``, ``cnnviz FILE`` and ``cnnviz --self-test [FILE]`` open the window; the rest is a command."""
+    return not argv or argv[0] == "--self-test" or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the command line; returns the exit status (the window's, when no subcommand is given)."""
+    """Run a subcommand (summary, train, export); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
     err = err or sys.stderr
-    if not argv or argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
-        return _open_window(argv, err)
-    if argv[0] in ("--self-test",):
-        return _open_window(argv, err)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -226,20 +227,3 @@ def _log_crash() -> str:
         return str(path)
     except Exception:  # noqa: BLE001  (no log is better than a second traceback)
         return "(no log could be written)"
-
-
-def _open_window(argv: list[str], err: TextIO) -> int:
-    parser = argparse.ArgumentParser(prog="cnnviz", add_help=False)
-    parser.add_argument("file", nargs="?")
-    parser.add_argument("--self-test", action="store_true")
-    args, rest = parser.parse_known_args(argv)
-    if args.file is not None and not Path(args.file).exists():
-        _write(f"cnnviz: cannot open {args.file}: no such file\n", err)
-        return EXIT_USAGE
-    from .app import run
-
-    if args.self_test:
-        from .app.selftest import self_test
-
-        return self_test(args.file, rest)
-    return run(args.file, [sys.argv[0], *rest])
