@@ -172,13 +172,19 @@ def test_the_editing_window_starts_without_torch():
 
 
 @pytest.mark.qt_no_exception_capture
-def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples):
+def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples, monkeypatch):
+    from PySide6.QtCore import QEventLoop
+
     from cnnviz.app import run
     from cnnviz.app.main_window import MainWindow
 
     path = tmp_path / "start.cnnviz"
     files.save(files.load(examples["digits"]), path)
     seen = {}
+    # QApplication.exit() would leave every later event loop of this session unable to start
+    # (pytest-qt's "app_exit" note), so run() gets a loop of its own to return from.
+    loop = QEventLoop()
+    monkeypatch.setattr(QApplication, "exec", lambda *args: loop.exec())
 
     def finish():
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
@@ -187,7 +193,7 @@ def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples
         for w in windows:
             w.close_without_asking()
             w.deleteLater()
-        QApplication.exit(0)
+        loop.exit(0)
 
     QTimer.singleShot(300, finish)
     assert run(str(path)) == 0
