@@ -100,12 +100,18 @@ def test_gui_script_is_the_command_every_recipe_runs():
     assert r'"""{app}\cnnviz.exe"" ""%1"""' in iss
 
 
-def test_cli_routes_self_test_to_the_selftest_module():
-    cli = (ROOT / "cnnviz" / "cli.py").read_text(encoding="utf-8")
-    assert "from .app.selftest import self_test" in cli
+def test_entry_point_routes_self_test_to_the_selftest_module(monkeypatch):
+    from cnnviz import __main__ as entry
     from cnnviz.app import selftest
+    from cnnviz.core import assets
 
-    assert callable(selftest.self_test)
+    calls = []
+    monkeypatch.setattr(selftest, "self_test", lambda file, rest: calls.append((file, list(rest))) or 7)
+    example = str(assets.path("examples", "lenet5.cnnviz"))
+    assert entry.main(["--self-test"]) == 7
+    assert entry.main(["--self-test", example]) == 7
+    assert entry.main([example, "--self-test", selftest.PLATFORM_PROBE]) == 7
+    assert calls == [(None, []), (example, []), (example, [selftest.PLATFORM_PROBE])]
 
 
 def test_every_python_package_is_listed_for_setuptools():
