@@ -1,7 +1,8 @@
 """The Qt side of cnnviz: the explorer window.
 
 ``run(path)`` is what ``cnnviz`` and ``cnnviz FILE`` call. Importing this
-package imports no Qt; :mod:`cnnviz.app.main_window` does (but never torch).
+package imports no Qt; :mod:`cnnviz.app.main_window` does (but never torch: the
+runner's worker thread imports it once the window is shown).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
     previous_sigint = None
     try:
         window = MainWindow(Path(path) if path else None, settings=Settings(locations.config / "cnnviz.ini"),
-                            autosave_dir=locations.state, dialogs=dialogs)
+                            autosave_dir=locations.state, dialogs=dialogs, live=True)
         dialogs.parent = window
         window.error_reporter = reporter
         window.show()

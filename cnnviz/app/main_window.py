@@ -83,11 +83,13 @@ class MainWindow(QMainWindow):
 
     selectionChanged = Signal(str, int)  # kind ("input", "layer", "loss", ""), layer index (-1 unless a layer)
     stackReplaced = Signal()              # a new, opened or recovered stack: the history starts again
+    closing = Signal()                    # the close was accepted: stop what runs (the runner's thread)
 
     def __init__(self, path: str | Path | None = None, *, stack: Stack | None = None,
                  settings: Settings | None = None, autosave_dir: str | Path | None = None,
                  dialogs: Dialogs | None = None, autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS,
-                 autosave_debounce_ms: int = AUTOSAVE_DEBOUNCE_MS, parent: QWidget | None = None) -> None:
+                 autosave_debounce_ms: int = AUTOSAVE_DEBOUNCE_MS, live: bool = False,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("cnnviz_main_window")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
@@ -138,6 +140,12 @@ class MainWindow(QMainWindow):
             self._stack_replaced()
         self._stack_changed()
         self._update_title()
+        # live: the views, the Run toolbar and the worker thread that runs the stack (cnnviz.app.runner).
+        # Without it the window edits stacks and never imports torch (tests, the self-test).
+        self.runner = None
+        if live:
+            from .runner import attach
+            self.runner = attach(self)
 
     # ================================================================ building
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -605,10 +613,17 @@ class MainWindow(QMainWindow):
         if target is None:
             return
         stack = self.document.stack
+        live_model = self.runner.live_model() if self.runner is not None else None  # a future: the trained weights
 
         def work() -> None:
             from cnnviz.core import export
-            export.to_onnx(stack, target)
+            model = None
+            if live_model is not None:
+                try:
+                    model = live_model.result(timeout=60)
+                except Exception:  # noqa: BLE001 - no live model in time: export the seed's weights, and say so
+                    log.warning("the live model was not available; exporting freshly initialised weights")
+            export.to_onnx(stack, target, model=model)
 
         self._run_export("ONNX", target, work)
 
@@ -684,6 +699,7 @@ class MainWindow(QMainWindow):
             return
         self.save_layout()
         self.files.closed_cleanly()
+        self.closing.emit()
         event.accept()
 
     def close_without_asking(self) -> bool:

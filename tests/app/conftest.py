@@ -58,6 +58,11 @@ class FakeDialogs:
         assert self.open_answers, "unexpected open dialog"
         return self.open_answers.pop(0)
 
+    def open_folder(self, title, folder=""):
+        self.questions.append(("folder", title))
+        assert self.open_answers, "unexpected folder dialog"
+        return self.open_answers.pop(0)
+
     def save_path(self, title, suggested="", filters=""):
         self.questions.append(("save", f"{title}: {suggested}"))
         assert self.save_answers, "unexpected save dialog"

@@ -1,0 +1,406 @@
+"""The GUI-thread side of running a stack: requests to the worker, results to the views.
+
+:class:`RunController` listens to the document and the toolbar, snapshots
+what the worker needs (the immutable ``Stack`` is its own snapshot), and turns
+the worker's signals into views, status-bar text and messages. It never waits
+on the worker.
+
+What an edit does:
+
+* a stack with a shape or loss error is not sent to run: the worker drops its
+  session and the views say which layer to fix;
+* a change of layers, input, loss, optimizer, data set, device or seed builds a
+  new session (training stops at the next step boundary and stays paused; the
+  status bar says so). Once trained, layers whose type, keywords and shapes are
+  unchanged keep their trained weights (:func:`~.worker.carry_weights`),
+  unless the seed or the data set changed; an untrained network starts from
+  the seed, exactly as ``cnnviz train`` would build it;
+* a new learning rate or batch size goes to the running session at its next
+  step, without a rebuild.
+
+Training settings live in the stack's ``training`` block: a toolbar change is
+an undoable :class:`~cnnviz.core.stack.SetStack` edit, so it marks the file
+dirty and is saved with it.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+
+from cnnviz.core.shapes import infer
+from cnnviz.core.stack import SetStack, Stack, TrainingConfig
+
+from ..undo import new_session
+from ..views_hub import ViewsHub, network_key
+from .toolbar import RunToolbar
+from .worker import EVAL_EVERY, Build, RunWorker, Target
+
+log = logging.getLogger("cnnviz.runner")
+
+START_DELAY_MS = 50
+"""The worker starts importing torch this long after the window is first shown, so the first paint comes first."""
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
+
+EDIT_LABELS = {
+    "lr": "Change learning rate", "batch_size": "Change batch size", "optimizer": "Change optimizer",
+    "data": "Change data set", "device": "Change device", "seed": "Change seed",
+}
+LIVE_SETTINGS = ("lr", "batch_size")
+"""Training settings a running session takes at its next step; any other change builds a new session."""
+
+
+def same_session(a: TrainingConfig, b: TrainingConfig) -> bool:
+    """Whether ``b`` can be applied to a session built for ``a`` without building a new one."""
+    ignore = dict.fromkeys(LIVE_SETTINGS + ("steps",), None)
+    return replace(a, **ignore) == replace(b, **ignore)
+
+
+def cannot_run_message(report) -> str:
+    bad = report.first_error
+    if bad is not None:
+        return f"Fix layer {bad.index} ({bad.type}) to run the network:\n{bad.error}"
+    return f"Fix the loss ({report.loss.type}) to run the network:\n{report.loss.error}"
+
+
+class RunController(QObject):
+    """Runs the window's stack live; see the module docstring. ``window.runner`` holds it."""
+
+    def __init__(self, window, *, threads: int | None = None, eval_every: int | None = EVAL_EVERY,
+                 start_delay_ms: int = START_DELAY_MS) -> None:
+        super().__init__(window)
+        self.window = window
+        self.hub = ViewsHub(window)
+        self.toolbar = RunToolbar(window)
+        self.worker = RunWorker(self, threads=threads, eval_every=eval_every)
+        self.start_delay_ms = start_delay_ms
+        self.generation = 0
+        self.state = "loading"          # loading, refused, paused, running
+        self.session = None             # SessionInfo of the session the views show
+        self.target = Target()
+        self.last_progress = None
+        self.forward_ms: float | None = None
+        self._posted_key: tuple | None = None
+        self._posted_config: TrainingConfig | None = None
+        self._refused_message: str | None = None
+        self._edit_field: str | None = None
+        self._edit_token: int | None = None
+        self._closed = False
+        self._start_scheduled = False
+        self._pending: tuple | None = None
+        self._post_timer = QTimer(self)
+        self._post_timer.setSingleShot(True)
+        self._post_timer.setInterval(0)
+        self._post_timer.timeout.connect(self._send_stack)
+
+        w = self.worker
+        w.loading.connect(self._loading)
+        w.devicesFound.connect(self.toolbar.set_devices)
+        w.ready.connect(self._ready)
+        w.refused.connect(self._refused)
+        w.probed.connect(self._probed)
+        w.progressed.connect(self._progressed)
+        w.evaluated.connect(self.hub.add_evaluation)
+        w.stateChanged.connect(self._state_changed)
+        w.faulted.connect(self._faulted)
+        w.crashed.connect(window.report_exception)
+
+        t = self.toolbar
+        t.forward_action.triggered.connect(lambda _=False: self.forward())
+        t.train_action.triggered.connect(lambda _=False: self.train())
+        t.pause_action.triggered.connect(lambda _=False: self.pause())
+        t.step_action.triggered.connect(lambda _=False: self.step())
+        t.reset_action.triggered.connect(lambda _=False: self.reset())
+        t.trainingEdited.connect(self.edit_training)
+        t.sampleChanged.connect(lambda i: self.set_target(replace(self.target, index=i, image=None)))
+        t.modeChanged.connect(lambda mode: self.set_target(replace(self.target, mode=mode)))
+        t.imageRequested.connect(self.open_image)
+        t.folderRequested.connect(self.open_folder)
+        t.imageCleared.connect(lambda: self.set_target(replace(self.target, image=None)))
+
+        self.hub.filtersWanted.connect(lambda: self.forward())
+        window.selectionChanged.connect(self._selection_changed)
+        self._unsubscribe = window.document.subscribe(lambda old, new: self._stack_changed(new))
+        window.files.guards.append(self.guard)
+        window.closing.connect(self.shutdown)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+        self.hub.show_message("Loading torch…")
+        self._set_run_status("loading torch…")
+        self._stack_changed(window.document.stack)
+        self._selection_changed(*window.selection())
+        if window.isVisible():
+            self._schedule_start()
+        else:
+            window.installEventFilter(self)
+
+    @property
+    def edit_pending(self) -> bool:
+        """An edit not yet sent to the worker (edits are gathered for one pass of the event loop)."""
+        return self._pending is not None
+
+    # ================================================================ start and stop
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self.window and event.type() == QEvent.Type.Show:
+            self.window.removeEventFilter(self)
+            self._schedule_start()
+        return False
+
+    def _schedule_start(self) -> None:
+        if not self._start_scheduled:
+            self._start_scheduled = True
+            QTimer.singleShot(self.start_delay_ms, self.start)
+
+    def start(self) -> None:
+        """Start the worker thread (it imports torch, then builds and probes the stack)."""
+        if not self._closed:
+            self.worker.start()
+
+    def shutdown(self) -> None:
+        """Stop training at the next step boundary and join the worker thread (window closing, app quitting)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._post_timer.stop()
+        self._unsubscribe()
+        if self.guard in self.window.files.guards:
+            self.window.files.guards.remove(self.guard)
+        if not self.worker.shutdown(wait=True):
+            log.warning("the runner's thread did not end in time")
+
+    def guard(self, reason: str) -> bool:
+        """The window's close guard: training is running, so ask before closing or replacing the stack."""
+        if self.state != "running":
+            return True
+        if not self.window.dialogs.ask_yes_no(
+                "Training is running", "Training is running: stop it?",
+                f"Training stops at the end of the current step before {reason}." if reason else ""):
+            return False
+        self.pause()
+        return True
+
+    # ================================================================ the stack
+    def _stack_changed(self, stack: Stack) -> None:
+        report = infer(stack)
+        self.hub.set_report(stack, report)
+        config = stack.training or TrainingConfig()
+        self.toolbar.show_config(config)
+        self._pending = (stack, report, config)
+        self._post_timer.start()
+
+    def _send_stack(self) -> None:
+        """Send the newest stack to the worker: edits within one pass of the event loop make one request."""
+        if self._pending is None or self._closed:
+            return
+        stack, report, config = self._pending
+        self._pending = None
+        if not report.ok:
+            message = cannot_run_message(report)
+            if message != self._refused_message:
+                self._refused_message = message
+                self._posted_key = self._posted_config = None
+                self._post(Build(self.generation + 1, None, config, message))
+            return
+        self._refused_message = None
+        key = network_key(stack)
+        if key == self._posted_key and self._posted_config is not None and same_session(self._posted_config, config):
+            changes = {k: getattr(config, k) for k in LIVE_SETTINGS
+                       if getattr(config, k) != getattr(self._posted_config, k)}
+            self._posted_config = config
+            if changes:
+                self.worker.configure(**changes)
+            return
+        self._posted_key, self._posted_config = key, config
+        self._post(Build(self.generation + 1, stack, config))
+
+    def _post(self, build: Build) -> None:
+        self.generation = build.generation
+        was_running = self.state == "running"
+        self.worker.submit(build)
+        if self.state in ("running", "paused"):
+            self._set_state("paused")
+        if was_running:
+            self.window.statusBar().showMessage(
+                "Training paused: the stack changed, so the network is built again. Press Train to go on.", 10000)
+
+    def edit_training(self, field: str, value) -> None:
+        """Change one training setting as an undoable edit of the stack's ``training`` block."""
+        stack = self.window.document.stack
+        config = stack.training or TrainingConfig()
+        if getattr(config, field) == value:
+            return
+        if field != self._edit_field:
+            self._edit_field, self._edit_token = field, new_session()
+        new = replace(stack, training=replace(config, **{field: value}))
+        self.window.history.push_edit(SetStack(new, EDIT_LABELS.get(field, "Change training settings")),
+                                      session=self._edit_token)
+
+    # ================================================================ requests
+    def forward(self) -> None:
+        """Run the chosen sample through the network again (F5)."""
+        self.worker.request_probe(self.target)
+
+    def train(self) -> None:
+        self.worker.train()
+
+    def pause(self) -> None:
+        self.worker.pause()
+
+    def step(self) -> None:
+        self.worker.step(1)
+
+    def reset(self) -> None:
+        self.worker.reset()
+
+    def set_target(self, target: Target) -> None:
+        if target == self.target:
+            return
+        self.target = target
+        self.toolbar.show_image(Path(target.image).name if target.image else "")
+        self.worker.request_probe(target)
+
+    def open_image(self) -> None:
+        folder = self.window.settings.last_folder() or str(Path.home())
+        path = self.window.dialogs.open_path("Run an image of yours", folder, IMAGE_FILTER)
+        if path:
+            self.set_target(replace(self.target, image=str(path)))
+
+    def open_folder(self) -> None:
+        folder = self.window.settings.last_folder() or str(Path.home())
+        path = self.window.dialogs.open_folder("Train on a folder of images (one subfolder per class)", folder)
+        if path:
+            from cnnviz.core.data import FOLDER_PREFIX
+
+            self.edit_training("data", FOLDER_PREFIX + str(path))
+
+    def live_model(self):
+        """A future resolving to a CPU copy of the trained model, or None when it does not run the current stack.
+
+        For threads that export the model (ONNX): wait on it there, never on the GUI thread.
+        """
+        if self.session is None or network_key(self.session.stack) != network_key(self.window.document.stack):
+            return None
+        return self.worker.call_at_boundary(lambda session: copy.deepcopy(session.model).cpu().eval())
+
+    def _selection_changed(self, kind: str, index: int) -> None:
+        self.worker.select(index if kind == "layer" else -1)
+
+    # ================================================================ results
+    def _loading(self, text: str) -> None:
+        self._set_run_status(text[:1].lower() + text[1:])
+        self.hub.show_message(text, keep=True)
+
+    def _ready(self, info) -> None:
+        if info.generation != self.generation:
+            return
+        self.session = info
+        self.toolbar.set_session(info.classes, info.test_labels)
+        if self.target.index >= len(info.test_labels):
+            self.target = replace(self.target, index=max(0, len(info.test_labels) - 1))
+            self.toolbar.set_sample(self.target.index)
+        device = info.device
+        self.window.set_status("device", f"{device.id} · {device.name}",
+                               f"{device.label}\n{info.description}")
+        if not info.kept:
+            self.hub.clear_curves()
+            self.last_progress = None
+        notes = ([info.kept[:1].upper() + info.kept[1:] + "."] if info.kept else []) + list(info.notes)
+        if notes:
+            self.window.statusBar().showMessage(" ".join(notes), 10000)
+        if self.state not in ("running", "paused"):
+            self._set_state("paused")
+        self._show_run_status()
+
+    def _refused(self, generation: int, kind: str, message: str) -> None:
+        if generation != self.generation:
+            return
+        self.session = None
+        self._set_state("refused")
+        self.hub.show_message(message)
+        self._set_run_status("cannot run", message)
+        if kind in ("data", "device", "config"):
+            titles = {"data": "Cannot use this data set", "device": "Cannot use this device",
+                      "config": "Cannot use these training settings"}
+            self.window.dialogs.error(titles[kind], f"{message}\n\nChoose another in the toolbar, or undo "
+                                                    f"the change (Ctrl+Z).")
+
+    def _probed(self) -> None:
+        snap = self.worker.take_snapshot()
+        if snap is None or snap.generation != self.generation or self._closed:
+            return
+        if snap.error and snap.target.image and snap.target == self.target:
+            self.window.dialogs.error("Cannot run this image", snap.error)
+            self.set_target(replace(self.target, image=None))
+            return
+        self.hub.show_snapshot(snap)
+        if snap.probe is not None:
+            self.forward_ms = snap.probe.forward_ms
+        self._show_run_status()
+
+    def _progressed(self, progress) -> None:
+        self.last_progress = progress
+        self.hub.add_progress(progress)
+        self._show_run_status()
+
+    def _state_changed(self, state: str, step: int) -> None:
+        if self.session is None:
+            return
+        if state == "reset":
+            self.hub.clear_curves()
+            self.last_progress = None
+            self.window.statusBar().showMessage("Weights back to the seed's: step 0.", 5000)
+        elif state in ("running", "paused"):
+            self._set_state(state)
+        self._show_run_status(step)
+
+    def _faulted(self, error) -> None:
+        from cnnviz.core.faults import NonFiniteError, OutOfMemory
+
+        self._set_state("paused")
+        dialogs = self.window.dialogs
+        config = self.window.document.stack.training or TrainingConfig()
+        if isinstance(error, NonFiniteError):
+            if error.layer is not None and 0 <= error.layer < len(self.window.document.stack.layers):
+                self.window.select_layer(error.layer)
+            lower = config.lr / 10
+            if dialogs.ask_yes_no("Training stopped: NaN or Inf", str(error),
+                                  f"Lower the learning rate to {lower:g} and reset the weights?"):
+                self.edit_training("lr", lower)
+                self.reset()
+        elif isinstance(error, OutOfMemory):
+            if dialogs.ask_yes_no("Out of memory", str(error),
+                                  f"Train with a batch of {error.suggested_batch} instead?"):
+                self.edit_training("batch_size", int(error.suggested_batch))
+        else:
+            dialogs.error("Training stopped", str(error))
+
+    # ================================================================ state and status
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.toolbar.set_state(state)
+
+    def _set_run_status(self, text: str, tooltip: str = "") -> None:
+        self.window.set_status("run", text, tooltip)
+
+    def _show_run_status(self, step: int | None = None) -> None:
+        if self.session is None:
+            return
+        p = self.last_progress
+        step = step if step is not None else (p.step if p is not None else self.session.step)
+        parts = [f"step {step:,}"]
+        if p is not None and self.state == "running" and p.steps_per_second > 0:
+            parts.append(f"{p.steps_per_second:,.0f} steps/s")
+        if self.forward_ms is not None:
+            parts.append(f"forward {self.forward_ms:.1f} ms")
+        if self.state == "paused":
+            parts.append("paused")
+        tip = self.session.description
+        if p is not None:
+            tip += f"\nlast {p.window} steps: loss {p.loss:.4g}, accuracy {100 * p.accuracy:.1f}%"
+        self._set_run_status(" · ".join(parts), tip)
