@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,12 +45,18 @@ log = logging.getLogger("cnnviz.runner")
 START_DELAY_MS = 50
 """The worker starts importing torch this long after the window is first shown, so the first paint comes first."""
 
+SHOW_HZ = 10.0
+"""While training, probes are shown at most this often: each redraws five views; the loop's own limit is 30/s."""
+STATUS_HZ = 4.0
+"""While training, the status bar's run field changes at most this often."""
+
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 
 EDIT_LABELS = {
     "lr": "Change learning rate", "batch_size": "Change batch size", "optimizer": "Change optimizer",
     "data": "Change data set", "device": "Change device", "seed": "Change seed",
 }
+PAUSED_BY_EDIT = "Training paused: the stack changed, so the network is built again. Press Train to go on."
 LIVE_SETTINGS = ("lr", "batch_size")
 """Training settings a running session takes at its next step; any other change builds a new session."""
 
@@ -91,11 +98,21 @@ class RunController(QObject):
         self._edit_token: int | None = None
         self._closed = False
         self._start_scheduled = False
+        self._paused_by_edit = False
         self._pending: tuple | None = None
         self._post_timer = QTimer(self)
         self._post_timer.setSingleShot(True)
         self._post_timer.setInterval(0)
         self._post_timer.timeout.connect(self._send_stack)
+        self._shown_at = 0.0
+        self._show_timer = QTimer(self)
+        self._show_timer.setSingleShot(True)
+        self._show_timer.timeout.connect(self._show_snapshot)
+        self._status_step: int | None = None
+        self._status_timer = QTimer(self)
+        self._status_timer.setSingleShot(True)
+        self._status_timer.setInterval(int(1000 / STATUS_HZ))
+        self._status_timer.timeout.connect(lambda: self.state == "running" and self._write_run_status())
 
         w = self.worker
         w.loading.connect(self._loading)
@@ -167,7 +184,8 @@ class RunController(QObject):
         if self._closed:
             return
         self._closed = True
-        self._post_timer.stop()
+        for timer in (self._post_timer, self._show_timer, self._status_timer):
+            timer.stop()
         self._unsubscribe()
         if self.guard in self.window.files.guards:
             self.window.files.guards.remove(self.guard)
@@ -225,9 +243,9 @@ class RunController(QObject):
         self.worker.submit(build)
         if self.state in ("running", "paused"):
             self._set_state("paused")
+        self._paused_by_edit = was_running or (self._paused_by_edit and self.session is None)
         if was_running:
-            self.window.statusBar().showMessage(
-                "Training paused: the stack changed, so the network is built again. Press Train to go on.", 10000)
+            self.window.statusBar().showMessage(PAUSED_BY_EDIT, 10000)
 
     def edit_training(self, field: str, value) -> None:
         """Change one training setting as an undoable edit of the stack's ``training`` block."""
@@ -311,6 +329,9 @@ class RunController(QObject):
             self.hub.clear_curves()
             self.last_progress = None
         notes = ([info.kept[:1].upper() + info.kept[1:] + "."] if info.kept else []) + list(info.notes)
+        if self._paused_by_edit:
+            notes.insert(0, PAUSED_BY_EDIT)
+            self._paused_by_edit = False
         if notes:
             self.window.statusBar().showMessage(" ".join(notes), 10000)
         if self.state not in ("running", "paused"):
@@ -331,6 +352,17 @@ class RunController(QObject):
                                                     f"the change (Ctrl+Z).")
 
     def _probed(self) -> None:
+        """A probe is waiting. While training, show at most SHOW_HZ a second (the newest when the time comes)."""
+        if self.state == "running":
+            wait_ms = int(1000 / SHOW_HZ - 1000 * (time.monotonic() - self._shown_at))
+            if wait_ms > 0:
+                if not self._show_timer.isActive():
+                    self._show_timer.start(wait_ms)
+                return
+        self._show_snapshot()
+
+    def _show_snapshot(self) -> None:
+        self._shown_at = time.monotonic()
         snap = self.worker.take_snapshot()
         if snap is None or snap.generation != self.generation or self._closed:
             return
@@ -389,6 +421,16 @@ class RunController(QObject):
         self.window.set_status("run", text, tooltip)
 
     def _show_run_status(self, step: int | None = None) -> None:
+        """The status bar's run field, at most STATUS_HZ a second while training (each change lays out the bar)."""
+        if step is not None:
+            self._status_step = step
+        if self.state == "running" and self._status_timer.isActive():
+            return
+        self._status_timer.start()
+        self._write_run_status()
+
+    def _write_run_status(self) -> None:
+        step, self._status_step = self._status_step, None
         if self.session is None:
             return
         p = self.last_progress
