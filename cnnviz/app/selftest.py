@@ -154,15 +154,17 @@ def _check_icon() -> str:
 
 
 def _open_window(app, path: Path, report) -> str:
-    """Open the main window offscreen on ``path`` as ``cnnviz FILE`` does, let it settle, close it.
+    """Open the main window offscreen on ``path`` as ``cnnviz FILE`` does, live, and close it.
 
-    Settings, autosave and logs go to a temporary folder (the user's are left
-    alone); every dialog the window would open, and every exception that reaches
-    the error hooks, is recorded instead and fails the check.
+    The window runs the stack in its worker thread as it does for a user: the
+    check waits for the first forward pass to reach the views and for one
+    training step (or, for a broken stack, for the window to say it cannot
+    run). Settings, autosave and logs go to a temporary folder (the user's are
+    left alone); every dialog the window would open, and every exception that
+    reaches the error hooks, is recorded instead and fails the check.
     """
+    import inspect
     import tempfile
-
-    from PySide6.QtCore import QElapsedTimer
 
     from .dialogs import DISCARD, Dialogs
     from .errors import ErrorReporter
@@ -200,23 +202,24 @@ def _open_window(app, path: Path, report) -> str:
         dialogs = RecordingDialogs()
         reporter = ErrorReporter(dialogs, locations.log).install(crash_log=False)
         window = None
+        live = ""
         try:
+            extra = {"live": True} if "live" in inspect.signature(MainWindow).parameters else {}
             window = MainWindow(path, settings=Settings(locations.config / "cnnviz.ini"),
-                                autosave_dir=locations.state, dialogs=dialogs)
+                                autosave_dir=locations.state, dialogs=dialogs, **extra)
             dialogs.parent = window
             window.error_reporter = reporter
             window.show()
-            timer = QElapsedTimer()
-            timer.start()
-            while timer.elapsed() < 1500:  # the first forward pass runs in a worker and reports back
-                app.processEvents()
-                time.sleep(0.01)
+            _settle(app, SETTLE_MS)
+            runner = getattr(window, "runner", None)
+            if runner is not None:
+                live = _watch_runner(app, runner, report.ok, dialogs)
             title = window.windowTitle()
             icon = "with its icon" if not window.windowIcon().isNull() else "WITHOUT a window icon"
             opened = window.document.stack if hasattr(window, "document") else None
         finally:
             if window is not None:
-                window.close_without_asking()
+                window.close_without_asking()  # joins the runner's worker thread
                 window.deleteLater()
                 app.processEvents()
             reporter.uninstall()
@@ -224,7 +227,46 @@ def _open_window(app, path: Path, report) -> str:
             raise CheckFailed("the window reported: " + "\n       ".join(dialogs.shown))
         if opened is not None and len(opened.layers) != len(report.layers):
             raise CheckFailed(f"the window shows {len(opened.layers)} layers, {path.name} has {len(report.layers)}")
-    return f"{type(window).__name__} opened offscreen on {path.name} ({title!r}, {icon})"
+    return f"{type(window).__name__} opened offscreen on {path.name} ({title!r}, {icon}){live}"
+
+
+SETTLE_MS = 1500
+LIVE_TIMEOUT_S = 120
+"""The window's worker imports torch, loads the data set and runs the first forward pass within this."""
+
+
+def _settle(app, ms: int, until: Callable[[], bool] | None = None) -> bool:
+    """Run the event loop for ``ms`` milliseconds, or until ``until()`` is true; returns whether it became true."""
+    from PySide6.QtCore import QElapsedTimer
+
+    timer = QElapsedTimer()
+    timer.start()
+    while timer.elapsed() < ms:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.01)
+    return until is not None and until()
+
+
+def _watch_runner(app, runner, stack_ok: bool, dialogs) -> str:
+    """Wait for the live window's first forward pass (or its refusal of a broken stack), then one training step."""
+    if not stack_ok:
+        if not _settle(app, LIVE_TIMEOUT_S * 1000, lambda: runner.state == "refused" or dialogs.shown):
+            raise CheckFailed(f"the window did not say within {LIVE_TIMEOUT_S} s that the stack cannot run")
+        return "; it says the stack cannot run"
+    if not _settle(app, LIVE_TIMEOUT_S * 1000,
+                   lambda: runner.forward_ms is not None or runner.state == "refused" or bool(dialogs.shown)):
+        raise CheckFailed(f"the window's first forward pass did not arrive within {LIVE_TIMEOUT_S} s "
+                          f"(its state: {runner.state})")
+    if runner.state == "refused" or dialogs.shown:
+        raise CheckFailed("the window refused to run the stack: " + "; ".join(dialogs.shown or [runner.state]))
+    forward = f"; live forward pass {runner.forward_ms:.1f} ms"
+    runner.step()
+    if not _settle(app, LIVE_TIMEOUT_S * 1000, lambda: runner.last_progress is not None or bool(dialogs.shown)):
+        raise CheckFailed(f"one training step in the window did not report within {LIVE_TIMEOUT_S} s")
+    loss = getattr(runner.last_progress, "loss", None)
+    return forward + (f", one training step (loss {loss:.3f})" if isinstance(loss, float) else ", one training step")
 
 
 def _forward(stack, report) -> tuple[str, str]:
