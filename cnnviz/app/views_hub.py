@@ -49,15 +49,15 @@ class ViewsHub(QObject):
         self.gradient = GradientView(window)
         self.gradient.setObjectName("view_gradient")
 
+        # The centre's tabs get the room; the right column keeps what changes while training in sight.
         window.add_view(self.maps, "center", "Feature maps")
         window.add_view(self.grad_maps, "center", "Gradient maps")
         window.add_view(self.filters, "center", "Filters")
+        window.add_view(self.gradient, "center", "Loss head: dL/dz")
         window.add_view(self.summary, "center", "Summary")
         self.softmax_dock = window.add_view(self.softmax, "right", "Softmax")
         self.curves_dock = window.add_view(self.curves, "right", "Loss and accuracy")
-        self.gradient_dock = window.add_view(self.gradient, "right", "Loss head: dL/dz")
-        window.resizeDocks([self.softmax_dock, self.curves_dock, self.gradient_dock], [280, 300, 320],
-                           Qt.Orientation.Vertical)
+        window.resizeDocks([self.softmax_dock, self.curves_dock], [400, 450], Qt.Orientation.Vertical)
         window.resizeDocks([self.softmax_dock], [430], Qt.Orientation.Horizontal)
 
         self.snapshot = None
@@ -66,6 +66,11 @@ class ViewsHub(QObject):
         self._message = ""
         window.selectionChanged.connect(lambda kind, index: self.route())
         self.summary.layerActivated.connect(window.select_layer)
+
+    @property
+    def message(self) -> str:
+        """What the probe views say instead of showing a snapshot ("" while they show one)."""
+        return self._message
 
     @property
     def stale(self) -> bool:
@@ -93,9 +98,9 @@ class ViewsHub(QObject):
         ``keep`` leaves a snapshot already shown in place (a message about the
         next one, e.g. "loading" after an edit, should not blank the screen).
         """
-        self._message = message
         if keep and self.snapshot is not None:
             return
+        self._message = message
         self.snapshot = None
         for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.gradient):
             view.clear(message)

@@ -224,6 +224,7 @@ class RunController(QObject):
                 self._refused_message = message
                 self._posted_key = self._posted_config = None
                 self._post(Build(self.generation + 1, None, config, message))
+                self._refused(self.generation, "stack", message)  # at once: no need to wait for the worker
             return
         self._refused_message = None
         key = network_key(stack)
@@ -311,6 +312,8 @@ class RunController(QObject):
 
     # ================================================================ results
     def _loading(self, text: str) -> None:
+        if self.state == "refused":
+            return  # the views say what to fix; loading torch meanwhile is no news
         self._set_run_status(text[:1].lower() + text[1:])
         self.hub.show_message(text, keep=True)
 
@@ -339,7 +342,7 @@ class RunController(QObject):
         self._show_run_status()
 
     def _refused(self, generation: int, kind: str, message: str) -> None:
-        if generation != self.generation:
+        if generation != self.generation or (self.state == "refused" and self.hub.message == message):
             return
         self.session = None
         self._set_state("refused")
