@@ -196,3 +196,26 @@ def test_a_folder_with_another_class_count_says_what_to_change(live, examples, q
     assert "folder: pets" in window.runner.toolbar.data_box.currentText()
     window.history.undo()
     wait_probe(qtbot, window.runner)
+
+
+def test_onnx_export_carries_the_trained_weights(live, examples, qtbot, dialogs, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    window = live()
+    runner = window.runner
+    runner.worker.step(5)
+    snap = wait_probe(qtbot, runner, lambda s: s.probe.step == 5)
+    trained = snap.weights[0]
+    target = tmp_path / "net.onnx"
+    dialogs.save_answers.append(str(target))
+    window.export_onnx()
+    qtbot.waitUntil(lambda: not window._exporting, timeout=60_000)
+    assert not dialogs.errors and not dialogs.exceptions
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(target)).graph.initializer}
+    first = next(w for w in weights.values() if w.shape == trained.shape)
+    np.testing.assert_allclose(first, trained, rtol=1e-6, atol=1e-7)
+    from cnnviz.core.build import build_model
+
+    fresh = build_model(window.document.stack, seed=0)[0].weight.detach().numpy()
+    assert not np.allclose(fresh, trained, atol=1e-4)  # five steps moved them: the export is not the seed's
