@@ -219,3 +219,57 @@ def test_onnx_export_carries_the_trained_weights(live, examples, qtbot, dialogs,
 
     fresh = build_model(window.document.stack, seed=0)[0].weight.detach().numpy()
     assert not np.allclose(fresh, trained, atol=1e-4)  # five steps moved them: the export is not the seed's
+
+
+def test_a_device_that_is_not_there_is_a_message(make_window, examples, qtbot, dialogs):
+    window = make_window(stack=digits_stack(examples, device="cuda:7"), live=True)
+    qtbot.waitUntil(lambda: window.runner.state == "refused", timeout=20_000)
+    title, message = dialogs.errors[-1]
+    assert title == "Cannot use this device" and "cuda:7 was asked for" in message
+    assert "cuda:7" in window.runner.toolbar.device_box.currentText()
+    ids = [window.runner.toolbar.device_box.itemData(i) for i in range(window.runner.toolbar.device_box.count())]
+    assert ids[:2] == ["auto", "cpu"]  # what this machine has, then what the file asked for
+    window.runner.toolbar.device_box.setCurrentIndex(1)
+    window.runner.toolbar.device_box.activated.emit(1)
+    assert window.document.stack.training.device == "cpu"
+    wait_probe(qtbot, window.runner)
+
+
+def test_the_live_window_imports_torch_only_on_the_worker_thread():
+    """Start-up stays fast: the window shows without torch; the worker thread imports it afterwards."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import os, sys, tempfile, threading, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        first = {}
+
+        class Spy:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" and "thread" not in first:
+                    first["thread"] = "main" if threading.current_thread() is threading.main_thread() else "worker"
+                return None
+
+        sys.meta_path.insert(0, Spy())
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from cnnviz.app.main_window import MainWindow
+        from cnnviz.app.settings import Settings
+        from cnnviz.app.dialogs import Dialogs
+        d = tempfile.mkdtemp()
+        w = MainWindow(settings=Settings(d + "/s.ini"), autosave_dir=d, dialogs=Dialogs(), live=True,
+                       stack=None)
+        w.show(); app.processEvents()
+        before = "torch" in sys.modules
+        t = time.monotonic()
+        while w.runner.hub.snapshot is None and time.monotonic() - t < 60:
+            app.processEvents(); time.sleep(0.01)
+        print(before, first.get("thread"), w.runner.hub.snapshot is not None)
+        w.close_without_asking()
+    """)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "worker", "True"], out.stdout + out.stderr[-2000:]
