@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1400x900")
     parser.add_argument("--settle-ms", type=int, default=300)
     parser.add_argument("--live", action="store_true", help="run the stack as cnnviz does")
-    parser.add_argument("--train", type=int, default=0, metavar="STEPS", help="train this many steps first (implies --live)")
+    parser.add_argument("--train", type=int, default=0, metavar="STEPS",
+                        help="train this many steps first (implies --live)")
     parser.add_argument("--sample", type=int, default=None, help="the held-out sample to show (implies --live)")
     parser.add_argument("--tab", default=None, help="the centre tab to show, by its title (e.g. Filters)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the runs")

@@ -28,6 +28,7 @@ def test_training_grows_the_loss_curve_and_pause_stops_within_a_step(live, qtbot
     runner.toolbar.train_action.trigger()
     wait_state(qtbot, runner, "running")
     assert runner.toolbar.pause_action.isEnabled() and not runner.toolbar.train_action.isEnabled()
+    assert runner.toolbar.pause_action.shortcut().toString() == "F6"  # F6 toggles train / pause
     qtbot.waitUntil(lambda: train_points(runner) >= 5 and runner.last_progress.step >= 60, timeout=20_000)
     assert "steps/s" in window.status_fields["run"].text()
     losses = runner.hub.curves.train_data()["loss"]

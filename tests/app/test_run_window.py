@@ -7,7 +7,7 @@ import pytest
 from cnnviz.core import files
 from cnnviz.core.stack import SetInput, set_param
 
-from run_helpers import digits_stack, spin, torch_forward, wait_probe, wait_state
+from run_helpers import digits_stack, spin, torch_forward, wait_probe
 
 
 @pytest.fixture

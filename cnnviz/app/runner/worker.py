@@ -44,7 +44,8 @@ from cnnviz.core.stack import Stack, TrainingConfig
 log = logging.getLogger("cnnviz.runner")
 
 SMALL_WEIGHTS = 65_536
-"""Weights of at most this many values travel with every probe (all of LeNet-5's); larger ones only for the selected layer."""
+"""Weights of at most this many values travel with every probe (all of LeNet-5's); larger ones only for
+the selected layer."""
 
 REPORT_EVERY = 1000
 REPORT_SECONDS = 0.2
@@ -380,7 +381,6 @@ class RunWorker(QObject):
 
     def _rebuild(self, live, build: Build):
         from cnnviz.core import engine
-        from cnnviz.core.device_data import load_data
 
         old = live.session if live is not None else None
         if build.stack is None:
