@@ -2,11 +2,13 @@
 
 Runs what a first launch runs, without showing anything: finds the bundled
 files, reads FILE (default: the bundled LeNet-5), opens the main window on it
-with Qt's ``offscreen`` platform, forwards one bundled data sample through the
-stack built by torch (and one backward pass through the loss), and checks that
-the output has the shape the core inferred. When a display is available it
-also checks, in a child process, that Qt can open a window on it (the check
-that fails when a system library of Qt's xcb plugin is missing).
+live with Qt's ``offscreen`` platform (its worker's first forward pass and one
+training step), forwards one bundled data sample through the stack built by
+torch (and one backward pass through the loss), and checks that the output
+has the shape the core inferred. When a display is available it also checks,
+in a child process, that Qt can open a window on it (the check that fails
+when a system library of Qt's xcb plugin is missing). docs/packaging.md
+describes each check.
 
 The window checks always run offscreen, display or not: the test must behave
 the same over SSH, in CI and on a desktop, and must not flash a window.
@@ -321,7 +323,7 @@ def _check_display(executable: Sequence[str]) -> str:
     if proc.returncode != 0:
         tail = "\n".join(f"       {t}" for t in (proc.stderr or proc.stdout).strip().splitlines()[-8:])
         hint = ""
-        if "xcb" in (proc.stderr or ""):
+        if 'plugin "xcb"' in (proc.stderr or "") or "xcb-cursor" in (proc.stderr or ""):
             hint = ("\n       Qt's xcb plugin needs system libraries: on Debian/Ubuntu "
                     "`sudo apt install libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 "
                     "libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libegl1`")
