@@ -66,13 +66,21 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def lower_priority(nice: int = 10) -> None:
+WORKER_NICE = 5
+
+
+def lower_priority(nice: int | None = None) -> None:
     """Make the calling thread yield the CPU to the GUI thread (Linux: per-thread nice; elsewhere nothing).
 
     ``QThread.Priority`` is ignored by Linux's default scheduler, and on a busy
-    machine the GUI thread then competes with training for every slice.
+    machine the GUI thread then competes with training for every slice. Nice 5
+    gives the worker a third of the weight of a normal thread when they compete
+    (nice 10 a tenth: the GUI barely gains more, and training crawls whenever
+    another program is busy). ``CNNVIZ_WORKER_NICE`` overrides it.
     """
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+    env = os.environ.get("CNNVIZ_WORKER_NICE", "").strip()
+    nice = int(env) if env.lstrip("-").isdigit() else (WORKER_NICE if nice is None else nice)
+    if nice > 0 and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         except OSError:
