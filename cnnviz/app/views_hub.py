@@ -64,7 +64,6 @@ class ViewsHub(QObject):
         self._stale = False
         self._key: tuple | None = None
         self._message = ""
-        window.selectionChanged.connect(lambda kind, index: self.route())
         self.summary.layerActivated.connect(window.select_layer)
 
     @property
@@ -116,7 +115,10 @@ class ViewsHub(QObject):
 
     # ================================================================ routing
     def route(self) -> None:
-        """Show the last snapshot for the selected row (no torch work: the arrays are already here)."""
+        """Show the last snapshot for the selected row (no torch work: the arrays are already here).
+
+        Called for every new snapshot and, by the controller, for every change of the selected row.
+        """
         snap = self.snapshot
         if snap is None:
             return

@@ -273,3 +273,17 @@ def test_the_live_window_imports_torch_only_on_the_worker_thread():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "worker", "True"], out.stdout + out.stderr[-2000:]
+
+
+def test_large_weights_travel_only_for_the_selected_layer(live, examples, qtbot, monkeypatch):
+    from cnnviz.app.runner import worker
+
+    monkeypatch.setattr(worker, "SMALL_WEIGHTS", 0)
+    window = live()
+    runner = window.runner
+    runner.forward()  # the first probe came before the patch; this one follows it
+    qtbot.waitUntil(lambda: set(runner.hub.snapshot.weights) == {0}, timeout=10_000)  # layer 0 is selected
+    window.select_layer(2)
+    assert "Reading the weights of layer 2" in runner.hub.filters.hint_text
+    qtbot.waitUntil(lambda: runner.hub.filters.weights is not None, timeout=10_000)
+    assert runner.hub.filters.weights.shape == (32, 16, 3, 3) and set(runner.hub.snapshot.weights) == {2}

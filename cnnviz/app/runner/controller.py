@@ -308,7 +308,8 @@ class RunController(QObject):
         return self.worker.call_at_boundary(lambda session: copy.deepcopy(session.model).cpu().eval())
 
     def _selection_changed(self, kind: str, index: int) -> None:
-        self.worker.select(index if kind == "layer" else -1)
+        self.worker.select(index if kind == "layer" else -1)  # first: a probe the hub asks for carries its weights
+        self.hub.route()
 
     # ================================================================ results
     def _loading(self, text: str) -> None:
