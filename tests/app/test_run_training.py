@@ -158,3 +158,23 @@ def test_an_unexpected_error_in_the_worker_reaches_the_error_dialog(live, qtbot,
     monkeypatch.undo()
     runner.toolbar.next_button.click()  # the worker goes on serving
     wait_probe(qtbot, runner, lambda s: s.probe.index == 1)
+
+
+def test_the_keyboard_drives_the_run(live, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window = live()
+    runner = window.runner
+    window.activateWindow()
+    window.stack_view.setFocus()
+    QTest.keyClick(window.stack_view, Qt.Key.Key_F10)
+    wait_probe(qtbot, runner, lambda s: s.probe.step == 1)
+    QTest.keyClick(window.stack_view, Qt.Key.Key_F6)
+    wait_state(qtbot, runner, "running")
+    QTest.keyClick(window.stack_view, Qt.Key.Key_F6)
+    wait_state(qtbot, runner, "paused")
+    QTest.keyClick(window.stack_view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    wait_probe(qtbot, runner, lambda s: s.probe.step == 0)
+    QTest.keyClick(window.stack_view, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    wait_probe(qtbot, runner, lambda s: s.probe.index == 1)
