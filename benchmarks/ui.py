@@ -21,21 +21,23 @@ Torch's intra-op threads in the worker: ``CNNVIZ_TORCH_THREADS`` or all cores
 but one (see ``cnnviz.app.runner.worker.default_threads``).
 
 On the development machine (2 cores of an AMD EPYC shared with other jobs,
-load average about 2, torch 2.13 CPU, one torch thread), LeNet-5 on Fashion-MNIST:
+load average about 1.5-2, torch 2.13 CPU, one torch thread, the worker at
+nice 5), LeNet-5 on Fashion-MNIST:
 
 | measure | offscreen | xvfb (xcb) |
 | --- | --- | --- |
-| heartbeat idle p99 / max | 0.8 / 4.1 ms | 0.3 / 1.6 ms |
-| heartbeat training p99 / max | 13.2 / 20.5 ms | 9.8 / 23.4 ms |
-| steps/s while measuring | 113 | 111 |
-| panel vs bare ImageItem | 570 vs 659 fps (0.86) | 441 vs 508 fps (0.87) |
-| start to first paint vs import | 0.86 vs 1.36 s (0.63) | 0.97 vs 1.44 s (0.67) |
-| start to first forward pass shown | 3.38 s | 3.57 s |
+| heartbeat idle p99 / max | 0.4 / 3.5 ms | 0.3 / 2.6 ms |
+| heartbeat training p99 / max | 9.1 / 15.0 ms | 9.6 / 13.4 ms |
+| steps/s while measuring | 117 | 115 |
+| panel vs bare ImageItem | 576 vs 653 fps (0.88) | 503 vs 558 fps (0.90) |
+| start to first paint vs import | 0.83 vs 1.37 s (0.60) | 0.78 vs 1.35 s (0.58) |
+| start to first forward pass shown | 3.35 s | 3.22 s |
 
-Before the worker thread ran at nice 10 and the window paced what it shows,
-the training p99 was about 30 ms: the two cores were shared by the GUI
-thread, the worker and other processes, and each redraw of the curves came
-late by a scheduler slice.
+Runs vary with the machine's load: the training p99 was 9-13 ms over a dozen
+runs. Before the worker thread was niced and the window paced what it shows
+(probes at most 10/s, progress 5/s, the status field 4/s) it was about 30 ms:
+the two cores were shared by the GUI thread, the worker and other processes,
+and each redraw of the curves came late by a scheduler slice.
 """
 from __future__ import annotations
 
