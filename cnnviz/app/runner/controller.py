@@ -172,7 +172,7 @@ class RunController(QObject):
     def _schedule_start(self) -> None:
         if not self._start_scheduled:
             self._start_scheduled = True
-            QTimer.singleShot(self.start_delay_ms, self.start)
+            QTimer.singleShot(self.start_delay_ms, self, self.start)  # not after the window is gone
 
     def start(self) -> None:
         """Start the worker thread (it imports torch, then builds and probes the stack)."""
