@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import build, devices, identities
@@ -284,6 +285,36 @@ class Session:
         from . import probes
 
         return self._guard_oom(lambda: probes.take(self, index, split, mode, with_identities), "probing")
+
+    def probe_image(self, image, label: int | None = None, mode: str = "eval", with_identities: bool = True):
+        """Probe an image that is not in the data set (C×H×W in [0, 1], as ``data.load_image`` gives it).
+
+        It is normalised like the training data. With no ``label`` (a person's
+        own photo has none) the loss and gradients are taken for the class the
+        model predicts, and the probe's ``split`` is ``"image"``.
+        """
+        from . import probes
+        from .data import Dataset
+
+        image = np.asarray(image, dtype=np.float32)
+        if image.shape != tuple(self.stack.input.shape):
+            raise EngineError(f"the image is {fmt_shape(image.shape)} but the stack takes "
+                              f"{fmt_shape(self.stack.input.shape)}", kind="data")
+        channels = self.stack.input.channels
+        mean = getattr(self.data, "mean", None) or (0.0,) * channels
+        std = getattr(self.data, "std", None) or (1.0,) * channels
+
+        def run():
+            guess = 0 if label is None else int(label)
+            one = DeviceSplit(Dataset(image[None], np.array([guess], np.int64), self.classes), mean, std,
+                              self.device, True)
+            if label is None:
+                with model_mode(self.model, False), torch.no_grad():
+                    one.labels.fill_(int(self.model(one.images).reshape(-1).argmax()))
+                one.labels_np = one.labels.cpu().numpy()
+            return probes.take(self, 0, ("image", one), mode, with_identities)
+
+        return self._guard_oom(run, "probing")
 
     def check_identities(self, n: int = 8, split: str = "test") -> identities.Identities:
         """The loss-head identities on the first ``n`` samples of a split (eval mode), N = ``n``."""

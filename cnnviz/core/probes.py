@@ -97,13 +97,20 @@ def _per_layer(values: np.ndarray, sizes: list[int]) -> tuple[float | None, ...]
     return tuple(out)
 
 
-def take(session, index: int = 0, split: str = "test", mode: str = "eval", with_identities: bool = True) -> Probe:
-    """Probe sample ``index`` of ``split`` of ``session`` in ``mode`` (``"eval"`` or ``"train"``)."""
+def take(session, index: int = 0, split="test", mode: str = "eval", with_identities: bool = True) -> Probe:
+    """Probe sample ``index`` of ``split`` of ``session`` in ``mode`` (``"eval"`` or ``"train"``).
+
+    ``split`` is ``"train"``, ``"test"``, or a ``(name, DeviceSplit)`` pair for
+    rows that are not part of the data set (a person's own image).
+    """
     from .engine import model_mode
 
     if mode not in MODES:
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
-    data = session._split(split)
+    if isinstance(split, tuple):
+        split, data = split
+    else:
+        data = session._split(split)
     if not 0 <= index < data.n:
         raise EngineError(f"there is no sample {index} in the {split} split (it has {data.n})", kind="config")
     model = session.model

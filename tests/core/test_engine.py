@@ -369,3 +369,21 @@ def test_a_layer_that_fails_while_probing_is_named_and_the_model_is_left_as_it_w
     assert all(m.training for m in session.model.modules())
     assert torch.equal(session.model[1].running_var, running)
     assert session.probe(0, mode="eval").prediction in range(10)
+
+
+def test_probe_image_takes_an_image_outside_the_data_set():
+    from dataclasses import replace
+
+    from cnnviz.core import assets, files
+    from cnnviz.core.engine import Session
+
+    stack = files.load(assets.path("examples", "digits.cnnviz"))
+    session = Session(stack, replace(stack.training, device="cpu"))
+    sample = session.probe(3, split="test")
+    own = session.probe_image(sample.image, label=sample.label)
+    np.testing.assert_allclose(own.logits, sample.logits, atol=1e-5)
+    assert own.split == "image" and own.label == sample.label
+    guessed = session.probe_image(sample.image)
+    assert guessed.label == guessed.prediction == sample.prediction
+    with pytest.raises(EngineError, match="the image is 1×4×4 but the stack takes 1×8×8"):
+        session.probe_image(np.zeros((1, 4, 4), np.float32))

@@ -531,7 +531,7 @@ class LiveSession:
         self.worker = worker
         self.generation = generation
         self._image_key: tuple | None = None
-        self._image_split = None
+        self._image = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
@@ -569,43 +569,14 @@ class LiveSession:
 
     def _probe_image(self, target: Target):
         """Probe the person's own image; its class is unknown, so the loss is taken for the predicted class."""
-        import torch
-
-        from cnnviz.core import data, probes
-        from cnnviz.core.device_data import DeviceSplit
-        from cnnviz.core.hygiene import model_mode
+        from cnnviz.core import data
 
         session = self.session
         key = (target.image, id(session))
         if self._image_key != key:
-            image = data.load_image(target.image, session.stack.input.shape)
-            channels = session.stack.input.channels
-            mean = getattr(session.data, "mean", None) or (0.0,) * channels
-            std = getattr(session.data, "std", None) or (1.0,) * channels
-            one = data.Dataset(image[None], np.zeros(1, np.int64), session.classes)
-            self._image_split = DeviceSplit(one, mean, std, session.device, True)
+            self._image = data.load_image(target.image, session.stack.input.shape)
             self._image_key = key
-        split = self._image_split
-        x, _ = split.rows(0, 1)
-        with model_mode(session.model, False), torch.no_grad():
-            predicted = int(session.model(x).reshape(-1).argmax())
-        split.labels_np = np.array([predicted], np.int64)
-        split.labels = torch.tensor([predicted], dtype=torch.long, device=split.images.device)
-        return probes.take(_OwnImage(session, split), 0, "test", target.mode, True)
-
-
-class _OwnImage:
-    """The session with its test split replaced by one image, for ``probes.take``."""
-
-    def __init__(self, session, split) -> None:
-        self._session = session
-        self._one = split
-
-    def _split(self, name: str):
-        return self._one
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
+        return session.probe_image(self._image, mode=target.mode)
 
 
 def _layer_key(layer) -> str:
