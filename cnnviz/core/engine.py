@@ -127,7 +127,7 @@ class Session:
         self._loss_settings = identities.loss_settings(self.stack.loss, len(self.classes), device=self.device)
         self._sum_reduction = self._loss_settings["reduction"] == "sum"
         self._params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = self._make_optimizer()
+        self._optimizer = None
         on_device = fits_on_device(self.data, self.device)
         mean = getattr(self.data, "mean", None) or (0.0,) * self.stack.input.channels
         std = getattr(self.data, "std", None) or (1.0,) * self.stack.input.channels
@@ -135,6 +135,14 @@ class Session:
         self.test_split = DeviceSplit(self.data.test, mean, std, self.device, on_device)
         self._batches = Batches(self.train_split, self.batch_size, seed)
         self._zero_stats()
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Made at the first step, not at build: the first optimizer costs about a second of imports
+        (torch._dynamo), which a session that only probes need not wait for."""
+        if self._optimizer is None:
+            self._optimizer = self._make_optimizer()
+        return self._optimizer
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -156,7 +164,7 @@ class Session:
         fresh = build.build_model(self.stack, seed=self.config.seed)
         with torch.no_grad():
             self.model.load_state_dict(fresh.state_dict())
-        self.optimizer = self._make_optimizer()
+        self._optimizer = None
         self._batches = Batches(self.train_split, self.batch_size, self.config.seed)
         self._rng.reseed(self.config.seed)
         self.step_count = 0
@@ -173,7 +181,7 @@ class Session:
         if not (0 < lr < math.inf):
             raise EngineError(f"learning rate must be a positive number, got {lr}", kind="config")
         self.lr = float(lr)
-        for group in self.optimizer.param_groups:
+        for group in self._optimizer.param_groups if self._optimizer is not None else ():
             group["lr"] = self.lr
 
     def load_weights(self, path) -> list[str]:
@@ -181,7 +189,7 @@ class Session:
         from . import weights
 
         warnings = weights.load_into(self.model, self.stack, path)
-        self.optimizer = self._make_optimizer()
+        self._optimizer = None
         return warnings
 
     def save_weights(self, path):
@@ -191,7 +199,7 @@ class Session:
 
     def close(self) -> None:
         """Drop every device tensor this session holds (the memory goes back to the device)."""
-        for name in ("model", "optimizer", "loss_fn", "train_split", "test_split", "_batches", "_params",
+        for name in ("model", "_optimizer", "loss_fn", "train_split", "test_split", "_batches", "_params",
                      "_sum_loss", "_correct", "_loss_settings"):
             self.__dict__.pop(name, None)
         self._closed = True
@@ -362,7 +370,7 @@ class Session:
         raise OutOfMemory(f"{msg} ({detail})", device=info.id, batch_size=batch, suggested_batch=smaller)
 
     def _recover_memory(self) -> None:
-        optimizer = self.__dict__.get("optimizer")
+        optimizer = self.__dict__.get("_optimizer")
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
         gc.collect()
