@@ -29,9 +29,20 @@ def open_window(argv: list[str]) -> int:
     return run(args.file, [sys.argv[0], *rest])
 
 
+def _ensure_streams() -> None:
+    """A windowed executable (pythonw, the frozen cnnviz.exe) has no standard streams; writing to None
+    would crash, so they go nowhere (cnnviz-cli.exe is the console twin that shows them)."""
+    import os
+
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from . import cli
 
+    _ensure_streams()
     args = list(sys.argv[1:] if argv is None else argv)
     if cli.is_window_request(args):
         return open_window(args)

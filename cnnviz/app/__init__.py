@@ -42,6 +42,9 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
         dialogs.parent = window
         window.error_reporter = reporter
         window.show()
+        from .file_open import FileOpenFilter
+
+        app.installEventFilter(FileOpenFilter(window))
         QTimer.singleShot(0, window.files.offer_recovery)
         previous_sigint = _close_on_interrupt(window)
         return app.exec()

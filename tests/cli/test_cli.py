@@ -115,3 +115,12 @@ def test_summary_agrees_with_core():
     doc = json.loads(out)
     report = shapes.infer(stack)
     assert [layer["output_shape"] for layer in doc["layers"]] == [list(r.output_shape) for r in report.layers]
+
+
+def test_windowed_executable_without_streams_runs_commands():
+    code = ("import sys; sys.stdout = None; sys.stderr = None\n"
+            "from cnnviz.__main__ import main\n"
+            "rc = main(['summary', 'resources/examples/lenet5.cnnviz'])\n"
+            "sys.__stdout__.write(str(rc))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout == "0", result.stderr
