@@ -24,11 +24,8 @@ class StackInvalid(ValueError):
 
 def check_buildable(stack: Stack) -> StackReport:
     report = infer(stack)
-    bad = report.first_error
-    if bad is not None:
-        raise StackInvalid(f"layer {bad.index} ({bad.label}): {bad.error}")
-    if report.loss.error:
-        raise StackInvalid(f"loss ({report.loss.type}): {report.loss.error}")
+    if report.problem:
+        raise StackInvalid(report.problem)
     return report
 
 

@@ -50,11 +50,8 @@ def _lit(value: Any) -> str:
 
 def _checked(stack: Stack) -> StackReport:
     report = infer(stack)
-    bad = report.first_error
-    if bad is not None:
-        raise ExportError(f"the stack cannot be exported: layer {bad.index} ({bad.label}): {bad.error}")
-    if report.loss.error:
-        raise ExportError(f"the stack cannot be exported: loss: {report.loss.error}")
+    if report.problem:
+        raise ExportError(f"the stack cannot be exported: {report.problem}")
     return report
 
 

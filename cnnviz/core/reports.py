@@ -96,6 +96,16 @@ class StackReport:
         return self.first_error is None and self.loss.error is None
 
     @property
+    def problem(self) -> str | None:
+        """Why the stack cannot run, naming the layer or the loss; None when it can."""
+        bad = self.first_error
+        if bad is not None:
+            return f"layer {bad.index} ({bad.label}): {bad.error}"
+        if self.loss.error:
+            return f"loss ({self.loss.type}): {self.loss.error}"
+        return None
+
+    @property
     def output_shape(self) -> tuple[int, ...] | None:
         if self.first_error is not None:
             return None

@@ -288,6 +288,26 @@ def make_throttler(parent: QtCore.QObject, slot: Callable[[], None], ms: int = R
     return throttler
 
 
+def tile_overlays(target, highlight: str) -> tuple[QtWidgets.QGraphicsPathItem, QtWidgets.QGraphicsRectItem]:
+    """The items drawn over a mosaic: its gaps (one path in the background colour) and the hover frame.
+
+    ``target`` is the ViewBox or PlotItem holding the mosaic; ``highlight`` the frame's colour.
+    """
+    gaps = QtWidgets.QGraphicsPathItem()
+    gaps.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+    gaps.setBrush(pg.mkBrush(MAP_BACKGROUND))
+    gaps.setZValue(5)
+    target.addItem(gaps, ignoreBounds=True)
+    frame = QtWidgets.QGraphicsRectItem()
+    pen = pg.mkPen(highlight, width=2)
+    pen.setCosmetic(True)
+    frame.setPen(pen)
+    frame.setZValue(10)
+    frame.hide()
+    target.addItem(frame, ignoreBounds=True)
+    return gaps, frame
+
+
 def palette_colors(widget: QtWidgets.QWidget) -> tuple[QtGui.QColor, QtGui.QColor]:
     """(background, foreground) of the widget's palette, so plots follow light and dark themes."""
     pal = widget.palette()

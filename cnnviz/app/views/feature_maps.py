@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ._common import (DIVERGING, MAP_BACKGROUND, SEQUENTIAL, ViewPanel, as_maps, best_columns, colormap,
                       compute_levels, fmt_value, gap_path, graphics_widget, lut, make_throttler, mosaic,
-                      palette_colors, round_levels, status_label, tile_at, tile_origin, title_label)
+                      palette_colors, round_levels, status_label, tile_at, tile_origin, tile_overlays, title_label)
 
 KEEP_LEVELS_SHARE = 0.6   # new data spanning at least this share of the current levels keeps them
 LEVEL_MODES = (("auto", "auto"), ("symmetric", "± max |value|"), ("minmax", "min – max"))
@@ -119,19 +119,7 @@ class FeatureMapView(ViewPanel):
             item.setCacheMode(cache)
         self.graphics.ci.geometryChanged.connect(self._layout_input)
 
-        self._gaps = QtWidgets.QGraphicsPathItem()
-        self._gaps.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
-        self._gaps.setBrush(pg.mkBrush(MAP_BACKGROUND))
-        self._gaps.setZValue(5)
-        self.maps_vb.addItem(self._gaps, ignoreBounds=True)
-
-        self._highlight = QtWidgets.QGraphicsRectItem()
-        pen = pg.mkPen("#FFFFFF", width=2)
-        pen.setCosmetic(True)
-        self._highlight.setPen(pen)
-        self._highlight.setZValue(10)
-        self._highlight.hide()
-        self.maps_vb.addItem(self._highlight, ignoreBounds=True)
+        self._gaps, self._highlight = tile_overlays(self.maps_vb, "#FFFFFF")
         self._channel_tag = pg.TextItem("", color="#FFFFFF", fill=pg.mkBrush(0, 0, 0, 170), anchor=(0, 0))
         self._channel_tag.setZValue(11)
         self._channel_tag.hide()

@@ -7,9 +7,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ._common import (DIVERGING, MAP_BACKGROUND, ViewPanel, colormap, compute_levels, fmt_value, gap_path,
+from ._common import (DIVERGING, ViewPanel, colormap, compute_levels, fmt_value, gap_path,
                       graphics_widget, label_style, lut, make_throttler, mosaic, palette_colors, round_levels,
-                      status_label, style_axes, tile_at, title_label)
+                      status_label, style_axes, tile_at, tile_overlays, title_label)
 
 MAX_SHOWN = 64
 
@@ -82,18 +82,7 @@ class FilterView(ViewPanel):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setLookupTable(lut(DIVERGING), update=False)
         self.plot.addItem(self.image_item)
-        self._gaps = QtWidgets.QGraphicsPathItem()
-        self._gaps.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
-        self._gaps.setBrush(pg.mkBrush(MAP_BACKGROUND))
-        self._gaps.setZValue(5)
-        self.plot.addItem(self._gaps, ignoreBounds=True)
-        self._highlight = QtWidgets.QGraphicsRectItem()
-        pen = pg.mkPen("#000000", width=2)
-        pen.setCosmetic(True)
-        self._highlight.setPen(pen)
-        self._highlight.setZValue(10)
-        self._highlight.hide()
-        self.plot.addItem(self._highlight, ignoreBounds=True)
+        self._gaps, self._highlight = tile_overlays(self.plot, "#000000")
 
         _, fg = palette_colors(self)
         self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=colormap(DIVERGING), interactive=False,
