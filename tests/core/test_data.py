@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz.core import data
+from cnnviz.core import data, dataset, images
 from cnnviz.core.data import DataError
 
 
@@ -160,7 +160,7 @@ def test_resizing_averages_areas_and_interpolates_bilinearly():
 def test_a_set_too_large_for_memory_gives_a_balanced_subset(monkeypatch):
     data.clear_cache()
     try:
-        monkeypatch.setattr(data, "MAX_BYTES", 1000 * 4 * 32 * 32)
+        monkeypatch.setattr(dataset, "MAX_BYTES", 1000 * 4 * 32 * 32)
         split = data.load("fashion-mnist", (1, 32, 32))
         assert len(split.train) + len(split.test) == 1000
         assert len(split.test) == 200
@@ -443,7 +443,7 @@ def test_folder_skips_unreadable_files_and_says_so(tmp_path):
 
 def test_folder_image_cap(tmp_path, monkeypatch):
     root = _folder(tmp_path / "set", {"a": 12, "b": 12, "c": 3})
-    monkeypatch.setattr(data, "MAX_FOLDER_IMAGES", 12)
+    monkeypatch.setattr(images, "MAX_FOLDER_IMAGES", 12)
     split = data.load_folder(root, (1, 8, 8))
     assert len(split.train) + len(split.test) == 12
     assert np.bincount(np.concatenate([split.train.labels, split.test.labels])).tolist() == [5, 4, 3]
