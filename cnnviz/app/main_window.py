@@ -20,11 +20,10 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar, QToolButton,
                                QWidget)
@@ -35,6 +34,7 @@ from cnnviz.core.shapes import fmt_shape, infer
 from cnnviz.core.stack import Stack, StackDocument
 
 from .dialogs import Dialogs
+from .export_ui import Exporter
 from .files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
 from .settings import Locations, Settings
 from .sidebar.details import DetailsPanel
@@ -74,10 +74,6 @@ def app_icon() -> QIcon:
     return icon
 
 
-class _ExportSignals(QObject):
-    finished = Signal(str, str, object)  # what, path, error (None on success)
-
-
 class MainWindow(QMainWindow):
     """The explorer window. ``MainWindow(path)`` opens a file; keyword arguments make it testable."""
 
@@ -114,9 +110,7 @@ class MainWindow(QMainWindow):
                                     autosave_interval_ms, autosave_debounce_ms)
         self._layout_restored = False
         self._view_docks: dict[str, list[QDockWidget]] = {a: [] for a in _DOCK_AREAS}
-        self._export_signals = _ExportSignals(self)
-        self._export_signals.finished.connect(self._export_finished)
-        self._exporting = False
+        self.exporter = Exporter(self)
 
         self._build_sidebar()
         self._build_center()
@@ -571,99 +565,11 @@ class MainWindow(QMainWindow):
                                                f"views.</p><p>Logs and autosaves: {html.escape(str(self.files.autosave_dir))}</p>")
 
     # ================================================================ export
-    def _export_target(self, title: str, suffix: str, filters: str) -> Path | None:
-        report = infer(self.document.stack)
-        bad = report.first_error
-        if bad is not None or report.loss.error:
-            where = f"layer {bad.index} ({bad.type}): {bad.error}" if bad is not None else f"loss: {report.loss.error}"
-            self.dialogs.error("Cannot export yet", f"The stack cannot run, so it cannot be exported.\n\n{where}")
-            if bad is not None:
-                self.select_layer(bad.index)
-            return None
-        if self._exporting:
-            self.dialogs.error("Export in progress", "Another export is still running; try again when it is done.")
-            return None
-        base = self.files.path.with_suffix(suffix) if self.files.path else Path(
-            self.settings.last_folder() or Path.home()) / Path(
-            re.sub(r"[^A-Za-z0-9_]+", "_", self.document.stack.name.lower()).strip("_") or "model").with_suffix(suffix)
-        chosen = self.dialogs.save_path(title, str(base), filters)
-        if not chosen:
-            return None
-        target = Path(chosen)
-        return target if target.suffix else target.with_suffix(suffix)
-
     def export_python(self, style: str = "module") -> None:
-        label = "PyTorch code" + (" (functional)" if style == "functional" else "")
-        target = self._export_target(f"Export {label}", ".py", "Python files (*.py);;All files (*)")
-        if target is None:
-            return
-        stack = self.document.stack
-
-        def work() -> None:
-            from cnnviz.core import export
-            code = export.to_python(stack, style=style)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(code, encoding="utf-8")
-            tmp.replace(target)
-
-        self._run_export(label, target, work)
+        self.exporter.export_python(style)
 
     def export_onnx(self) -> None:
-        target = self._export_target("Export ONNX", ".onnx", "ONNX models (*.onnx);;All files (*)")
-        if target is None:
-            return
-        stack = self.document.stack
-        live_model = self.runner.live_model() if self.runner is not None else None  # a future: the trained weights
-
-        def work() -> None:
-            from cnnviz.core import export
-            model = None
-            if live_model is not None:
-                try:
-                    model = live_model.result(timeout=60)
-                except Exception:  # noqa: BLE001 - no live model in time: export the seed's weights, and say so
-                    log.warning("the live model was not available; exporting freshly initialised weights")
-            export.to_onnx(stack, target, model=model)
-
-        self._run_export("ONNX", target, work)
-
-    def _run_export(self, what: str, target: Path, work: Callable[[], None]) -> None:
-        """Export in a worker thread (ONNX imports torch and traces the model); the result comes back as a signal."""
-        self._exporting = True
-        for action in (self.export_module_action, self.export_functional_action, self.export_onnx_action):
-            action.setEnabled(False)
-        self.statusBar().showMessage(f"Exporting {what} to {target.name}…")
-
-        def run() -> None:
-            error: BaseException | None = None
-            try:
-                work()
-            except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread, which decides
-                error = exc
-            self._export_signals.finished.emit(what, str(target), error)
-
-        threading.Thread(target=run, name=f"export {what}", daemon=True).start()
-
-    def _export_finished(self, what: str, path: str, error: BaseException | None) -> None:
-        self._exporting = False
-        for action in (self.export_module_action, self.export_functional_action, self.export_onnx_action):
-            action.setEnabled(True)
-        if error is None:
-            self.statusBar().showMessage(f"Exported {what} to {path}", 8000)
-            return
-        self.statusBar().clearMessage()
-        if isinstance(error, (ValueError, ImportError, OSError)) and not isinstance(error, UnicodeError):
-            name = type(error).__name__
-            if isinstance(error, ImportError):
-                text = f"Exporting {what} needs a package that is not installed: {error}"
-            elif isinstance(error, OSError):
-                text = f"{path} could not be written: {error.strerror or error}"
-            else:
-                text = str(error)
-            log.info("export %s failed: %s: %s", what, name, error)
-            self.dialogs.error(f"Cannot export {what}", text)
-        else:
-            self.report_exception(error)
+        self.exporter.export_onnx()
 
     # ================================================================ window
     def _default_size(self) -> QSize:

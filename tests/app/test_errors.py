@@ -76,9 +76,9 @@ def test_the_same_error_repeating_shows_one_dialog(dialogs, reporter):
 
 def test_an_unexpected_export_failure_goes_through_the_reporter(window, dialogs, reporter):
     window.error_reporter = reporter
-    window._export_finished("ONNX", "/tmp/x.onnx", TypeError("internal bug"))
+    window.exporter.finish("ONNX", "/tmp/x.onnx", TypeError("internal bug"))
     assert dialogs.exceptions and dialogs.exceptions[0][0] == "TypeError: internal bug"
-    window._export_finished("ONNX", "/tmp/x.onnx", ValueError("the stack cannot be exported: layer 3"))
+    window.exporter.finish("ONNX", "/tmp/x.onnx", ValueError("the stack cannot be exported: layer 3"))
     assert dialogs.errors[-1] == ("Cannot export ONNX", "the stack cannot be exported: layer 3")
 
 

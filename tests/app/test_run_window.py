@@ -210,7 +210,7 @@ def test_onnx_export_carries_the_trained_weights(live, examples, qtbot, dialogs,
     target = tmp_path / "net.onnx"
     dialogs.save_answers.append(str(target))
     window.export_onnx()
-    qtbot.waitUntil(lambda: not window._exporting, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.exporter.busy, timeout=60_000)
     assert not dialogs.errors and not dialogs.exceptions
     weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(target)).graph.initializer}
     first = next(w for w in weights.values() if w.shape == trained.shape)
