@@ -489,9 +489,15 @@ class RunWorker(QObject):
             if state not in ("cancelled", "done"):
                 self.stateChanged.emit(state, step)
 
+        def deliver(snapshot: Snapshot) -> None:
+            self._deliver(snapshot)
+            if not _optimizer_imports_warmed.is_set():
+                _optimizer_imports_warmed.set()
+                threading.Thread(target=_warm_optimizer_imports, name="cnnviz warm-up", daemon=True).start()
+
         trainer = training.Trainer(
             live, control, on_progress=self.progressed.emit, on_eval=self.evaluated.emit,
-            on_probe=self._deliver, on_state=on_state, report_every=self.report_every,
+            on_probe=deliver, on_state=on_state, report_every=self.report_every,
             report_seconds=self.report_seconds, eval_every=self.eval_every, probe_hz=self.probe_hz)
         try:
             trainer.run()
@@ -577,6 +583,20 @@ class LiveSession:
             self._image = data.load_image(target.image, session.stack.input.shape)
             self._image_key = key
         return session.probe_image(self._image, mode=target.mode)
+
+
+_optimizer_imports_warmed = threading.Event()
+
+
+def _warm_optimizer_imports() -> None:
+    """Make a throwaway optimizer once, after the first maps are shown: the first one imports torch._dynamo
+    (about a second), which would otherwise delay the first forward pass or stall the first training steps."""
+    import torch
+
+    try:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    except Exception:  # noqa: BLE001 - only a warm-up: the real optimizer reports its own failures
+        log.debug("optimizer warm-up failed", exc_info=True)
 
 
 def _layer_key(layer) -> str:
