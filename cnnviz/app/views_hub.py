@@ -61,6 +61,7 @@ class ViewsHub(QObject):
         window.resizeDocks([self.softmax_dock], [430], Qt.Orientation.Horizontal)
 
         self.snapshot = None
+        self._report = None
         self._stale = False
         self._key: tuple | None = None
         self._message = ""
@@ -80,6 +81,7 @@ class ViewsHub(QObject):
     def set_report(self, stack: Stack, report) -> None:
         """A new stack (every edit): the summary table, and whether the last snapshot still fits it."""
         self.summary.set_report(report)
+        self._report = report
         key = network_key(stack)
         if key != self._key:
             self._key = key
@@ -136,6 +138,10 @@ class ViewsHub(QObject):
         kind, index = self.window.selection()
         own = snap.target.image is not None
         self.maps.set_input(p.image)
+        fields = self._report.layers if self._report is not None else ()
+        rf = fields[index].receptive_field if kind == "layer" and 0 <= index < len(fields) else None
+        self.maps.set_receptive_field(rf)
+        self.grad_maps.set_receptive_field(rf)
         if kind == "layer" and 0 <= index < len(p.activations):
             label = p.layer_labels[index]
             act = p.activations[index]

@@ -9,7 +9,7 @@ from html import escape
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from cnnviz.core.layers import CATALOGUE, LOSSES
+from cnnviz.core.layers import CATALOGUE, LOSSES, as_pair
 from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
 from cnnviz.core.stack import Layer, Stack, StackDocument
 
@@ -64,6 +64,38 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return f"<table cellspacing='0' cellpadding='2'>{body}</table>"
 
 
+MAX_FOOTPRINT = 31  # pixels per side drawn as a grid; wider kernels are described in words
+
+
+def kernel_footprint(r: LayerReport) -> tuple[str, str] | None:
+    """(title, text grid) of where a Conv2d's or pooling layer's taps fall in the input it reads:
+    ■ a tap, · a pixel skipped by the dilation. None for other layers or kernels too wide to draw."""
+    if r.type not in ("Conv2d", "MaxPool2d", "AvgPool2d") or not r.resolved:
+        return None
+    k = as_pair(r.resolved.get("kernel_size"))
+    d = as_pair(r.resolved.get("dilation", 1))
+    if not all(isinstance(v, int) for v in k + d):
+        return None
+    span = [d[a] * (k[a] - 1) + 1 for a in range(2)]
+    what = "kernel" if r.type == "Conv2d" else "window"
+    title = f"The {what}'s footprint on the maps it reads: {k[0]}×{k[1]} taps spanning {span[0]}×{span[1]} pixels"
+    if max(span) > MAX_FOOTPRINT:
+        return title, f"(too wide to draw: taps every {d[0]}×{d[1]} pixels)"
+    rows = []
+    for y in range(span[0]):
+        rows.append(" ".join("■" if y % d[0] == 0 and x % d[1] == 0 else "·" for x in range(span[1])))
+    return title, "\n".join(rows)
+
+
+def _wrapped_formula(line: str) -> str:
+    """'H_out = ⌊(H + 2p …) / s⌋ + 1 = ⌊(28 + …) / 1⌋ + 1 = 28' on two lines: the rule, then its numbers."""
+    parts = line.split(" = ")
+    if len(parts) < 3:
+        return line
+    indent = " " * (len(parts[0]) + 1)
+    return f"{parts[0]} = {parts[1]}\n{indent}= " + " = ".join(parts[2:])
+
+
 def layer_html(stack: Stack, report: StackReport, i: int) -> str:
     layer = stack.layers[i]
     r = report.layers[i] if i < len(report.layers) else None
@@ -100,9 +132,13 @@ def layer_html(stack: Stack, report: StackReport, i: int) -> str:
             pairs.append(("receptive field", f"{size} px of the input; neighbouring outputs {jump} px apart; "
                                              f"the first centred at ({start})"))
     out.append(_rows(pairs))
+    footprint = kernel_footprint(r)
+    if footprint:
+        out.append(f"<p style='margin:8px 0 0 0'><b>{footprint[0]}</b></p>")
+        out.append("<pre>" + escape(footprint[1]) + "</pre>")
     if r.formula:
         out.append("<p style='margin:8px 0 0 0'><b>How the size is computed</b></p>")
-        out.append("<pre>" + escape("\n".join(r.formula)) + "</pre>")
+        out.append("<pre>" + escape("\n".join(_wrapped_formula(line) for line in r.formula)) + "</pre>")
     out.append("<p style='margin:8px 0 0 0'><b>In PyTorch</b></p>")
     out.append(f"<pre>{escape(torch_call(layer, r))}</pre>")
     return "".join(out)

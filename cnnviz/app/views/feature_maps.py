@@ -123,6 +123,15 @@ class FeatureMapView(ViewPanel):
         self._channel_tag = pg.TextItem("", color="#FFFFFF", fill=pg.mkBrush(0, 0, 0, 170), anchor=(0, 0))
         self._channel_tag.setZValue(11)
         self._channel_tag.hide()
+        # Which input pixels the hovered output pixel sees (its receptive field), drawn on the input.
+        self._rf = None
+        self._rf_item = QtWidgets.QGraphicsRectItem()
+        rf_pen = pg.mkPen("#E69F00", width=2)
+        rf_pen.setCosmetic(True)
+        self._rf_item.setPen(rf_pen)
+        self._rf_item.setZValue(10)
+        self._rf_item.hide()
+        self._input_vb.addItem(self._rf_item, ignoreBounds=True)
         self.maps_vb.addItem(self._channel_tag, ignoreBounds=True)
 
         self._throttle = make_throttler(self, self._render)
@@ -209,6 +218,22 @@ class FeatureMapView(ViewPanel):
         self._levels_box.blockSignals(False)
         if self._maps is not None:
             self._throttle.throttle()
+
+    def set_receptive_field(self, rf) -> None:
+        """The receptive field of the maps shown (``size``, ``jump``, ``start`` per axis, as the core's
+        ``ReceptiveField``), or None: hovering a map pixel then outlines the input pixels it sees."""
+        self._rf = rf
+        self._rf_item.hide()
+
+    def receptive_rect(self, y: int, x: int) -> QtCore.QRectF | None:
+        """The input pixels output pixel (y, x) sees, clipped to the input; None without a field or input."""
+        if self._rf is None or self._input is None:
+            return None
+        h, w = self._input.shape[:2]
+        (sh, sw), (jh, jw), (oh, ow) = self._rf.size, self._rf.jump, self._rf.start
+        top, left = oh + y * jh - sh / 2, ow + x * jw - sw / 2
+        rect = QtCore.QRectF(left, top, sw, sh).intersected(QtCore.QRectF(0, 0, w, h))
+        return rect if not rect.isEmpty() else None
 
     def clear(self, message: str | None = None) -> None:
         self._maps = None
@@ -422,7 +447,16 @@ class FeatureMapView(ViewPanel):
         kind = info[0]
         if kind == "map":
             _, ch, y, x, v = info
-            self.status.setText(f"channel {ch}  ·  y {y}, x {x}  ·  value {fmt_value(v)}")
+            text = f"channel {ch}  ·  y {y}, x {x}  ·  value {fmt_value(v)}"
+            rect = self.receptive_rect(y, x)
+            if rect is not None:
+                self._rf_item.setRect(rect)
+                self._rf_item.show()
+                text += (f"  ·  sees input rows {int(rect.top())}–{math.ceil(rect.bottom()) - 1}, "
+                         f"columns {int(rect.left())}–{math.ceil(rect.right()) - 1}")
+            else:
+                self._rf_item.hide()
+            self.status.setText(text)
         elif kind == "unit":
             _, i, v = info
             self.status.setText(f"unit {i}  ·  value {fmt_value(v)}")
@@ -445,6 +479,7 @@ class FeatureMapView(ViewPanel):
         if not keep_point:
             self._hover_point = None
         self._hover = None
+        self._rf_item.hide()
         self._highlight.hide()
         self._channel_tag.hide()
         self._set_status_hint()
