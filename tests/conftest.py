@@ -57,6 +57,16 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small models on a shared machine: OpenMP threads only spin against each other.
+
+    Modules that train use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    with _one_thread():
+        yield
+
+
 def run_torch(stack, batch: int = 2) -> TorchRun:
     """Build and run every layer of ``stack`` on ``torch.zeros(batch, C, H, W)``, stopping at the first failure."""
     import torch

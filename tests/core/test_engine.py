@@ -12,13 +12,7 @@ from cnnviz.core.faults import (DataUnavailable, DeviceError, EngineError, Layer
 from cnnviz.core.stack import InputSpec, Layer, Loss, Stack, TrainingConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared machine: OpenMP threads only spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(out=10, head=(), loss=Loss(), relu=None, extra=(), channels=1, size=8):

@@ -3,19 +3,13 @@ import threading
 import time
 
 import pytest
-import torch
 
 from cnnviz.core import engine, training
 from cnnviz.core.faults import NonFiniteError
 from cnnviz.core.stack import InputSpec, Layer, Stack, TrainingConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 STACK = Stack("tiny", InputSpec(1, 8, 8), (
