@@ -1,7 +1,7 @@
 """The views of a running network, placed in the window and fed from one probe at a time.
 
 :class:`ViewsHub` creates the views, puts them in the window's areas, and
-routes each :class:`~cnnviz.app.runner.worker.Snapshot` to them according to
+routes each :class:`~cnnviz.app.runner.messages.Snapshot` to them according to
 the selected row of the stack: that layer's activations to the feature maps,
 its activation gradients to the gradient maps, its weights to the filters;
 the sample's softmax and true class to the bars; the loss-head identities and

@@ -276,9 +276,9 @@ def test_the_live_window_imports_torch_only_on_the_worker_thread():
 
 
 def test_large_weights_travel_only_for_the_selected_layer(live, examples, qtbot, monkeypatch):
-    from cnnviz.app.runner import worker
+    from cnnviz.app.runner import live as live_session
 
-    monkeypatch.setattr(worker, "SMALL_WEIGHTS", 0)
+    monkeypatch.setattr(live_session, "SMALL_WEIGHTS", 0)
     window = live()
     runner = window.runner
     runner.forward()  # the first probe came before the patch; this one follows it

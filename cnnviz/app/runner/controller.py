@@ -12,7 +12,7 @@ What an edit does:
 * a change of layers, input, loss, optimizer, data set, device or seed builds a
   new session (training stops at the next step boundary and stays paused; the
   status bar says so). Once trained, layers whose type, keywords and shapes are
-  unchanged keep their trained weights (:func:`~.worker.carry_weights`),
+  unchanged keep their trained weights (:func:`~.live.carry_weights`),
   unless the seed or the data set changed; an untrained network starts from
   the seed, exactly as ``cnnviz train`` would build it;
 * a new learning rate or batch size goes to the running session at its next
@@ -38,7 +38,8 @@ from cnnviz.core.stack import SetStack, Stack, TrainingConfig
 from ..undo import new_session
 from ..views_hub import ViewsHub, network_key
 from .toolbar import RunToolbar
-from .worker import EVAL_EVERY, Build, RunWorker, Target
+from .messages import Build, Target
+from .worker import EVAL_EVERY, RunWorker
 
 log = logging.getLogger("cnnviz.runner")
 

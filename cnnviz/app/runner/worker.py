@@ -27,25 +27,19 @@ messages; anything else goes to ``crashed`` for the error reporter.
 from __future__ import annotations
 
 import concurrent.futures
-import difflib
-import json
 import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from cnnviz.core.stack import Stack, TrainingConfig
+from .live import LiveSession, _optimizer_imports_warmed, _warm_optimizer_imports, carry_weights
+from .messages import Build, Latest, SessionInfo, Snapshot, Target
 
 log = logging.getLogger("cnnviz.runner")
-
-SMALL_WEIGHTS = 65_536
-"""Weights of at most this many values travel with every probe (all of LeNet-5's); larger ones only for
-the selected layer."""
 
 REPORT_EVERY = 1000
 REPORT_SECONDS = 0.2
@@ -85,80 +79,6 @@ def lower_priority(nice: int | None = None) -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         except OSError:
             pass
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which sample the views follow: ``index`` of ``split``, or a file of the person's own."""
-
-    index: int = 0
-    split: str = "test"
-    mode: str = "eval"
-    image: str | None = None
-
-
-@dataclass(frozen=True)
-class Build:
-    """Build a session for ``stack`` (a value: the reference is the snapshot), or drop it when None."""
-
-    generation: int
-    stack: Stack | None
-    config: TrainingConfig = field(default_factory=TrainingConfig)
-    message: str = ""
-    """Why there is no stack to run (the core's sentence), when ``stack`` is None."""
-    keep_weights: bool = True
-    """Carry trained weights of unchanged layers over from the session being replaced."""
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What the GUI learns when a session is ready."""
-
-    generation: int
-    stack: Stack
-    config: TrainingConfig
-    device: Any
-    data_name: str
-    classes: tuple[str, ...]
-    test_labels: np.ndarray
-    train_size: int
-    notes: tuple[str, ...]
-    description: str
-    kept: str
-    """What happened to the weights: "" (from the seed) or which trained layers were kept."""
-    step: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A probe for the views and the weights the filter view may need; ``error`` when it failed."""
-
-    generation: int
-    target: Target
-    probe: Any = None
-    weights: dict[int, np.ndarray] = field(default_factory=dict)
-    error: str = ""
-
-
-class Latest:
-    """A one-slot mailbox between threads: ``put`` replaces, ``take`` empties; latest wins."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value: Any = None
-        self._full = False
-
-    def put(self, value: Any) -> bool:
-        """Store ``value``; True if the box was empty (the reader must be told)."""
-        with self._lock:
-            was_empty = not self._full
-            self._value, self._full = value, True
-            return was_empty
-
-    def take(self) -> Any:
-        with self._lock:
-            value, self._value, self._full = self._value, None, False
-            return value
 
 
 class _Superseded(Exception):
@@ -521,114 +441,3 @@ class RunWorker(QObject):
             return self._target, self._selected, jobs
 
 
-class LiveSession:
-    """The session as the trainer sees it, with ``probe`` answering for the window.
-
-    Everything but :meth:`probe` is the core session's. A probe here follows
-    the worker's current :class:`Target` (a data set sample or the person's
-    own image), runs the jobs waiting for a step boundary, and returns a
-    :class:`Snapshot` with the weights the filter view may need. A layer that
-    fails while probing (BatchNorm in train mode on one sample) becomes a
-    message in the snapshot, not the end of training.
-    """
-
-    def __init__(self, session, worker: RunWorker, generation: int = 0) -> None:
-        self.session = session
-        self.worker = worker
-        self.generation = generation
-        self._image_key: tuple | None = None
-        self._image = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.session, name)
-
-    def probe(self, index: int = 0, split: str = "test", mode: str = "eval", with_identities: bool = True) -> Snapshot:
-        from cnnviz.core.faults import EngineError, OutOfMemory
-
-        target, selected, jobs = self.worker._probe_state()
-        for fn, future in jobs:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(self.session))
-                except BaseException as exc:  # noqa: BLE001 - the caller's thread decides
-                    future.set_exception(exc)
-        try:
-            if target.image:
-                probe = self._probe_image(target)
-            else:
-                probe = self.session.probe(target.index, target.split, target.mode, True)
-        except OutOfMemory:
-            raise
-        except (EngineError, ValueError) as exc:  # LayerFailed, no such sample, data.DataError for an image
-            return Snapshot(self.generation, target, error=str(exc))
-        return Snapshot(self.generation, target, probe, self._weights(selected))
-
-    def _weights(self, selected: int) -> dict[int, np.ndarray]:
-        out = {}
-        for i, module in enumerate(self.session.model):
-            w = getattr(module, "weight", None)
-            if w is None or not hasattr(w, "dim") or w.dim() not in (2, 4):
-                continue
-            if i == selected or w.numel() <= SMALL_WEIGHTS:
-                out[i] = w.detach().float().cpu().numpy().copy()
-        return out
-
-    def _probe_image(self, target: Target):
-        """Probe the person's own image; its class is unknown, so the loss is taken for the predicted class."""
-        from cnnviz.core import data
-
-        session = self.session
-        key = (target.image, id(session))
-        if self._image_key != key:
-            self._image = data.load_image(target.image, session.stack.input.shape)
-            self._image_key = key
-        return session.probe_image(self._image, mode=target.mode)
-
-
-_optimizer_imports_warmed = threading.Event()
-
-
-def _warm_optimizer_imports() -> None:
-    """Make a throwaway optimizer once, after the first maps are shown: the first one imports torch._dynamo
-    (about a second), which would otherwise delay the first forward pass or stall the first training steps."""
-    import torch
-
-    try:
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    except Exception:  # noqa: BLE001 - only a warm-up: the real optimizer reports its own failures
-        log.debug("optimizer warm-up failed", exc_info=True)
-
-
-def _layer_key(layer) -> str:
-    return layer.type + json.dumps(dict(layer.params), sort_keys=True)
-
-
-def carry_weights(old, new) -> str:
-    """Copy the trained parameters of layers unchanged between two sessions' stacks into ``new``.
-
-    Layers are matched in order by type and keywords (so an inserted or removed
-    layer does not shift the match), and copied only when every parameter and
-    buffer has the same shape. The step count carries over with them, so the
-    curves go on. Returns a sentence saying what was kept ("" if nothing).
-    """
-    import torch
-
-    a = [_layer_key(layer) for layer in old.stack.layers]
-    b = [_layer_key(layer) for layer in new.stack.layers]
-    with_params = [j for j, m in enumerate(new.model) if any(True for _ in m.parameters())]
-    kept = 0
-    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            i, j = block.a + k, block.b + k
-            source, target = old.model[i].state_dict(), new.model[j].state_dict()
-            if not source or source.keys() != target.keys() or any(
-                    source[n].shape != target[n].shape for n in source):
-                continue
-            with torch.no_grad():
-                new.model[j].load_state_dict({n: v.to(new.device) for n, v in source.items()})
-            kept += j in with_params
-    if not kept:
-        return ""
-    new.step_count = old.step_count
-    return f"kept the trained weights of {kept} of {len(with_params)} layers with parameters"
