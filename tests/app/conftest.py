@@ -104,3 +104,16 @@ def examples() -> dict[str, Path]:
     from cnnviz.core import assets
 
     return {p.stem: p for p in assets.examples()}
+
+
+@pytest.fixture
+def fmv(qtbot):
+    """A shown FeatureMapView of a fixed size (the views' tests read pixels and move the pointer on it)."""
+    from cnnviz.app.views import FeatureMapView
+
+    view = FeatureMapView()
+    qtbot.addWidget(view)
+    view.resize(800, 560)
+    view.show()
+    qtbot.waitExposed(view)
+    return view

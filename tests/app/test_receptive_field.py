@@ -11,20 +11,9 @@ from cnnviz.app.sidebar.details import _wrapped_formula, kernel_footprint, layer
 from cnnviz.core import assets, build, files, shapes  # noqa: E402
 
 from cnnviz.app.views._common import tile_origin  # noqa: E402
-from cnnviz.app.views import FeatureMapView  # noqa: E402
 from test_views_maps import _move  # noqa: E402  (moves the pointer to a point of a view's data)
 
 DILATION = files.load(assets.path("examples", "dilation-demo.cnnviz"))
-
-
-@pytest.fixture
-def fmv(qtbot):
-    view = FeatureMapView()
-    qtbot.addWidget(view)
-    view.resize(800, 560)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
 
 
 def test_footprint_grid_shows_the_dilated_taps():

@@ -41,16 +41,6 @@ def _click(graphics, vb, x, y):
                      _viewport_point(graphics, vb, x, y))
 
 
-@pytest.fixture
-def fmv(qtbot):
-    view = FeatureMapView()
-    qtbot.addWidget(view)
-    view.resize(800, 560)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
-
-
 def _show(view, maps, **kwargs):
     view.set_maps(maps, **kwargs)
     view.flush()
