@@ -10,13 +10,15 @@ A user's mistake never prints a traceback. ``summary`` imports no torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
 from . import __version__
-from .core import files
+from .core import files, outputs
+from .core.text import for_terminal
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 SUBCOMMANDS = ("summary", "train", "export")
@@ -26,24 +28,43 @@ class UsageError(Exception):
     """A command-line or input problem to report with exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
-    return value
+def _setting(name: str):
+    """An argparse type for a training setting, with the same range the file format allows for it
+    (``files.TRAINING_PARAMS``): one range for the command line and the file."""
+    from .core.layers import FLOAT
+    from .core.validate import check_value
+
+    param = files.TRAINING_PARAMS[name]
+
+    def parse(text: str):
+        try:
+            value = float(text) if param.kind == FLOAT else int(text)
+        except ValueError:
+            kind = "a number" if param.kind == FLOAT else "a whole number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {_quoted(text)}") from None
+        problem = check_value(param, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
 
 
 def _positive_float(text: str) -> float:
+    """A learning rate: any positive finite number (a huge one is how a person sees training diverge)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {_quoted(text)}") from None
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def _quoted(text: str) -> str:
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return repr(for_terminal(shown))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,14 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a .cnnviz stack file")
     p.add_argument("--data", help="digits, fashion-mnist, shapes, or folder:PATH (default: the file's, else "
                                   "fashion-mnist)")
-    p.add_argument("--steps", type=_positive_int, help="optimizer steps (default: the file's, else 500)")
-    p.add_argument("--batch-size", type=_positive_int, help="samples per step (default: the file's, else 64)")
+    p.add_argument("--steps", type=_setting("steps"), help="optimizer steps (default: the file's, else 500)")
+    p.add_argument("--batch-size", type=_setting("batch_size"),
+                   help="samples per step, 1 to 4096 (default: the file's, else 64)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the file's, else 0.001)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the file's, else adam")
     p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, help="random seed (default: the file's, else 0)")
+    p.add_argument("--seed", type=_setting("seed"), help="random seed, 0 to 2**32-1 (default: the file's, else 0)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a progress bar")
     p.add_argument("--save-weights", metavar="PATH", help="write the trained weights (safetensors)")
+    p.add_argument("--force", action="store_true", help="let --save-weights replace an existing stack file")
     p.add_argument("--load-weights", metavar="PATH", help="start from these weights (safetensors)")
 
     p = sub.add_parser("export", help="write the stack as PyTorch code or an ONNX model")
@@ -84,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="python only: nn.Sequential of nn layers (default), or explicit parameters with "
                         "torch.nn.functional")
     p.add_argument("--weights", metavar="PATH", help="onnx only: weights to include (safetensors)")
+    p.add_argument("--force", action="store_true", help="let -o replace an existing stack file")
     return parser
 
 
@@ -94,7 +118,10 @@ def _load(path: str) -> files.Stack:
         raise UsageError(f"cannot use {exc}") from None
 
 
-def _write(text: str, out: TextIO) -> None:
+def _write(text: str, out: TextIO, *, json_text: bool = False) -> None:
+    """Write to a terminal or pipe: every control character that did not come from cnnviz itself is
+    escaped (text from a file is data), and what the stream's encoding cannot hold is spelt in ASCII."""
+    text = for_terminal(text, json_text=json_text)
     encoding = getattr(out, "encoding", None) or "utf-8"
     try:
         text.encode(encoding)
@@ -112,7 +139,7 @@ def cmd_summary(args, out: TextIO, err: TextIO) -> int:
     stack = _load(args.file)
     report = shapes.infer(stack)
     if args.json:
-        _write(json.dumps(summary.to_json(stack, report), ensure_ascii=False) + "\n", out)
+        _write(json.dumps(summary.to_json(stack, report), ensure_ascii=False) + "\n", out, json_text=True)
     else:
         _write(summary.to_text(stack, report), out)
     return EXIT_OK if report.ok else EXIT_INVALID
@@ -132,20 +159,27 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
     if args.to == "python":
         if args.weights:
             raise UsageError("--weights applies to --to onnx only (Python code holds no weights)")
+        to_stdout = not args.output or args.output == "-"
+        target = None if to_stdout else _output_target(args)
         code = export.to_python(stack, args.style)
-        if not args.output or args.output == "-":
+        if to_stdout:
             _write(code, out)
             return EXIT_OK
-        _save_text(Path(args.output), code)
+        _save_text(target, code)
         _write(f"wrote {args.output}\n", err)
         return EXIT_OK
-    target = Path(args.output) if args.output else Path.cwd() / (Path(args.file).stem + ".onnx")
-    if not target.parent.is_dir():
-        raise UsageError(f"cannot write {target}: the folder {target.parent} does not exist")
+    if not args.output:
+        args.output = str(Path.cwd() / (Path(args.file).stem + ".onnx"))
+    target = _output_target(args)
     model = None
     if args.weights:
-        from .core import build, weights
+        from .core import build, memory, weights
+        from .core.faults import NotEnoughMemory
 
+        try:
+            memory.check_model_fits(report, copies=2)
+        except NotEnoughMemory as exc:
+            raise UsageError(f"cannot export: {exc}") from None
         model = build.build_model(stack, seed=0)
         try:
             weights.load_into(model, stack, args.weights)
@@ -153,7 +187,7 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
             raise UsageError(str(exc)) from None
     try:
         export.to_onnx(stack, target, model=model)
-    except export.ExportError as exc:
+    except (export.ExportError, outputs.OutputRefused) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -161,9 +195,20 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _output_target(args) -> Path:
+    """``-o``'s path, checked before any work: never the stack being read, never an existing stack
+    without ``--force``, never a device, FIFO or folder."""
+    try:
+        return outputs.check_target(args.output, inputs=(args.file,), force=args.force, what="the export")
+    except outputs.OutputRefused as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _save_text(path: Path, text: str) -> None:
     try:
-        path.write_text(text, encoding="utf-8")
+        outputs.atomic_write(path, text.encode("utf-8"))
+    except outputs.OutputRefused as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -197,18 +242,53 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         parser.print_help(err)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args, out, err)
+        with _sigterm_as_interrupt():
+            return COMMANDS[args.command](args, out, err)
     except UsageError as exc:
         _write(f"cnnviz {args.command}: {exc}\n", err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _write(f"cnnviz {args.command}: interrupted\n", err)
         return 130
+    except BrokenPipeError:  # ``cnnviz train ... | head -1``: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_OK
     except Exception as exc:  # a bug: one line for the user, the traceback in a log
         log = _log_crash()
         _write(f"cnnviz {args.command}: internal error: {type(exc).__name__}: {exc}\n"
                f"  this is a bug in cnnviz; the details are in {log}\n", err)
         return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM ends a command as Ctrl+C does (cleanly, with exit 130), not by the default instant death."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so the interpreter's last flush at exit does not
+    report the closed pipe a second time (the recipe of Python's ``signal`` documentation)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _log_crash() -> str:

@@ -43,14 +43,14 @@ class _Output:
         self.tty = bool(getattr(err, "isatty", lambda: False)())
         self.bar_open = False
 
-    def _write(self, stream: TextIO, text: str) -> None:
+    def _write(self, stream: TextIO, text: str, *, json_text: bool = False) -> None:
         from .cli import _write
 
-        _write(text, stream)
+        _write(text, stream, json_text=json_text)
         stream.flush()
 
     def event(self, obj: dict[str, Any]) -> None:
-        self._write(self.out, json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+        self._write(self.out, json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n", json_text=True)
 
     def say(self, text: str) -> None:
         self.end_bar()
@@ -66,7 +66,8 @@ class _Output:
         line = (f"step {step:>{len(str(total))}}/{total} [{'#' * filled}{'.' * (BAR - filled)}] "
                 f"loss {loss:.4f}  accuracy {accuracy:6.1%}  {rate:,.0f} steps/s")
         if self.tty:
-            self._write(self.err, "\r" + line)
+            self.err.write("\r")  # the one carriage return cnnviz writes itself: the writer escapes any other
+            self._write(self.err, line)
             self.bar_open = True
         else:
             self._write(self.err, line + "\n")
@@ -90,6 +91,13 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
                                 lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"))
     steps = int(config.steps)
     device_id = None
+    io_refusal = _check_save_weights(args)
+    if io_refusal:
+        if io.json:
+            io.event({"event": "error", "kind": "weights", "message": io_refusal})
+        else:
+            io.warn(io_refusal)
+        return EXIT_USAGE
 
     def fail(exc: EngineError, **extra: Any) -> int:
         io.end_bar()
@@ -138,7 +146,7 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
 
     trainer = training.Trainer(session, control, on_progress=on_progress, on_eval=on_eval, report_every=report,
                                eval_every=max(report, steps // 5) if steps >= 10 else None)
-    interrupted = []
+    interrupted: list[str] = []
     restore = _install_sigint(control, interrupted, io)
     try:
         try:
@@ -167,6 +175,8 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
             "final_loss": _finite(last.loss) if last else None, "test_accuracy": _finite(final.accuracy, 4),
             "steps_per_second": round(result.steps_per_second, 1), "test_loss": _finite(final.loss),
             "seconds": round(result.seconds, 3), "interrupted": bool(interrupted)}
+    if interrupted:
+        done["signal"] = interrupted[0]
     if saved:
         done["weights"] = saved
     if io.json:
@@ -182,21 +192,50 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
 
+def _check_save_weights(args) -> str | None:
+    """Why ``--save-weights`` cannot be written, found before training starts (not after the run)."""
+    target = getattr(args, "save_weights", None)
+    if not target:
+        return None
+    from .core import outputs
+
+    try:
+        outputs.check_target(target, inputs=(getattr(args, "file", None),), force=bool(getattr(args, "force", False)),
+                             what="--save-weights")
+    except outputs.OutputRefused as exc:
+        return str(exc)
+    return None
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+"""Ctrl+C and a polite kill (SIGTERM, what ``kill``, systemd and job schedulers send) end a run alike:
+after the current step, with the ``done`` line, exit 130."""
+
+
 def _install_sigint(control, interrupted: list, io: _Output):
-    """First Ctrl+C: stop after the current step; a second one aborts. Returns the undo function."""
+    """The first SIGINT or SIGTERM: stop after the current step; a second one aborts. Returns the undo function."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def handler(signum, frame):
         if interrupted:
             raise KeyboardInterrupt
-        interrupted.append(True)
+        interrupted.append(signal.Signals(signum).name)
         control.cancel()
         if not io.json:
             io.warn("stopping after this step (Ctrl+C again to abort)")
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        for name in STOP_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                previous[number] = signal.signal(number, handler)
     except ValueError:  # not the main thread of the main interpreter
         return lambda: None
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+    return restore

@@ -10,6 +10,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from cnnviz.core import outputs
 from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.window")
@@ -47,7 +48,12 @@ class Exporter(QObject):
         if not chosen:
             return None
         target = Path(chosen)
-        return target if target.suffix else target.with_suffix(suffix)
+        target = target if target.suffix else target.with_suffix(suffix)
+        try:  # the save dialog asked before replacing a file; never the open stack, never a device or folder
+            return outputs.check_target(target, inputs=(window.files.path,), force=True, what="the export")
+        except outputs.OutputRefused as exc:
+            window.dialogs.error("Cannot export there", str(exc))
+            return None
 
     def export_python(self, style: str = "module") -> None:
         label = "PyTorch code" + (" (functional)" if style == "functional" else "")
@@ -58,10 +64,7 @@ class Exporter(QObject):
 
         def work() -> None:
             from cnnviz.core import export
-            code = export.to_python(stack, style=style)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(code, encoding="utf-8")
-            tmp.replace(target)
+            outputs.atomic_write(target, export.to_python(stack, style=style).encode("utf-8"))
 
         self._run(label, target, work)
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from cnnviz.core import files
+from cnnviz.core import files, outputs
 from cnnviz.core.stack import SetStack, Stack, StackDocument
 
 from .dialogs import CANCEL, DISCARD, SAVE, Dialogs
@@ -186,6 +186,9 @@ class FileController(QObject):
         path = Path(path)
         try:
             files.save(self.document.stack, path)
+        except outputs.OutputRefused as exc:
+            self.dialogs.error("Cannot save", f"{exc}.\n\nYour stack is still open; choose another name.")
+            return False
         except OSError as exc:
             self.dialogs.error("Cannot save", f"{path} could not be written: {exc.strerror or exc}.\n\n"
                                               f"Your stack is still open; try another folder.")

@@ -22,6 +22,7 @@ from typing import Any
 from .layers import CATALOGUE, LOSSES, REQUIRED, as_pair
 from .shapes import StackReport, fmt_shape, infer
 from .stack import Stack
+from . import outputs, text
 
 STYLES = ("module", "functional")
 
@@ -85,7 +86,7 @@ def _identifier(text: str) -> str:
 def _header(stack: Stack, report: StackReport, style: str) -> list[str]:
     from .. import __version__
 
-    desc = f"{stack.name}: exported by cnnviz {__version__} ({style} style)."
+    desc = f"{text.for_docstring(stack.name)}: exported by cnnviz {__version__} ({style} style)."
     loss_args = _call_args(stack.loss.type, report.loss.resolved)
     lines = [
         '"""' + desc,
@@ -95,14 +96,14 @@ def _header(stack: Stack, report: StackReport, style: str) -> list[str]:
         f"Loss: nn.{stack.loss.type}({loss_args}).",
     ]
     if stack.description:
-        lines += ["", *_wrap(stack.description.replace('"""', "'''"))]
+        lines += ["", *(text.for_docstring(line) for line in _wrap(stack.description))]
     lines += ['"""', "import torch", "from torch import nn"]
     return lines
 
 
-def _wrap(text: str, width: int = 79) -> list[str]:
+def _wrap(words: str, width: int = 79) -> list[str]:
     out, line = [], ""
-    for word in text.split():
+    for word in words.split():
         if len(line) + len(word) + 1 > width:
             out.append(line)
             line = word
@@ -147,7 +148,26 @@ def to_python(stack: Stack, style: str = "module") -> str:
     else:
         lines[-2:-2] = ["import math", ""]
         lines += ["import torch.nn.functional as F"] + _functional_body(stack, report)
-    return "\n".join(lines + _footer(stack, report))
+    code = "\n".join(lines + _footer(stack, report))
+    _check_code(code)
+    return code
+
+
+def _check_code(code: str) -> None:
+    """The generated file must parse, and hold exactly the statements the generator writes: text from
+    the stack reaches it only as literals, comments and docstrings, never as code."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:  # a generator bug: never write a file that does not parse
+        raise ExportError(f"the generated code does not parse (line {exc.lineno}: {exc.msg}); "
+                          f"this is a bug in cnnviz") from None
+    allowed = (ast.Expr, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.If)
+    for node in tree.body:
+        if not isinstance(node, allowed) or (isinstance(node, ast.Expr) and node is not tree.body[0]):
+            raise ExportError(f"the generated code holds an unexpected statement at line {node.lineno}; "
+                              f"this is a bug in cnnviz")
 
 
 def _module_body(report: StackReport) -> list[str]:
@@ -155,7 +175,7 @@ def _module_body(report: StackReport) -> list[str]:
     for r in report.layers:
         note = f"  # {r.index}: -> {fmt_shape(r.output_shape)}"
         if r.label != r.type:
-            note += f" ({r.label})"
+            note += f" ({text.for_comment(r.label)})"
         lines.append(f"        nn.{r.type}({_call_args(r.type, r.resolved)}),{note}")
     lines.append("    )")
     return lines
@@ -164,7 +184,7 @@ def _module_body(report: StackReport) -> list[str]:
 def _functional_body(stack: Stack, report: StackReport) -> list[str]:
     cls = _identifier(stack.name)
     init = [f"class {cls}(nn.Module):",
-            f'    """{stack.name} with explicit parameters and torch.nn.functional calls."""',
+            f'    """{text.for_docstring(stack.name)} with explicit parameters and torch.nn.functional calls."""',
             "",
             "    def __init__(self) -> None:",
             "        super().__init__()"]
@@ -327,16 +347,23 @@ def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None
     """
     report = _checked(stack)
     import os
-    import tempfile
     import warnings
 
     import torch
 
     from .build import build_model
 
+    if model is None:
+        from .faults import NotEnoughMemory
+        from .memory import check_model_fits
+
+        try:  # the parameters, and torch's copy of them in the exported file
+            check_model_fits(report, copies=2)
+        except NotEnoughMemory as exc:
+            raise ExportError(f"cannot export: {exc}") from None
     net = model if model is not None else build_model(stack, seed=0)
     was_training = net.training
-    target = Path(path)
+    target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     device = next(iter(net.parameters()), torch.zeros(1)).device
     names = dict(input_names=["input"], output_names=["output"])
     attempts = {
@@ -349,30 +376,47 @@ def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None
             dynamic_shapes=({0: torch.export.Dim("N")},), **({"opset_version": opset} if opset else {}), **names),
     }
     problems = []
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     net.eval()
     try:
-        for exporter, run in attempts.items():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    run(tmp)
-                _check_onnx(tmp)
-            except ModuleNotFoundError as exc:
-                problems.append(f"{exporter} exporter needs the package {exc.name!r} (pip install 'cnnviz[onnx]')")
-                continue
-            except Exception as exc:  # noqa: BLE001  (torch's exporters fail in many ways; each is reported)
-                problems.append(f"{exporter} exporter: {_first_line(exc)}")
-                continue
-            os.replace(tmp, target)
-            return target
+        with outputs.scratch_folder(target) as scratch:
+            tmp = str(scratch / target.name)
+            for exporter, run in attempts.items():
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        run(tmp)
+                    _check_onnx(tmp)
+                except ModuleNotFoundError as exc:
+                    problems.append(f"{exporter} exporter needs the package {exc.name!r} (pip install 'cnnviz[onnx]')")
+                    _empty(scratch)
+                    continue
+                except Exception as exc:  # noqa: BLE001  (torch's exporters fail in many ways; each is reported)
+                    problems.append(f"{exporter} exporter: {_first_line(exc)}")
+                    _empty(scratch)
+                    continue
+                extra = sorted(p.name for p in scratch.iterdir() if p.name != target.name)
+                if extra:
+                    raise ExportError(f"the model needs {len(extra)} external data file(s) beside the .onnx file "
+                                      f"(ONNX keeps models over 2 GiB outside the file); cnnviz writes one "
+                                      f"self-contained file: make the stack smaller")
+                outputs.ensure_replaceable(target)
+                os.chmod(tmp, outputs.final_mode(target))
+                os.replace(tmp, target)
+                return target
     finally:
         net.train(was_training)
-        for leftover in (tmp, tmp + ".data"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
     raise ExportError("torch could not export this stack to ONNX: " + "; ".join(problems))
+
+
+def _empty(folder: Path) -> None:
+    """Remove what a failed exporter left in the scratch folder before the next one tries."""
+    import shutil
+
+    for item in folder.iterdir():
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,10 +12,10 @@ import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from . import outputs
 from .layers import (CATALOGUE, LOSSES, MAX_INPUT_CHANNELS, MAX_INPUT_SIZE, MAX_LAYERS, Param, INT, FLOAT,
                      CHOICE)
 from .stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
@@ -65,11 +65,16 @@ def _no_constant(name: str) -> Any:
     raise StackFileError(f"{name} is not a number JSON allows; use a finite number")
 
 
-def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise StackFileError(f"a number with {len(text.lstrip('-')):,} digits; numbers in stack files have at most "
-                             f"{MAX_DIGITS}")
-    return int(text)
+class _LongNumber:
+    """Stands in for an integer with too many digits until :func:`_check_tree` can say where it is."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _int(text: str) -> int | _LongNumber:
+    digits = len(text.lstrip("-"))
+    return _LongNumber(digits) if digits > MAX_DIGITS else int(text)
 
 
 def _check_tree(doc: Any) -> None:
@@ -88,6 +93,9 @@ def _check_tree(doc: Any) -> None:
             todo.extend((v, d + 1, f"{where}[{i}]") for i, v in enumerate(item))
         elif isinstance(item, str):
             _check_text(item, where)
+        elif isinstance(item, _LongNumber):
+            raise StackFileError(f"a number with {item.digits:,} digits; numbers in stack files have at most "
+                                 f"{MAX_DIGITS}", where)
 
 
 def _check_text(text: str, where: str) -> None:
@@ -226,7 +234,7 @@ def _read_loss(value: Any) -> Loss:
     return Loss(kind, params)
 
 
-_TRAINING: dict[str, Param] = {
+TRAINING_PARAMS: dict[str, Param] = {
     "optimizer": Param("optimizer", CHOICE, "adam", choices=OPTIMIZERS),
     "lr": Param("lr", FLOAT, 1e-3, min=0.0, max=10.0, min_inclusive=False),
     "momentum": Param("momentum", FLOAT, 0.9, min=0.0, max=1.0),
@@ -251,7 +259,7 @@ def _read_training(value: Any) -> TrainingConfig:
             _expect(isinstance(item, str) and bool(_DEVICE_RE.match(item)),
                     f"expected auto, cpu, cuda, cuda:N or mps, got {_brief(item)}", where)
         else:
-            err = check_value(_TRAINING[key], item)
+            err = check_value(TRAINING_PARAMS[key], item)
             _expect(err is None, err or "", where)
         out[key] = item
     return TrainingConfig(**out)
@@ -348,29 +356,9 @@ def dumps(stack: Stack) -> str:
 
 
 def save(stack: Stack, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``.
+    """Write atomically (see :mod:`.outputs`): a crash mid-save leaves the old file intact, a killed
+    save's temporary file is removed by the next save, a new file gets the user's umask.
 
     A symbolic link is followed, so the file it points to is replaced, not the link.
     """
-    target = Path(path)
-    if target.is_symlink():
-        target = target.resolve()
-    text = dumps(stack).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return Path(path)
+    return outputs.atomic_write(path, dumps(stack).encode("utf-8"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from .shapes import LayerReport, StackReport, fmt_shape, infer
 from .stack import Stack
+from .text import one_line
 
 FORMAT = "cnnviz.summary"
 VERSION = 1
@@ -81,9 +82,9 @@ def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) ->
     report = report or infer(stack)
     rule = "=" * width
     head = f"{'#':>3}  {'Layer (type)':<30} {'Output shape':<16} {'Param #':>11} {'MACs':>13} {'RF':>8}"
-    lines = [f"{stack.name}: input {fmt_shape(report.input_shape)}, loss {report.loss.type}", rule, head, rule]
+    lines = [f"{one_line(stack.name)}: input {fmt_shape(report.input_shape)}, loss {report.loss.type}", rule, head, rule]
     for r in report.layers:
-        name = r.type if r.label == r.type else f"{r.label} ({r.type})"
+        name = r.type if r.label == r.type else f"{one_line(r.label)} ({r.type})"
         if len(name) > 30:
             name = name[:29] + "…"
         if not r.reachable:

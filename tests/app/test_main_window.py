@@ -1,6 +1,8 @@
 """The window as a whole: layout and integration points, menus and shortcuts, status bar, export, start-up."""
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -126,6 +128,22 @@ def test_exporting_python_writes_a_file_in_the_background(window, dialogs, tmp_p
     assert "def build_model()" in code
     compile(code, str(written), "exec")
     assert not dialogs.errors and not dialogs.exceptions
+
+
+def test_exporting_over_the_open_stack_or_a_device_is_refused(make_window, examples, dialogs, tmp_path, qtbot):
+    net = tmp_path / "net.cnnviz"
+    net.write_bytes(examples["lenet5"].read_bytes())
+    window = make_window(net)
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)
+    for target in (net, fifo):
+        dialogs.save_answers.append(str(target))
+        window.export_module_action.trigger()
+        title, message = dialogs.errors[-1]
+        assert title == "Cannot export there", message
+    assert net.read_bytes() == examples["lenet5"].read_bytes()
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert not window.exporter.busy
 
 
 def test_window_geometry_and_dock_state_are_remembered(make_window, window):

@@ -10,7 +10,7 @@ counts are equal. The runs are derandomised so CI is reproducible.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cnnviz.core.layers import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, OPT_FLOAT, OPT_INT, OPT_PAIR, PADDING, PAIR,
@@ -133,3 +133,46 @@ def test_inference_is_a_pure_function_of_the_stack(stack):
                   layers=tuple(Layer(l.type, dict(l.params), l.name) for l in stack.layers))
     assert again == stack and hash(again) == hash(stack)
     assert infer(again) == infer(stack)
+
+
+# Names, labels and descriptions as a hostile file would write them: any text the reader accepts.
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@st.composite
+def named_stacks(draw):
+    """Valid-looking stacks with arbitrary names, labels and descriptions, kept to what the reader accepts."""
+    from cnnviz.core import files
+
+    stack = draw(stacks(types=SPATIAL + ("Flatten", "Linear", "Softmax", "LogSoftmax", "Dropout", "GELU"),
+                        max_layers=6, max_size=12))
+    labelled = tuple(Layer(l.type, dict(l.params), draw(st.one_of(st.none(), _TEXT.filter(bool))))
+                     for l in stack.layers)
+    named = Stack(name=draw(_TEXT.filter(bool)), input=stack.input, layers=labelled,
+                  description=draw(_TEXT))
+    return files.loads(files.dumps(named))  # only what the reader accepts
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(named_stacks(), st.sampled_from(["module", "functional"]))
+def test_every_stack_the_reader_accepts_exports_to_python_that_parses_and_runs(stack, style):
+    """Any valid stack of at most 1 M parameters, whatever its text, exports to code that ``ast.parse``
+    accepts and that builds a model of the stack's shape and parameter count."""
+    import ast
+
+    import torch
+
+    from cnnviz.core import export
+
+    report = infer(stack)
+    assume(report.ok and report.total_params <= 1_000_000)
+    code = export.to_python(stack, style)
+    ast.parse(code)
+    namespace: dict = {"__name__": "exported"}
+    exec(compile(code, "<exported>", "exec"), namespace)  # noqa: S102  (the generator's own output)
+    model = namespace["build_model"]()
+    assert sum(p.numel() for p in model.parameters()) == report.total_params
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(2, *stack.input.shape))
+    assert tuple(out.shape[1:]) == report.output_shape
