@@ -168,7 +168,16 @@ def check_oom(dev: str) -> dict:
         Layer("Flatten"), Layer("Linear", {"out_features": 10})))
     config = replace(files.load(EXAMPLES / "lenet5.cnnviz").training, device=dev, batch_size=8192)
     out = {"baseline_bytes": baseline}
-    session = engine.Session(huge, config)
+    t = time.perf_counter()
+    try:  # far beyond the card: refused from the estimate, before anything is allocated
+        engine.Session(huge, config)
+        out["refused"] = None
+    except engine.NotEnoughMemory as exc:
+        out.update(refused=str(exc), seconds_to_refuse=time.perf_counter() - t,
+                   bytes_after_refusal=devices.memory_allocated(device))
+    # Built at batch 1, which fits, then asked for 8192 at run time: the allocator's own out-of-memory error.
+    session = engine.Session(huge, replace(config, batch_size=1))
+    session.set_batch_size(8192)
     out["session_bytes"] = devices.memory_allocated(device)
     t = time.perf_counter()
     try:
@@ -183,7 +192,8 @@ def check_oom(dev: str) -> dict:
     out["after_close_bytes"] = devices.memory_allocated(device)
     rc, lines, err = cli_train(str(EXAMPLES / "digits.cnnviz"), "--json", "--device", dev, "--steps", "100")
     out["next_run"] = lines[-1] if lines else err
-    out["ok"] = ("message" in out and out["after_oom_bytes"] <= out["session_bytes"] + (1 << 20)
+    out["ok"] = (bool(out["refused"]) and out["bytes_after_refusal"] <= baseline + (1 << 20)
+                 and "message" in out and out["after_oom_bytes"] <= out["session_bytes"] + (1 << 20)
                  and out["after_close_bytes"] <= baseline + (1 << 20) and rc == 0
                  and "try a batch of 4096" in out["message"])
     return out

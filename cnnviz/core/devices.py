@@ -192,7 +192,12 @@ def memory_allocated(device: torch.device) -> int | None:
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes the device could still hand out (None where that is unknown)."""
+    """Bytes the device could still hand out (None where that is unknown); on the CPU,
+    :func:`cnnviz.core.memory.cpu_free_bytes` (available memory within the cgroup's limit)."""
+    if device.type == "cpu":
+        from . import memory
+
+        return memory.cpu_free_bytes()
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)

@@ -21,7 +21,10 @@ weights train on for up to an interval, and a one-step-lagged read lets the
 bad update through. Out of memory on CUDA/MPS is caught, every reference to
 the step's tensors dropped, the allocator's cache emptied, and an
 :class:`OutOfMemory` raised that suggests half the batch; the session stays
-usable. Everything a user can cause is an :class:`EngineError`. No Qt.
+usable. Before any of that, :func:`check_memory` refuses a run that cannot fit
+at all (``memory.py``'s estimate against the device's free memory), before
+the data is loaded or the model built. Everything a user can cause is an
+:class:`EngineError`. No Qt.
 """
 from __future__ import annotations
 
@@ -34,16 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import build, devices, identities
-from .device_data import Batches, DeviceSplit, fits_on_device, load_data
+from . import build, devices, identities, memory
+from .device_data import DEVICE_DATA_FRACTION, Batches, DeviceSplit, fits_on_device, load_data
 from .hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
-from .faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, OutOfMemory,
-                     StackRefused)
-from .shapes import fmt_shape
+from .faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, NotEnoughMemory,
+                     OutOfMemory, StackRefused)
+from .shapes import StackReport, fmt_shape
 from .stack import Stack, TrainingConfig
+from .text import one_line
 
 __all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
-           "NonFiniteError", "OutOfMemory", "LayerFailed", "model_mode", "load_data"]
+           "NonFiniteError", "OutOfMemory", "NotEnoughMemory", "LayerFailed", "model_mode", "load_data",
+           "check_memory"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,9 @@ class Session:
     ``images``, ``labels``, ``classes`` and a ``mean``/``std``); by default
     ``config.data`` is loaded at the stack's input size. Raises
     :class:`StackRefused` (shape error, class count), :class:`DeviceError`,
-    :class:`DataUnavailable` or :class:`OutOfMemory` before training starts.
+    :class:`NotEnoughMemory` (the run cannot fit: before the data is loaded and
+    the model built), :class:`DataUnavailable` or :class:`OutOfMemory` before
+    training starts.
     """
 
     def __init__(self, stack: Stack, config: TrainingConfig | None = None, *, data: Any = None) -> None:
@@ -78,6 +85,8 @@ class Session:
             raise StackRefused(str(exc)) from None
         self.device = devices.resolve(self.config.device)
         self.device_info = devices.describe(self.device)
+        self.memory, free = check_memory(stack, self.config, self.device, data=data, report=self.report)
+        self.eval_chunk = memory.eval_chunk(self.memory, free)
         self.data = data if data is not None else load_data(self.config.data, stack.input.shape, self.config.seed)
         self.data_name = getattr(self.data, "name", self.config.data)
         self.classes = tuple(self.data.train.classes)
@@ -262,9 +271,14 @@ class Session:
         s = dict(self._loss_settings, reduction="none")
         return identities.apply_loss(out, y, self.stack.loss.type, s)
 
-    def evaluate(self, split: str = "test", chunk: int = 1024) -> Evaluation:
-        """Loss and accuracy on a whole split in eval mode, without gradients; one device read."""
+    def evaluate(self, split: str = "test", chunk: int | None = None) -> Evaluation:
+        """Loss and accuracy on a whole split in eval mode, without gradients; one device read.
+
+        ``chunk`` samples at a time: by default :attr:`eval_chunk`, up to 1,024 and fewer when the samples
+        are so large that 1,024 would not fit beside the model (see :func:`memory.eval_chunk`).
+        """
         data = self._split(split)
+        chunk = max(1, int(chunk or self.eval_chunk))
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
 
@@ -402,9 +416,46 @@ class Session:
     def describe(self) -> str:
         """One line: what trains where."""
         info = self.device_info
-        return (f"{self.stack.name} on {info.id} ({info.name}) with {self.data_name}: "
+        return (f"{one_line(self.stack.name)} on {info.id} ({info.name}) with {self.data_name}: "
                 f"{self.train_split.n:,} training / {self.test_split.n:,} held-out images, batch {self.batch_size}, "
                 f"{self.config.optimizer} lr {self.lr:g}")
+
+
+def check_memory(stack: Stack, config: TrainingConfig | None = None, device: torch.device | None = None, *,
+                 data: Any = None, report: StackReport | None = None) -> tuple[memory.Estimate, int | None]:
+    """What training ``stack`` needs (``memory.estimate``) and the device's free memory, having refused
+    with :class:`NotEnoughMemory` a run that cannot fit; nothing is loaded or built.
+
+    ``data`` is a loaded split when there is one (its arrays are counted as
+    they are); otherwise the set ``config.data`` will be, at the stack's input
+    size and within the loader's budget. The window calls this before it reads
+    the data, :class:`Session` before it builds anything.
+    """
+    config = config or stack.training or TrainingConfig()
+    if report is None:
+        try:
+            report = build.check_buildable(stack)
+        except build.StackInvalid as exc:
+            raise StackRefused(str(exc)) from None
+    device = device if device is not None else devices.resolve(config.device)
+    free = devices.free_memory(device)
+    if data is not None:
+        images, loaded = memory.split_bytes(data), True
+    else:
+        images, loaded = memory.dataset_bytes(config.data, stack.input.shape, config.seed)
+    if device.type == "cpu":
+        # The loader's arrays (unless already in memory) and the session's normalised copy.
+        data_bytes = images * (1 if loaded else 2)
+    else:
+        # The normalised copy lives on the device only when it is small beside the free memory (device_data).
+        data_bytes = images if free is None or images <= DEVICE_DATA_FRACTION * free else 0
+    est = memory.estimate(report, batch_size=config.batch_size, optimizer=config.optimizer,
+                          momentum=config.momentum, weight_decay=config.weight_decay, data_bytes=data_bytes,
+                          device=device.type)
+    info = devices.describe(device)
+    where = "the CPU" if device.type == "cpu" else f"{info.id} ({info.name})"
+    memory.check_training_fits(est, free, name=one_line(stack.name), where=where, device=info.id)
+    return est, free
 
 
 def config_with(config: TrainingConfig | None, **overrides: Any) -> TrainingConfig:

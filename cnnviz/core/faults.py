@@ -74,6 +74,21 @@ class OutOfMemory(EngineError):
         self.suggested_batch = suggested_batch
 
 
+class NotEnoughMemory(OutOfMemory):
+    """A run refused before anything was allocated: what it needs is more than the device has free.
+
+    ``needed_bytes`` and ``free_bytes`` are the estimate and the free memory
+    compared; ``suggested_batch`` is the largest batch that fits, 0 when
+    none does (the model, the data or one sample is too large by itself).
+    """
+
+    def __init__(self, message: str, *, device: str, batch_size: int, suggested_batch: int, needed_bytes: int,
+                 free_bytes: int) -> None:
+        super().__init__(message, device=device, batch_size=batch_size, suggested_batch=suggested_batch)
+        self.needed_bytes = needed_bytes
+        self.free_bytes = free_bytes
+
+
 class LayerFailed(EngineError):
     """A layer raised while running (a torch error the shape engine did not foresee), named by index."""
 

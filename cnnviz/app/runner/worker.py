@@ -317,6 +317,7 @@ class RunWorker(QObject):
             return None
         config = build.config
         try:
+            engine.check_memory(build.stack, config)  # a run that cannot fit is refused before its data is read
             data = self._load_data(build)
             session = engine.Session(build.stack, config, data=data)
         except _Superseded:
