@@ -67,6 +67,7 @@ class Dialogs:
                           f"The stack \u201c{name}\u201d has changes that are not saved.",
                           QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                           | QMessageBox.StandardButton.Cancel, self.parent)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the name comes from the file: never markup
         box.setInformativeText(f"Save them before {reason}?" if reason else "Save them?")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         answer = box.exec()
@@ -79,6 +80,7 @@ class Dialogs:
     def ask_yes_no(self, title: str, question: str, details: str = "") -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, title, question,
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent)
+        box.setTextFormat(Qt.TextFormat.PlainText)
         if details:
             box.setInformativeText(details)
         box.setDefaultButton(QMessageBox.StandardButton.Yes)

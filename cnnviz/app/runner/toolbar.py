@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QStyle,
 from cnnviz.core import data
 from cnnviz.core.stack import OPTIMIZERS, TrainingConfig
 
+from ..plain_text import tooltip
+
 OPEN_IMAGE = "\x00image"
 OPEN_FOLDER = "\x00folder"
 LR_PRESETS = ("0.0001", "0.0003", "0.001", "0.003", "0.01", "0.03", "0.1")
@@ -92,6 +94,7 @@ class RunToolbar(QObject):
         self.next_button.setText("▸")
         self.next_button.setAutoRaise(True)
         self.sample_label = QLabel(sample)
+        self.sample_label.setTextFormat(Qt.TextFormat.PlainText)  # a folder's class names are not markup
         self.sample_label.setObjectName("run_sample_label")
         self.sample_label.setMinimumWidth(90)
         self.clear_image_button = QToolButton(sample)
@@ -305,7 +308,8 @@ class RunToolbar(QObject):
             label = int(self._labels[i])
             name = self._classes[label] if 0 <= label < len(self._classes) else str(label)
             self.sample_label.setText(f"true: {name}")
-            self.sample_label.setToolTip(f"Held-out sample {i} of {len(self._labels):,}; its true class is {name}")
+            self.sample_label.setToolTip(tooltip(f"Held-out sample {i} of {len(self._labels):,}; "
+                                                 f"its true class is {name}"))
         else:
             self.sample_label.setText("")
 

@@ -17,6 +17,7 @@ from cnnviz.core.layers import CATALOGUE, LOSSES
 from cnnviz.core.shapes import StackReport, fmt_shape, infer
 from cnnviz.core.stack import Edit, InsertLayer, Layer, MoveLayer, ReplaceLayer, SetStack, Stack, StackDocument
 
+from ..plain_text import tooltip
 from . import format as fmt
 
 ROWS_MIME = "application/x-cnnviz-layer-rows"
@@ -169,7 +170,7 @@ class StackListModel(QAbstractListModel):
             if loss.error:
                 lines.insert(0, f"✗ {loss.error}")
             lines[0:0] = [f"⚠ {w}" for w in loss.warnings]
-            return "\n\n".join(line for line in lines if line)
+            return tooltip("\n\n".join(line for line in lines if line))
         return None
 
     def _layer_data(self, i: int, role: int) -> Any:
@@ -219,7 +220,7 @@ class StackListModel(QAbstractListModel):
         spec = CATALOGUE.get(layer.type)
         if spec is not None:
             parts.append(f"{layer.type}: {spec.doc}")
-        return "\n\n".join(parts)
+        return tooltip("\n\n".join(parts))
 
     # ------------------------------------------------------------------ editing
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:

@@ -9,6 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from ..plain_text import escaped
 from ._common import (BLUE, GREEN, GREY, ORANGE, VERMILION, GridLines, ViewPanel, fmt_value, graphics_widget,
                       label_style, make_throttler, palette_colors, status_label, style_axes)
 
@@ -337,7 +338,7 @@ class GradientView(ViewPanel):
             return
         assert self._formula is not None and self._diff is not None
         self.difference_label.setText(
-            f"<b>{self._classes[i]}</b>: autograd {fmt_value(float(self._autograd[i]))}  ·  "
+            f"<b>{escaped(self._classes[i])}</b>: autograd {fmt_value(float(self._autograd[i]))}  ·  "
             f"formula {fmt_value(float(self._formula[i]))}  ·  difference {fmt_difference(float(self._diff[i]))}")
 
     def _on_norms_hover(self, pos: QtCore.QPointF) -> None:

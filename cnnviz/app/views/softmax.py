@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from ..plain_text import escaped
 from ._common import (BLUE, GREEN, GREY, VERMILION, GridLines, ViewPanel, fmt_value, graphics_widget,
                       make_throttler, palette_colors, status_label, style_axes, title_label)
 
@@ -248,7 +249,8 @@ class SoftmaxView(ViewPanel):
         axis.setTicks([ticks])
 
     def _name(self, i: int) -> str:
-        return self._classes[i] if i < len(self._classes) else str(i)
+        """Class ``i``'s name for the rich-text caption (escaped: a folder's name is not markup)."""
+        return escaped(self._classes[i]) if i < len(self._classes) else str(i)
 
     def _update_caption(self, hover: int | None = None) -> None:
         assert self._probs is not None and self._log_probs is not None
