@@ -80,15 +80,15 @@ class _Output:
 
 def run(stack, args, out: TextIO, err: TextIO) -> int:
     """Train ``stack`` as ``args`` asks (attributes that are None fall back to the file, then the defaults)."""
-    from .core import engine, training
     from .core.faults import EngineError, NonFiniteError
+    from .core.stack import config_with
 
     def arg(name: str) -> Any:
         return getattr(args, name, None)
 
     io = _Output(out, err, bool(arg("json")))
-    config = engine.config_with(stack.training, data=arg("data"), steps=arg("steps"), batch_size=arg("batch_size"),
-                                lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"))
+    config = config_with(stack.training, data=arg("data"), steps=arg("steps"), batch_size=arg("batch_size"),
+                         lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"))
     steps = int(config.steps)
     device_id = None
     io_refusal = _check_save_weights(args)
@@ -98,14 +98,13 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
         else:
             io.warn(io_refusal)
         return EXIT_USAGE
+    too_big = _fits_before_torch(stack, config)
+    if too_big is not None:
+        return _fail(io, too_big)
 
+    from .core import engine, training  # torch: only once the run is known to fit in this machine
     def fail(exc: EngineError, **extra: Any) -> int:
-        io.end_bar()
-        if io.json:
-            io.event({"event": "error", "kind": exc.kind, "message": str(exc), **extra})
-        else:
-            io.warn(str(exc))
-        return EXIT_FOR_KIND.get(exc.kind, EXIT_FAILED)
+        return _fail(io, exc, **extra)
 
     try:
         session = engine.Session(stack, config)
@@ -190,6 +189,40 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
         if saved:
             io.say(f"weights written to {saved}")
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def _fail(io: _Output, exc, **extra: Any) -> int:
+    """Report an EngineError as the error line (or a sentence) and return its exit status."""
+    io.end_bar()
+    if io.json:
+        io.event({"event": "error", "kind": exc.kind, "message": str(exc), **extra})
+    else:
+        io.warn(str(exc))
+    return EXIT_FOR_KIND.get(exc.kind, EXIT_FAILED)
+
+
+def _fits_before_torch(stack, config):
+    """A run that cannot fit, found before torch is imported (a bomb then costs no more than shape
+    inference): on the CPU (``--device cpu``, or ``auto`` on a machine without any GPU driver) the whole
+    estimate; on any other device the model's parameters, which
+    are built in this machine's memory before they move to the device. None when it fits, or when the
+    stack is invalid (the session says why, with the summary)."""
+    from .core import memory, shapes
+    from .core.faults import NotEnoughMemory
+    from .core.text import one_line
+
+    report = shapes.infer(stack)
+    if not report.ok or report.num_classes is None:
+        return None
+    free = memory.cpu_free_bytes()
+    try:
+        if config.device == "cpu" or (config.device == "auto" and not memory.accelerator_possible()):
+            memory.check_run(report, config, device_type="cpu", free=free, name=one_line(stack.name))
+        else:
+            memory.check_model_fits(report, free, where="this machine's memory")
+    except NotEnoughMemory as exc:
+        return exc
+    return None
 
 
 def _check_save_weights(args) -> str | None:

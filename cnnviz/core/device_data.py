@@ -14,9 +14,7 @@ import torch
 
 from . import devices
 from .faults import DataUnavailable
-
-DEVICE_DATA_FRACTION = 0.25
-"""Data is kept on an accelerator when it takes at most this share of its free memory."""
+from .memory import DEVICE_DATA_FRACTION  # the estimate counts the same share
 
 
 def load_data(name: str, shape: tuple[int, int, int], seed: int = 0):

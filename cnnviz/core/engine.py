@@ -38,12 +38,12 @@ import numpy as np
 import torch
 
 from . import build, devices, identities, memory
-from .device_data import DEVICE_DATA_FRACTION, Batches, DeviceSplit, fits_on_device, load_data
+from .device_data import Batches, DeviceSplit, fits_on_device, load_data
 from .hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
 from .faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError, NotEnoughMemory,
                      OutOfMemory, StackRefused)
 from .shapes import StackReport, fmt_shape
-from .stack import Stack, TrainingConfig
+from .stack import Stack, TrainingConfig, config_with  # noqa: F401  (config_with: the engine's API too)
 from .text import one_line
 
 __all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
@@ -439,26 +439,8 @@ def check_memory(stack: Stack, config: TrainingConfig | None = None, device: tor
             raise StackRefused(str(exc)) from None
     device = device if device is not None else devices.resolve(config.device)
     free = devices.free_memory(device)
-    if data is not None:
-        images, loaded = memory.split_bytes(data), True
-    else:
-        images, loaded = memory.dataset_bytes(config.data, stack.input.shape, config.seed)
-    if device.type == "cpu":
-        # The loader's arrays (unless already in memory) and the session's normalised copy.
-        data_bytes = images * (1 if loaded else 2)
-    else:
-        # The normalised copy lives on the device only when it is small beside the free memory (device_data).
-        data_bytes = images if free is None or images <= DEVICE_DATA_FRACTION * free else 0
-    est = memory.estimate(report, batch_size=config.batch_size, optimizer=config.optimizer,
-                          momentum=config.momentum, weight_decay=config.weight_decay, data_bytes=data_bytes,
-                          device=device.type)
     info = devices.describe(device)
     where = "the CPU" if device.type == "cpu" else f"{info.id} ({info.name})"
-    memory.check_training_fits(est, free, name=one_line(stack.name), where=where, device=info.id)
+    est = memory.check_run(report, config, device_type=device.type, free=free, name=one_line(stack.name),
+                           where=where, device=info.id, data=data)
     return est, free
-
-
-def config_with(config: TrainingConfig | None, **overrides: Any) -> TrainingConfig:
-    """``config`` (or the defaults) with every override that is not None applied."""
-    base = config or TrainingConfig()
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

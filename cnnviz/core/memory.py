@@ -72,6 +72,9 @@ F32 = 4
 BUNDLED_IMAGES = {"digits": 1_797, "fashion-mnist": 10_000, "shapes": SHAPES_TRAIN + SHAPES_TEST}
 """Images (training and held-out together) each built-in set has before the loader's budget trims it."""
 
+DEVICE_DATA_FRACTION = 0.25
+"""Data is kept on an accelerator when it takes at most this share of its free memory (device_data.py)."""
+
 EVAL_CHUNK = 1_024
 """The most samples evaluation runs at once; fewer when the samples are large (:func:`eval_chunk`)."""
 
@@ -327,6 +330,33 @@ def check_training_fits(est: Estimate, free: int | None, *, name: str, where: st
                           needed_bytes=est.total_bytes, free_bytes=int(free))
 
 
+def check_run(report: StackReport, config, *, device_type: str, free: int | None, name: str,
+              where: str = "the CPU", device: str = "cpu", data=None) -> Estimate:
+    """The estimate of training ``report`` with ``config`` (a ``TrainingConfig``) on a device of
+    ``device_type`` with ``free`` bytes free, having refused with :class:`NotEnoughMemory` a run that
+    cannot fit. Nothing is loaded or built, and torch is not needed: ``cnnviz train --device cpu``
+    refuses a bomb before it imports torch.
+
+    ``data`` is a loaded split when there is one (its arrays are counted as
+    they are); otherwise the set ``config.data`` will be, at the stack's input
+    size and within the loader's budget.
+    """
+    if data is not None:
+        images, loaded = split_bytes(data), True
+    else:
+        images, loaded = dataset_bytes(config.data, report.input_shape, config.seed)
+    if device_type == "cpu":
+        # The loader's arrays (unless already in memory) and the session's normalised copy.
+        data_bytes = images * (1 if loaded else 2)
+    else:
+        # The normalised copy lives on the device only when it is small beside the free memory (device_data).
+        data_bytes = images if free is None or images <= DEVICE_DATA_FRACTION * free else 0
+    est = estimate(report, batch_size=config.batch_size, optimizer=config.optimizer, momentum=config.momentum,
+                   weight_decay=config.weight_decay, data_bytes=data_bytes, device=device_type)
+    check_training_fits(est, free, name=name, where=where, device=device)
+    return est
+
+
 def _what_to_shrink(est: Estimate, free: int) -> str:
     """The fix when not even a batch of one fits: make smaller whichever of model, data or sample is largest."""
     terms = {"model": est.model_bytes, "data": est.data_bytes, "sample": est.sample_bytes}
@@ -387,6 +417,17 @@ def eval_chunk(est: Estimate, free: int | None, limit: int = EVAL_CHUNK) -> int:
 
 
 # ------------------------------------------------------------------ free memory on the CPU
+def accelerator_possible() -> bool:
+    """Whether ``--device auto`` could pick a GPU here, answered without importing torch: False only on
+    Linux with no GPU driver's device node (NVIDIA, ROCm, WSL's), where ``auto`` can only be the CPU."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    nodes = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+    return any(os.path.exists(node) for node in nodes) or os.path.isdir("/proc/driver/nvidia")
+
+
 def cpu_free_bytes() -> int | None:
     """Bytes this process may still allocate on the host: min(MemAvailable, the cgroups' room).
 

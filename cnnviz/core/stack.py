@@ -324,6 +324,12 @@ class Batch(Edit):
 Listener = Callable[[Stack, Stack], None]
 
 
+def config_with(config: TrainingConfig | None, **overrides: Any) -> TrainingConfig:
+    """``config`` (or the defaults) with every override that is not None applied."""
+    base = config or TrainingConfig()
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
 class StackDocument:
     """The stack being edited, with subscribers told of every change.
 
