@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnviz.core import shapes  # noqa: E402
-from cnnviz.core.stack import InputSpec, Layer, Stack  # noqa: E402
+from cnnviz.core.model.stack import InputSpec, Layer, Stack  # noqa: E402
 
 
 def make_stack(n_layers: int) -> Stack:
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from cnnviz.core.build import build_model
+    from cnnviz.core.run.build import build_model
 
     with torch.device("meta"):
         model = build_model(stack).eval()

@@ -106,10 +106,10 @@ def _stats(lateness: np.ndarray) -> dict[str, float]:
 
 def responsiveness(stack_name: str, seconds: float) -> dict:
     """(a): the live window idle, then training, heartbeat lateness for each."""
-    from cnnviz.app.dialogs import Dialogs
-    from cnnviz.app.main_window import MainWindow
-    from cnnviz.app.settings import Settings
-    from cnnviz.core import assets
+    from cnnviz.app.window.dialogs import Dialogs
+    from cnnviz.app.window.main_window import MainWindow
+    from cnnviz.app.window.settings import Settings
+    from cnnviz.core.model import assets
 
     app = _app()
     tmp = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
@@ -170,7 +170,7 @@ CHILD = textwrap.dedent("""
 
     def painted():
         print(f"window {time.time() - t_start:.4f}", flush=True)
-        from cnnviz.app.main_window import MainWindow
+        from cnnviz.app.window.main_window import MainWindow
         window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
         poll = QTimer(app)
         def check():

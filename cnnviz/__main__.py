@@ -21,10 +21,10 @@ def open_window(argv: list[str]) -> int:
         sys.stderr.write(f"cnnviz: cannot open {args.file}: no such file\n")
         return 2
     if args.self_test:
-        from .app.selftest import self_test
+        from cnnviz.app.window.selftest import self_test
 
         return self_test(args.file, rest)
-    from .app import run
+    from cnnviz.app import run
 
     return run(args.file, [sys.argv[0], *rest])
 
@@ -40,7 +40,7 @@ def _ensure_streams() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import cli
+    from cnnviz import cli
 
     _ensure_streams()
     args = list(sys.argv[1:] if argv is None else argv)

@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from cnnviz.app.dialogs import Dialogs
-    from cnnviz.app.main_window import MainWindow
-    from cnnviz.app.settings import Settings
+    from cnnviz.app.window.dialogs import Dialogs
+    from cnnviz.app.window.main_window import MainWindow
+    from cnnviz.app.window.settings import Settings
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     tmp = Path(tempfile.mkdtemp(prefix="cnnviz-shot-"))

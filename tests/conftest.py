@@ -32,7 +32,7 @@ def torch_layer(layer, in_shape: tuple[int, ...]):
     """``getattr(torch.nn, type)(**keywords)``, inferred counts filled from the batched input shape."""
     import torch.nn as nn
 
-    from cnnviz.core.layers import CATALOGUE, resolved_params
+    from cnnviz.core.model.layers import CATALOGUE, resolved_params
 
     kwargs = resolved_params(CATALOGUE[layer.type], layer.params)
     for key in ("in_channels", "num_features"):

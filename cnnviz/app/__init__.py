@@ -1,7 +1,7 @@
 """The Qt side of cnnviz: the explorer window.
 
 ``run(path)`` is what ``cnnviz`` and ``cnnviz FILE`` call. Importing this
-package imports no Qt; :mod:`cnnviz.app.main_window` does (but never torch: the
+package imports no Qt; :mod:`cnnviz.app.window.main_window` does (but never torch: the
 runner's worker thread imports it once the window is shown).
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
 
     from cnnviz import __version__
 
-    from .dialogs import Dialogs
-    from .errors import ErrorReporter
-    from .main_window import MainWindow, app_icon
-    from .settings import APP_NAME, ORG_NAME, Locations, Settings
+    from cnnviz.app.window.dialogs import Dialogs
+    from cnnviz.app.window.errors import ErrorReporter
+    from cnnviz.app.window.main_window import MainWindow, app_icon
+    from cnnviz.app.window.settings import APP_NAME, ORG_NAME, Locations, Settings
 
     QApplication.setOrganizationName(ORG_NAME)
     QApplication.setApplicationName(APP_NAME)
@@ -42,7 +42,7 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
         dialogs.parent = window
         window.error_reporter = reporter
         window.show()
-        from .file_open import FileOpenFilter
+        from cnnviz.app.window.file_open import FileOpenFilter
 
         app.installEventFilter(FileOpenFilter(window))
         QTimer.singleShot(0, window.files.offer_recovery)

@@ -77,8 +77,8 @@ def dialogs() -> FakeDialogs:
 @pytest.fixture
 def make_window(qtbot, tmp_path, dialogs):
     """``make_window(path=None, stack=None, **kw)``: a shown MainWindow with folders under ``tmp_path``."""
-    from cnnviz.app.main_window import MainWindow
-    from cnnviz.app.settings import Settings
+    from cnnviz.app.window.main_window import MainWindow
+    from cnnviz.app.window.settings import Settings
 
     def make(path=None, stack=None, **kw):
         kw.setdefault("settings", Settings(tmp_path / "config" / "cnnviz.ini"))
@@ -101,7 +101,7 @@ def window(make_window):
 
 @pytest.fixture
 def examples() -> dict[str, Path]:
-    from cnnviz.core import assets
+    from cnnviz.core.model import assets
 
     return {p.stem: p for p in assets.examples()}
 

@@ -1,7 +1,8 @@
 """Small helpers shared by the window tests."""
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex
+from PySide6.QtCore import QModelIndex, QPointF, Qt
+from PySide6.QtTest import QTest
 
 
 def rows(window) -> list[str]:
@@ -22,3 +23,26 @@ def field(window, name: str):
 
 def root() -> QModelIndex:
     return QModelIndex()
+
+
+# ------------------------------------------------------------------ pyqtgraph views
+def viewport_point(graphics, vb, x, y):
+    """Where the point (x, y) of a ViewBox's data lies on the GraphicsLayoutWidget's viewport."""
+    return graphics.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+
+
+def settle(graphics):
+    """Paint once and let the layout follow: axes size themselves to their labels while painting."""
+    graphics.grab()
+    QTest.qWait(15)  # also: pyqtgraph drops mouse moves closer than its rate limit (100 per second)
+
+
+def move_to(graphics, vb, x, y):
+    settle(graphics)
+    QTest.mouseMove(graphics.viewport(), viewport_point(graphics, vb, x, y))
+
+
+def click_view(graphics, vb, x, y):
+    settle(graphics)
+    QTest.mouseClick(graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(graphics, vb, x, y))

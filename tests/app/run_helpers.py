@@ -1,4 +1,4 @@
-"""Helpers for the tests of the live window (tests/app/test_run_*.py)."""
+"""Helpers for the tests of the live window (tests/app/runner/test_run_*.py)."""
 from __future__ import annotations
 
 import time
@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtWidgets import QApplication
 
-from cnnviz.core import files
-from cnnviz.core.stack import TrainingConfig
+from cnnviz.core.model import files
+from cnnviz.core.model.stack import TrainingConfig
 
 TIMEOUT_MS = 20_000
 
@@ -48,7 +48,8 @@ def torch_forward(stack, index: int, upto: int, split: str = "test") -> np.ndarr
     """Layer ``upto``'s output for held-out sample ``index``, computed here with torch as a person would."""
     import torch
 
-    from cnnviz.core import build, data
+    from cnnviz.core.run import build
+    from cnnviz.core import data
 
     config = stack.training or TrainingConfig()
     ds = data.load(config.data, stack.input.shape, config.seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnviz import cli
-from cnnviz.core import assets
+from cnnviz.core.model import assets
 
 GOLDEN = Path(__file__).parent / "golden"
 OVERWRITE = os.environ.get("CNNVIZ_OVERWRITE_GOLDEN") == "1"

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from cnnviz import cli
-from cnnviz.core import assets, export, files, outputs
+from cnnviz.core.model import assets, files, outputs
+from cnnviz.core import export
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET = assets.path("examples", "lenet5.cnnviz")
@@ -102,7 +103,7 @@ def test_hostile_text_survives_as_data(style):
 
 def test_the_generator_refuses_to_return_code_that_does_not_parse(monkeypatch):
     stack = files.load(LENET)
-    monkeypatch.setattr(export, "_footer", lambda *a: ["def broken(:"])
+    monkeypatch.setattr(export.python, "_footer", lambda *a: ["def broken(:"])
     with pytest.raises(export.ExportError, match="does not parse"):
         export.to_python(stack)
 
@@ -232,7 +233,7 @@ def test_an_export_that_would_need_external_data_is_refused_cleanly(tmp_path, mo
         (Path(f).parent / "1.weight").write_bytes(b"\0" * 64)
 
     monkeypatch.setattr(torch.onnx, "export", external_export)
-    monkeypatch.setattr(export, "_check_onnx", lambda path: None)
+    monkeypatch.setattr(export.onnx, "_check_onnx", lambda path: None)
     with pytest.raises(export.ExportError, match="external data"):
         export.to_onnx(files.load(LENET), tmp_path / "net.onnx")
     assert list(tmp_path.iterdir()) == []
@@ -281,7 +282,7 @@ def test_a_save_removes_what_killed_saves_left_and_keeps_a_live_writers(tmp_path
 def test_kill_during_saves_leaves_no_temporary_after_the_next_save(tmp_path):
     """A writer killed mid-save (SIGKILL, no clean-up at all) leaves its temporary; the next save removes it."""
     target = tmp_path / "net.cnnviz"
-    code = ("import os, sys; from cnnviz.core import files, outputs; s = files.load(sys.argv[1]); "
+    code = ("import os, sys; from cnnviz.core.model import files; s = files.load(sys.argv[1]); "
             "orig = os.replace\n"
             "def stop(*a): os.kill(os.getpid(), 9)\n"
             "os.replace = stop; files.save(s, sys.argv[2])")
@@ -344,7 +345,7 @@ def test_settings_out_of_the_file_formats_range_are_usage_errors(argv, says, cap
 
 
 def test_the_command_line_and_the_file_share_one_batch_range():
-    from cnnviz.core.files import TRAINING_PARAMS
+    from cnnviz.core.model.files import TRAINING_PARAMS
 
     assert run("train", LENET, "--batch-size", str(TRAINING_PARAMS["batch_size"].max + 1))[0] == 2
     doc = json.loads(LENET.read_text(encoding="utf-8"))

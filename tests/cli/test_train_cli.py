@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cnnviz import cli
-from cnnviz.core import assets
+from cnnviz.core.model import assets
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = str(assets.path("examples", "broken.cnnviz"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def attach(window, **options):
     """Give ``window`` its run views, toolbar and worker; the worker starts once the window is shown."""
-    from .controller import RunController
+    from cnnviz.app.runner.controller import RunController
 
     return RunController(window, **options)
 

@@ -33,13 +33,13 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 
 from cnnviz.core.shapes import infer
-from cnnviz.core.stack import SetStack, Stack, TrainingConfig
+from cnnviz.core.model.stack import SetStack, Stack, TrainingConfig
 
-from ..undo import new_session
-from ..views_hub import ViewsHub, network_key
-from .toolbar import RunToolbar
-from .messages import Build, Target
-from .worker import EVAL_EVERY, RunWorker
+from cnnviz.app.document.undo import new_session
+from cnnviz.app.runner.hub import ViewsHub, network_key
+from cnnviz.app.runner.toolbar import RunToolbar
+from cnnviz.app.runner.messages import Build, Target
+from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
 
 log = logging.getLogger("cnnviz.runner")
 
@@ -397,7 +397,7 @@ class RunController(QObject):
         self._show_run_status(step)
 
     def _faulted(self, error) -> None:
-        from cnnviz.core.faults import NonFiniteError, OutOfMemory
+        from cnnviz.core.run.faults import NonFiniteError, OutOfMemory
 
         self._set_state("paused")
         dialogs = self.window.dialogs

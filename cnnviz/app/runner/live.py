@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .messages import Snapshot, Target
+from cnnviz.app.runner.messages import Snapshot, Target
 
 if TYPE_CHECKING:
-    from .worker import RunWorker
+    from cnnviz.app.runner.worker import RunWorker
 
 log = logging.getLogger("cnnviz.runner")
 
@@ -44,7 +44,7 @@ class LiveSession:
         return getattr(self.session, name)
 
     def probe(self, index: int = 0, split: str = "test", mode: str = "eval", with_identities: bool = True) -> Snapshot:
-        from cnnviz.core.faults import EngineError, OutOfMemory
+        from cnnviz.core.run.faults import EngineError, OutOfMemory
 
         target, selected, jobs = self.worker._probe_state()
         for fn, future in jobs:

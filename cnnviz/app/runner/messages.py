@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.core.stack import Stack, TrainingConfig
+from cnnviz.core.model.stack import Stack, TrainingConfig
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QStyle,
                                QWidget)
 
 from cnnviz.core import data
-from cnnviz.core.stack import OPTIMIZERS, TrainingConfig
+from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
 
-from ..plain_text import tooltip
+from cnnviz.app.plain_text import tooltip
 
 OPEN_IMAGE = "\x00image"
 OPEN_FOLDER = "\x00folder"

@@ -36,8 +36,8 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from .live import LiveSession, _optimizer_imports_warmed, _warm_optimizer_imports, carry_weights
-from .messages import Build, Latest, SessionInfo, Snapshot, Target
+from cnnviz.app.runner.live import LiveSession, _optimizer_imports_warmed, _warm_optimizer_imports, carry_weights
+from cnnviz.app.runner.messages import Build, Latest, SessionInfo, Snapshot, Target
 
 log = logging.getLogger("cnnviz.runner")
 
@@ -260,7 +260,7 @@ class RunWorker(QObject):
             import torch
 
             torch.set_num_threads(self.threads)
-            from cnnviz.core import devices
+            from cnnviz.core.run import devices
 
             self.devicesFound.emit(devices.list_devices())
             while True:
@@ -308,7 +308,7 @@ class RunWorker(QObject):
             return self._build is not None or self._shutdown
 
     def _rebuild(self, live, build: Build):
-        from cnnviz.core import engine
+        from cnnviz.core.run import engine
 
         old = live.session if live is not None else None
         if build.stack is None:
@@ -375,14 +375,14 @@ class RunWorker(QObject):
         try:
             return data.load(name, build.stack.input.shape, build.config.seed, progress=progress)
         except data.DataError as exc:
-            from cnnviz.core.faults import DataUnavailable
+            from cnnviz.core.run.faults import DataUnavailable
 
             raise DataUnavailable(str(exc)) from None
 
     def _serve(self, live) -> None:
         """Run the trainer on ``live`` until a build, a shutdown or a fault; paused unless Train was pressed."""
-        from cnnviz.core import training
-        from cnnviz.core.faults import EngineError
+        from cnnviz.core.run import training
+        from cnnviz.core.run.faults import EngineError
 
         control = training.Control(paused=True)
         with self._cond:

@@ -1,8 +1,8 @@
 """The sidebar: layer palette, stack list, property editor, details panel."""
-from .details import DetailsPanel
-from .palette import Palette
-from .properties import PropertyEditor
-from .stack_list import StackListView, StackPanel
-from .stack_model import StackListModel
+from cnnviz.app.sidebar.details import DetailsPanel
+from cnnviz.app.sidebar.palette import Palette
+from cnnviz.app.sidebar.properties import PropertyEditor
+from cnnviz.app.sidebar.stack_list import StackListView, StackPanel
+from cnnviz.app.sidebar.stack_model import StackListModel
 
 __all__ = ["DetailsPanel", "Palette", "PropertyEditor", "StackListModel", "StackListView", "StackPanel"]

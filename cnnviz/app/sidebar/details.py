@@ -9,11 +9,11 @@ from html import escape
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from cnnviz.core.layers import CATALOGUE, LOSSES, as_pair
+from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
 from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
-from cnnviz.core.stack import Layer, Stack, StackDocument
+from cnnviz.core.model.stack import Layer, Stack, StackDocument
 
-from . import format as fmt
+from cnnviz.app.sidebar import display as fmt
 
 _CSS = """
 body { margin: 4px; }

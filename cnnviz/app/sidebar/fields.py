@@ -15,8 +15,8 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox,
                                QWidget)
 
-from cnnviz.core import layers as L
-from cnnviz.core.layers import Param
+from cnnviz.core.model import layers as L
+from cnnviz.core.model.layers import Param
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 

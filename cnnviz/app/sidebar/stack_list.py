@@ -6,11 +6,11 @@ from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QP
 from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
                                QVBoxLayout, QWidget)
 
-from cnnviz.core.stack import InsertLayer, MoveLayer, RemoveLayer
+from cnnviz.core.model.stack import InsertLayer, MoveLayer, RemoveLayer
 
-from . import format as fmt
-from .stack_model import (INPUT, KIND_ROLE, LAYER, LOSS, MESSAGE_ROLE, ROWS_MIME, SHAPE_ROLE, STATUS_ROLE,
-                          SUMMARY_ROLE, TITLE_ROLE, TYPE_MIME, StackListModel)
+from cnnviz.app.sidebar import display as fmt
+from cnnviz.app.sidebar.stack_model import (INPUT, KIND_ROLE, LAYER, LOSS, MESSAGE_ROLE, ROWS_MIME, SHAPE_ROLE,
+                                            STATUS_ROLE, SUMMARY_ROLE, TITLE_ROLE, TYPE_MIME, StackListModel)
 
 RED = QColor("#c62828")
 RED_TINT = QColor(198, 40, 40, 28)

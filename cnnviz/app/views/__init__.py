@@ -12,11 +12,11 @@ so they can be tested alone and fed from a worker's results, on the GUI thread.
 - :class:`GradientView`: dL/dz against softmax(z) − onehot(y), the cross-entropy check, norms.
 - :class:`SummaryTableView`: the shape engine's report as a table with totals.
 """
-from .curves import CurvesView
-from .feature_maps import FeatureMapView
-from .filters import FilterView
-from .gradients import GradientView
-from .softmax import SoftmaxView
-from .summary_table import SummaryTableView
+from cnnviz.app.views.curves import CurvesView
+from cnnviz.app.views.feature_maps import FeatureMapView
+from cnnviz.app.views.filters import FilterView
+from cnnviz.app.views.gradients import GradientView
+from cnnviz.app.views.softmax import SoftmaxView
+from cnnviz.app.views.summary_table import SummaryTableView
 
 __all__ = ["CurvesView", "FeatureMapView", "FilterView", "GradientView", "SoftmaxView", "SummaryTableView"]

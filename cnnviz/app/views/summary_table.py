@@ -11,8 +11,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
 
-from ...core.summary import fmt_bytes, fmt_si
-from ._common import ViewPanel
+from cnnviz.core.shapes.summary import fmt_bytes, fmt_si
+from cnnviz.app.views._common import ViewPanel
 
 ERROR_TEXT = QtGui.QColor("#B3261E")
 ERROR_BACKGROUND = QtGui.QColor("#FDECEA")

@@ -1,0 +1,206 @@
+"""The views of a running network, placed in the window and fed from one probe at a time.
+
+:class:`ViewsHub` creates the views, puts them in the window's areas, and
+routes each :class:`~cnnviz.app.runner.messages.Snapshot` to them according to
+the selected row of the stack: that layer's activations to the feature maps,
+its activation gradients to the gradient maps, its weights to the filters;
+the sample's softmax and true class to the bars; the loss-head identities and
+the per-layer norms to the gradient view. The last snapshot is kept, so
+selecting another layer shows its maps at once, with no new torch work.
+GUI thread only; no torch.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from cnnviz.core.shapes import fmt_shape
+from cnnviz.core.model.stack import Stack
+
+from cnnviz.app.views import CurvesView, FeatureMapView, FilterView, GradientView, SoftmaxView, SummaryTableView
+from cnnviz.app.views.gradients import fmt_difference
+
+
+def network_key(stack: Stack) -> tuple:
+    """What a probe depends on: input, layers and loss (not the name, nor the training settings)."""
+    return (stack.input, stack.layers, stack.loss)
+
+
+class ViewsHub(QObject):
+    """Owns the run views of ``window`` and shows snapshots in them."""
+
+    filtersWanted = Signal()  # the selected layer's weights are not in the last snapshot: probe again
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.maps = FeatureMapView(window)
+        self.maps.setObjectName("view_feature_maps")
+        self.grad_maps = FeatureMapView(window)
+        self.grad_maps.setObjectName("view_gradient_maps")
+        self.grad_maps.set_level_mode("symmetric")
+        self.filters = FilterView(window)
+        self.filters.setObjectName("view_filters")
+        self.summary = SummaryTableView(window)
+        self.summary.setObjectName("view_summary")
+        self.softmax = SoftmaxView(window)
+        self.softmax.setObjectName("view_softmax")
+        self.curves = CurvesView(window)
+        self.curves.setObjectName("view_curves")
+        self.gradient = GradientView(window)
+        self.gradient.setObjectName("view_gradient")
+
+        # The centre's tabs get the room; the right column keeps what changes while training in sight.
+        window.add_view(self.maps, "center", "Feature maps")
+        window.add_view(self.grad_maps, "center", "Gradient maps")
+        window.add_view(self.filters, "center", "Filters")
+        window.add_view(self.gradient, "center", "Loss head: dL/dz")
+        window.add_view(self.summary, "center", "Summary")
+        self.softmax_dock = window.add_view(self.softmax, "right", "Softmax")
+        self.curves_dock = window.add_view(self.curves, "right", "Loss and accuracy")
+        window.resizeDocks([self.softmax_dock, self.curves_dock], [400, 450], Qt.Orientation.Vertical)
+        window.resizeDocks([self.softmax_dock], [430], Qt.Orientation.Horizontal)
+
+        self.snapshot = None
+        self._report = None
+        self._stale = False
+        self._key: tuple | None = None
+        self._message = ""
+        self.summary.layerActivated.connect(window.select_layer)
+
+    @property
+    def message(self) -> str:
+        """What the probe views say instead of showing a snapshot ("" while they show one)."""
+        return self._message
+
+    @property
+    def stale(self) -> bool:
+        """True while the stack has changed since the snapshot shown was taken."""
+        return self._stale
+
+    # ================================================================ inputs
+    def set_report(self, stack: Stack, report) -> None:
+        """A new stack (every edit): the summary table, and whether the last snapshot still fits it."""
+        self.summary.set_report(report)
+        self._report = report
+        key = network_key(stack)
+        if key != self._key:
+            self._key = key
+            self._stale = self.snapshot is not None
+
+    def show_snapshot(self, snapshot) -> None:
+        self.snapshot = snapshot
+        self._stale = False
+        self._message = ""
+        self.route()
+
+    def show_message(self, message: str, keep: bool = False) -> None:
+        """Nothing to show (loading, a stack that cannot run): the message in every probe view.
+
+        ``keep`` leaves a snapshot already shown in place (a message about the
+        next one, e.g. "loading" after an edit, should not blank the screen).
+        """
+        if keep and self.snapshot is not None:
+            return
+        self._message = message
+        self.snapshot = None
+        for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.gradient):
+            view.clear(message)
+
+    def clear_curves(self) -> None:
+        self.curves.clear()
+
+    def add_progress(self, progress) -> None:
+        self.curves.append_train(progress.step, progress.loss, progress.accuracy)
+
+    def add_evaluation(self, evaluation) -> None:
+        self.curves.append_test(evaluation.step, evaluation.loss, evaluation.accuracy)
+
+    # ================================================================ routing
+    def route(self) -> None:
+        """Show the last snapshot for the selected row (no torch work: the arrays are already here).
+
+        Called for every new snapshot and, by the controller, for every change of the selected row.
+        """
+        snap = self.snapshot
+        if snap is None:
+            return
+        if snap.error:
+            for view in (self.maps, self.grad_maps, self.softmax, self.gradient):
+                view.clear(snap.error)
+            self._route_filters(snap, self.window.selection())
+            return
+        if self._stale:
+            note = "Running the changed stack…"
+            for view in (self.maps, self.grad_maps, self.filters):
+                view.clear(note)
+            return
+        p = snap.probe
+        kind, index = self.window.selection()
+        own = snap.target.image is not None
+        self.maps.set_input(p.image)
+        fields = self._report.layers if self._report is not None else ()
+        rf = fields[index].receptive_field if kind == "layer" and 0 <= index < len(fields) else None
+        self.maps.set_receptive_field(rf)
+        self.grad_maps.set_receptive_field(rf)
+        if kind == "layer" and 0 <= index < len(p.activations):
+            label = p.layer_labels[index]
+            act = p.activations[index]
+            self.maps.set_maps(act, f"layer {index} · {label} · {fmt_shape(act.shape)}")
+            grad = p.activation_grads[index]
+            if grad is None:
+                self.grad_maps.clear(f"The loss does not depend on layer {index} ({label})'s output")
+            else:
+                self.grad_maps.set_maps(grad, f"dL/d(output of layer {index} · {label})")
+        elif kind == "input" or not p.activations:
+            self.maps.set_maps(p.image, f"input · {fmt_shape(p.image.shape)}")
+            self.grad_maps.set_maps(p.input_grad, "dL/d(input): which pixels the loss is sensitive to")
+        else:
+            last = len(p.activations) - 1
+            self.maps.set_maps(p.activations[last], f"output · layer {last} · {p.layer_labels[last]}")
+            grad = p.activation_grads[last]
+            if grad is not None:
+                self.grad_maps.set_maps(grad, f"dL/d(output of layer {last})")
+        self._route_filters(snap, (kind, index))
+        self.softmax.set_distribution(p.softmax, p.log_softmax, true_class=None if own else p.label,
+                                      classes=p.classes)
+        self._route_gradient(p, own)
+
+    def _route_filters(self, snap, selection: tuple[str, int]) -> None:
+        kind, index = selection
+        if kind != "layer" or index < 0:
+            self.filters.clear("Select a Conv2d or Linear layer to see its weights")
+            return
+        stack = self.window.document.stack
+        label = stack.layers[index].label if index < len(stack.layers) else f"layer {index}"
+        weights = snap.weights.get(index)
+        if weights is not None:
+            self.filters.set_weights(weights, f"layer {index} · {label} · weights {fmt_shape(weights.shape)}")
+        elif index < len(stack.layers) and stack.layers[index].type in ("Conv2d", "Linear") and not self._stale:
+            self.filters.clear(f"Reading the weights of layer {index}…")
+            self.filtersWanted.emit()
+        else:
+            self.filters.clear(f"Layer {index} ({label}) has no filters: select a Conv2d or Linear layer")
+
+    def _route_gradient(self, p, own: bool) -> None:
+        ids = p.identities
+        self.gradient.set_norms(p.layer_labels, p.weight_norms, p.grad_norms)
+        if ids is None:
+            return
+        where = f"sample {p.index}" if not own else "your image"
+        note = f"{where}: z = {ids.z_source}."
+        if own:
+            note += f" Your image has no label: the loss is taken for the predicted class ({p.label_name})."
+        if ids.head is not None or not ids.dz.holds:
+            note += " " + " ".join(ids.notes)  # the lesson of the head: double softmax, NLLLoss on scores, …
+        if ids.at_output is not None:
+            note += (f" At the loss input p = softmax(z): max |dL/dp − (softmax(p) − onehot(y))| = "
+                     f"{fmt_difference(ids.at_output.max_abs_diff)}.")
+        self.gradient.set_identity(ids.dz.autograd, ids.dz.formula, p.classes, note=note, agrees=ids.dz.holds)
+        ce = float(ids.loss.cross_entropy.reshape(-1)[0])
+        nll = float(ids.loss.nll_of_log_softmax.reshape(-1)[0])
+        self.gradient.set_losses(ce, nll)
+
+    def flush(self) -> None:
+        for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.curves, self.gradient):
+            view.flush()
+

@@ -1,0 +1,650 @@
+"""The explorer window: sidebar (palette, stack, properties), details, view areas, menus and files.
+
+The window wires the pieces together and owns no logic of its own: the stack
+lives in a :class:`~cnnviz.core.stack.StackDocument`, every change goes
+through :class:`~cnnviz.app.undo.History`, files through
+:class:`~cnnviz.app.files_ui.FileController`, dialogs through
+:class:`~cnnviz.app.dialogs.Dialogs`.
+
+Integration points for the views and the network runner:
+
+* ``add_view(widget, area, title)``: areas "center" (tabs), "right", "bottom", "left" (docks).
+* ``run_menu`` / ``run_toolbar`` and ``add_run_action(action)``.
+* ``files.guards``: callables ``guard(reason) -> bool`` asked before closing or replacing the stack.
+* ``selectionChanged(kind, index)``, ``selected_layer()``, ``select_layer(i)``.
+* ``set_status(field, text, tooltip="")`` for "device" and "run" (also "params", "validity", "file").
+* ``document`` (subscribe to stack changes), ``history`` (push edits), ``stackReplaced`` (new/open).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar, QToolButton,
+                               QWidget)
+
+from cnnviz.core.model import assets, files
+from cnnviz.core.model.layers import by_group
+from cnnviz.core.shapes import fmt_shape, infer
+from cnnviz.core.model.stack import Stack, StackDocument
+
+from cnnviz.app.window.dialogs import Dialogs
+from cnnviz.app.document.export_ui import Exporter
+from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
+from cnnviz.app.window.settings import Locations, Settings
+from cnnviz.app.sidebar.details import DetailsPanel
+from cnnviz.app.sidebar.palette import Palette
+from cnnviz.app.sidebar.properties import PropertyEditor
+from cnnviz.app.sidebar.stack_list import StackPanel
+from cnnviz.app.sidebar.stack_model import StackListModel
+from cnnviz.app.document.undo import History
+
+log = logging.getLogger("cnnviz.window")
+
+DEFAULT_EXAMPLE = "lenet5.cnnviz"
+DEFAULT_SIZE = QSize(1400, 900)
+SIDEBAR_WIDTH = 370
+AREAS = ("center", "right", "bottom", "left")
+STATE_VERSION = 1
+
+_DOCK_AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+}
+
+
+def default_example() -> Path:
+    return assets.path("examples", DEFAULT_EXAMPLE)
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    folder = assets.path("icons")
+    svg = folder / "cnnviz.svg"
+    for png in sorted(folder.glob("cnnviz-*.png")):
+        icon.addFile(str(png))
+    if icon.isNull() and svg.is_file():
+        icon.addFile(str(svg))
+    return icon
+
+
+class MainWindow(QMainWindow):
+    """The explorer window. ``MainWindow(path)`` opens a file; keyword arguments make it testable."""
+
+    selectionChanged = Signal(str, int)  # kind ("input", "layer", "loss", ""), layer index (-1 unless a layer)
+    stackReplaced = Signal()              # a new, opened or recovered stack: the history starts again
+    closing = Signal()                    # the close was accepted: stop what runs (the runner's thread)
+
+    def __init__(self, path: str | Path | None = None, *, stack: Stack | None = None,
+                 settings: Settings | None = None, autosave_dir: str | Path | None = None,
+                 dialogs: Dialogs | None = None, autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS,
+                 autosave_debounce_ms: int = AUTOSAVE_DEBOUNCE_MS, live: bool = False,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("cnnviz_main_window")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        icon = app_icon()
+        if not icon.isNull():
+            self.setWindowIcon(icon)
+        if settings is None or autosave_dir is None:
+            locations = Locations.default()
+            settings = settings or Settings(locations.config / "cnnviz.ini")
+            autosave_dir = autosave_dir if autosave_dir is not None else locations.state
+        self.settings = settings
+        self.dialogs = dialogs or Dialogs(self)
+        if self.dialogs.parent is None:
+            self.dialogs.parent = self
+        self.error_reporter = None  # set by cnnviz.app.run; unexpected errors in handlers go there
+        self.document = StackDocument(stack if stack is not None else Stack())
+        self.history = History(self.document, self)
+        self.files = FileController(self.document, self.history, settings, self.dialogs, autosave_dir, self,
+                                    autosave_interval_ms, autosave_debounce_ms)
+        self._layout_restored = False
+        self._view_docks: dict[str, list[QDockWidget]] = {a: [] for a in _DOCK_AREAS}
+        self.exporter = Exporter(self)
+
+        self._build_sidebar()
+        self._build_center()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbars()
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+
+        self.document.subscribe(lambda old, new: self._stack_changed())
+        self.files.stateChanged.connect(self._update_title)
+        self.files.stackReplaced.connect(self._stack_replaced)
+        self.resize(self._default_size())
+
+        if path is not None:
+            if not self.files.open_path(path, ask=False):
+                self.files.open_example(default_example(), ask=False)
+        elif stack is None:
+            self.files.open_example(default_example(), ask=False)
+        else:
+            self._stack_replaced()
+        self._stack_changed()
+        self._update_title()
+        # live: the views, the Run toolbar and the worker thread that runs the stack (cnnviz.app.runner).
+        # Without it the window edits stacks and never imports torch (tests, the self-test).
+        self.runner = None
+        if live:
+            from cnnviz.app.runner import attach
+            self.runner = attach(self)
+
+    # ================================================================ building
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_sidebar(self) -> None:
+        self.palette = Palette(self)
+        self.stack_model = StackListModel(self.document, self.history.push_edit, self)
+        self.stack_panel = StackPanel(self.stack_model, self.history.push_edit, self)
+        self.stack_view = self.stack_panel.view
+        self.properties = PropertyEditor(self.document, self.history, self)
+        self.details = DetailsPanel(self.document, self)
+        self.details.setObjectName("details")
+
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.palette_dock = self._dock("Layers", "palette_dock", self.palette, left)
+        self.stack_dock = self._dock("Stack", "stack_dock", self.stack_panel, left)
+        self.properties_dock = self._dock("Properties", "properties_dock", self.properties, left)
+        self.details_dock = self._dock("Layer details", "details_dock", self.details,
+                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._view_docks["bottom"].append(self.details_dock)
+        self.resizeDocks([self.palette_dock, self.stack_dock, self.properties_dock], [190, 400, 330],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.stack_dock], [SIDEBAR_WIDTH], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.details_dock], [250], Qt.Orientation.Vertical)
+
+        self.palette.layerRequested.connect(self.add_layer)
+        self.stack_panel.selectionChanged.connect(self._selection_changed)
+
+    def _build_center(self) -> None:
+        self.center_tabs = QTabWidget(self)
+        self.center_tabs.setObjectName("center_tabs")
+        self.center_tabs.setDocumentMode(True)
+        self._center_placeholder = QLabel(
+            "<p style='font-size:large'>The network's views appear here</p>"
+            "<p>feature maps, filters, softmax bars, loss curves and gradients,<br>"
+            "once the network runs on a sample.</p>"
+            "<p>Meanwhile: pick a layer on the left to edit it;<br>"
+            "its shapes and formulas are in <i>Layer details</i> below.</p>", self)
+        self._center_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._center_placeholder.setStyleSheet("color: palette(placeholder-text);")
+        self.center_tabs.addTab(self._center_placeholder, "Views")
+        self.center_tabs.tabBar().setVisible(False)
+        self.setCentralWidget(self.center_tabs)
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        S = QKeySequence.StandardKey
+        self.new_action = self._action("&New", self.new_stack, S.New, "Start an empty stack (Ctrl+N)")
+        self.open_action = self._action("&Open…", self.files.open_dialog, S.Open, "Open a .cnnviz file (Ctrl+O)")
+        self.save_action = self._action("&Save", self.files.save, S.Save, "Save the stack (Ctrl+S)")
+        self.save_as_action = self._action("Save &As…", self.files.save_as, "Ctrl+Shift+S",
+                                           "Save the stack to another file (Ctrl+Shift+S)")
+        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q", "Close the window (Ctrl+Q)")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+
+        self.undo_action = self.history.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcuts([QKeySequence(S.Undo)])
+        self.redo_action = self.history.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action):
+            self.addAction(action)
+
+        self.add_layer_action = self._action("Add &Layer…", self.focus_palette, "Ctrl+L",
+                                             "Find a layer type to add: type, then Enter (Ctrl+L)")
+        self.focus_stack_action = self._action("Go to Stack", lambda: self.stack_view.setFocus(), "Ctrl+1",
+                                               "Move the keyboard focus to the stack list (Ctrl+1)")
+        self.focus_properties_action = self._action("Go to Properties", self.focus_properties, "Ctrl+2",
+                                                    "Move the keyboard focus to the property editor (Ctrl+2)")
+        self.edit_input_action = self._action("Edit &Input…", lambda: self.stack_panel.select_row(0), "Ctrl+I",
+                                              "Select the input row: channels, height, width, name (Ctrl+I)")
+        self.edit_loss_action = self._action("Edit L&oss…", lambda: self.stack_panel.select_row(
+            self.stack_model.loss_row()), "Ctrl+Shift+L", "Select the loss row (Ctrl+Shift+L)")
+        self.next_error_action = self._action("Go to &Error", self.select_first_error, "F8",
+                                              "Select the first layer that cannot work (F8)")
+
+        self.export_module_action = self._action("PyTorch code (nn.Module layers)…",
+                                                 lambda: self.export_python("module"), "Ctrl+E",
+                                                 "Write a Python file defining build_model() with nn layers (Ctrl+E)")
+        self.export_functional_action = self._action("PyTorch code (functional)…",
+                                                     lambda: self.export_python("functional"), None,
+                                                     "Write a Python file whose forward uses torch.nn.functional")
+        self.export_onnx_action = self._action("ONNX…", self.export_onnx, None,
+                                               "Write an ONNX model (opens in Netron, onnxruntime, …)")
+        self.shortcuts_action = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1",
+                                             "Every keyboard shortcut (F1)")
+        self.about_action = self._action("&About cnnviz", self.show_about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("&File")
+        self.file_menu.addActions([self.new_action, self.open_action])
+        self.recent_menu = self.file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.examples_menu = self.file_menu.addMenu("&Examples")
+        self._fill_examples_menu()
+        self.file_menu.addSeparator()
+        self.file_menu.addActions([self.save_action, self.save_as_action])
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.quit_action)
+        self._fill_recent_menu()
+
+        self.edit_menu = bar.addMenu("&Edit")
+        self.edit_menu.addActions([self.undo_action, self.redo_action])
+        self.edit_menu.addSeparator()
+        self.edit_menu.addAction(self.add_layer_action)
+        self.add_layer_menu = self.edit_menu.addMenu("Add Layer &Type")
+        for group, specs in by_group().items():
+            if not specs:
+                continue
+            sub = self.add_layer_menu.addMenu(group.capitalize())
+            for spec in specs:
+                action = sub.addAction(spec.type)
+                action.setToolTip(spec.doc)
+                action.setStatusTip(spec.doc)
+                action.triggered.connect(lambda checked=False, t=spec.type: self.add_layer(t))
+        p = self.stack_panel
+        self.edit_menu.addActions([p.duplicate_action, p.rename_action, p.delete_action])
+        self.edit_menu.addSeparator()
+        self.edit_menu.addActions([p.move_up_action, p.move_down_action])
+        for action in (p.duplicate_action, p.move_up_action, p.move_down_action):
+            self.addAction(action)
+        self.edit_menu.addSeparator()
+        self.edit_menu.addActions([self.edit_input_action, self.edit_loss_action, self.next_error_action])
+
+        self.view_menu = bar.addMenu("&View")
+        for dock in (self.palette_dock, self.stack_dock, self.properties_dock, self.details_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addActions([self.focus_stack_action, self.focus_properties_action])
+        self.view_menu.addSeparator()
+        self.reset_layout_action = self.view_menu.addAction("Reset &Layout", self.reset_layout)
+
+        self.run_menu = bar.addMenu("&Run")
+        self.run_menu.menuAction().setVisible(False)  # shown by add_run_action once a runner is wired in
+
+        self.export_menu = bar.addMenu("E&xport")
+        self.export_menu.addActions([self.export_module_action, self.export_functional_action,
+                                     self.export_onnx_action])
+
+        self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addActions([self.shortcuts_action, self.about_action])
+
+    def _build_toolbars(self) -> None:
+        self.main_toolbar = QToolBar("File and edit", self)
+        self.main_toolbar.setObjectName("main_toolbar")
+        self.main_toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.main_toolbar.setMovable(False)
+        self.main_toolbar.addActions([self.new_action, self.open_action, self.save_action])
+        self.main_toolbar.addSeparator()
+        self.main_toolbar.addActions([self.undo_action, self.redo_action])
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.main_toolbar)
+        self.run_toolbar = QToolBar("Run", self)
+        self.run_toolbar.setObjectName("run_toolbar")
+        self.run_toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.run_toolbar)
+        self.run_toolbar.setVisible(False)  # shown by add_run_action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_fields: dict[str, QWidget] = {}
+        validity = QToolButton(self)
+        validity.setAutoRaise(True)
+        validity.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        validity.clicked.connect(self.select_first_error)
+        validity.setObjectName("status_validity")
+        self.status_fields["validity"] = validity
+        for name in ("params", "device", "run", "file"):
+            label = QLabel(self)
+            label.setObjectName(f"status_{name}")
+            label.setContentsMargins(6, 0, 6, 0)
+            self.status_fields[name] = label
+        for name in ("validity", "params", "device", "run", "file"):
+            bar.addPermanentWidget(self.status_fields[name])
+        self.status_fields["device"].setVisible(False)
+        self.status_fields["run"].setVisible(False)
+
+    # ================================================================ integration
+    def add_view(self, widget: QWidget, area: str = "center", title: str = "") -> QWidget:
+        """Put a view in an area: "center" (a tab), "right", "bottom" or "left" (a dock).
+
+        Docks in "bottom" are tabbed with the layer details; those in "right"
+        stack vertically. Returns the tab page or the dock widget.
+        """
+        if area not in AREAS:
+            raise ValueError(f"unknown area {area!r}; expected one of {', '.join(AREAS)}")
+        title = title or widget.windowTitle() or type(widget).__name__
+        if area == "center":
+            if self._center_placeholder is not None:
+                self.center_tabs.removeTab(self.center_tabs.indexOf(self._center_placeholder))
+                self._center_placeholder.deleteLater()
+                self._center_placeholder = None
+            self.center_tabs.addTab(widget, title)
+            self.center_tabs.tabBar().setVisible(self.center_tabs.count() > 1)
+            return widget
+        name = "view_" + re.sub(r"\W+", "_", title.lower()).strip("_")
+        dock = self._dock(title, name, widget, _DOCK_AREAS[area])
+        existing = self._view_docks[area]
+        if existing:
+            if area == "bottom":
+                self.tabifyDockWidget(existing[-1], dock)
+            else:
+                self.splitDockWidget(existing[-1], dock, Qt.Orientation.Vertical)
+        existing.append(dock)
+        self.view_menu.insertAction(self.view_menu.actions()[0], dock.toggleViewAction())
+        if self._layout_restored:
+            self._restore_layout(views_only=True)
+        return dock
+
+    def add_run_action(self, action: QAction, toolbar: bool = True) -> None:
+        """Add an action to the Run menu (and the run toolbar), showing both."""
+        self.run_menu.addAction(action)
+        self.run_menu.menuAction().setVisible(True)
+        if toolbar:
+            self.run_toolbar.addAction(action)
+            self.run_toolbar.setVisible(True)
+        if action not in self.actions():
+            self.addAction(action)
+
+    def set_status(self, field: str, text: str, tooltip: str = "") -> None:
+        """Show ``text`` in a status bar field ("device", "run", "params", "validity", "file")."""
+        widget = self.status_fields[field]
+        widget.setText(text)
+        widget.setToolTip(tooltip)
+        widget.setVisible(bool(text))
+
+    def selected_layer(self) -> int | None:
+        return self.stack_panel.selected_layer()
+
+    def selection(self) -> tuple[str, int]:
+        return self.stack_panel.selection()
+
+    def select_layer(self, index: int) -> None:
+        self.stack_panel.select_layer(index)
+
+    def report_exception(self, exc: BaseException) -> None:
+        """An unexpected error caught in a handler: through the error reporter (log + dialog)."""
+        if self.error_reporter is not None:
+            self.error_reporter.report(exc)
+        else:
+            import traceback
+            log.error("unexpected error", exc_info=exc)
+            self.dialogs.exception(f"{type(exc).__name__}: {exc}",
+                                   "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+    # ================================================================ stack
+    def add_layer(self, type_name: str) -> None:
+        self.stack_panel.add_layer(type_name)
+
+    def new_stack(self) -> None:
+        self.files.new_stack()
+
+    def open_path(self, path: str | Path) -> bool:
+        return self.files.open_path(path)
+
+    def focus_palette(self) -> None:
+        self.palette_dock.show()
+        self.palette_dock.raise_()
+        self.palette.filter.setFocus()
+        self.palette.filter.selectAll()
+
+    def focus_properties(self) -> None:
+        self.properties_dock.show()
+        self.properties.setFocus()
+        self.properties.focusNextChild()
+
+    def select_first_error(self) -> None:
+        report = infer(self.document.stack)
+        bad = report.first_error
+        if bad is not None:
+            self.select_layer(bad.index)
+        elif report.loss.error:
+            self.stack_panel.select_row(self.stack_model.loss_row())
+
+    def _selection_changed(self, kind: str, index: int) -> None:
+        self.properties.show_selection(kind, index)
+        self.details.show_selection(kind, index)
+        self.selectionChanged.emit(kind, index)
+
+    def _stack_replaced(self) -> None:
+        stack = self.document.stack
+        self.stack_panel.select_row(1 if stack.layers else 0)
+        self.stackReplaced.emit()
+
+    def _stack_changed(self) -> None:
+        stack = self.document.stack
+        report = infer(stack)
+        total = report.total_params
+        self.set_status("params", f"{total:,} parameters",
+                        f"{report.trainable_params:,} trainable; {report.total_macs:,} multiply-adds per sample")
+        bad = report.first_error
+        if bad is not None:
+            text = f"✗ layer {bad.index} ({bad.type}) cannot work"
+            tip = f"{bad.error}\n\nClick (or F8) to select it."
+        elif report.loss.error:
+            text, tip = "✗ the loss cannot work", report.loss.error
+        else:
+            warned = sum(1 for r in report.layers if r.warnings) + (1 if report.loss.warnings else 0)
+            text = f"✓ {fmt_shape(stack.input.shape)} → {fmt_shape(report.output_shape)}"
+            text += f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
+            tip = "Every layer works." + (" Warnings are marked ⚠ in the stack." if warned else "")
+        validity = self.status_fields["validity"]
+        validity.setText(text)
+        validity.setToolTip(tip)
+        validity.setStyleSheet("color: #c62828; font-weight: bold;" if not report.ok else "color: #2e7d32;")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        name = self.document.stack.name or "Untitled"
+        path = self.files.path
+        where = f" ({path.name})" if path else ""
+        self.setWindowTitle(f"{name}{where}[*] — cnnviz")
+        dirty = self.files.is_dirty()
+        self.setWindowModified(dirty)
+        self.save_action.setEnabled(True)
+        file_text = "unsaved changes" if dirty else ("saved" if path else "not saved to a file")
+        self.set_status("file", file_text, str(path) if path else "")
+
+    # ================================================================ menus
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        for n, path in enumerate(recent, 1):
+            action = self.recent_menu.addAction(f"&{n % 10} {Path(path).name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda checked=False, p=path: self.files.open_path(p))
+        if not recent:
+            empty = self.recent_menu.addAction("No recent files")
+            empty.setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent Files", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_files()
+        self._fill_recent_menu()
+
+    def _fill_examples_menu(self) -> None:
+        self.examples_menu.clear()
+        for path in assets.examples():
+            try:
+                stack = files.load(path)
+                name, tip = stack.name, stack.description or path.name
+            except files.StackFileError:
+                name, tip = path.stem, path.name
+            action = self.examples_menu.addAction(name)
+            action.setToolTip(tip)
+            action.setStatusTip(tip[:200])
+            action.setData(str(path))
+            action.triggered.connect(lambda checked=False, p=path: self.files.open_example(p))
+        self.examples_menu.setToolTipsVisible(True)
+
+    def reset_layout(self) -> None:
+        for dock in (self.palette_dock, self.stack_dock, self.properties_dock, self.details_dock):
+            dock.setFloating(False)
+            dock.show()
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
+            self.addDockWidget(left, dock, Qt.Orientation.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.details_dock)
+        self.resizeDocks([self.palette_dock, self.stack_dock, self.properties_dock], [190, 400, 330],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.stack_dock], [SIDEBAR_WIDTH], Qt.Orientation.Horizontal)
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, action, keys) for every action with a shortcut, in menu order."""
+        rows = []
+        seen = set()
+        fixed = {id(self.undo_action): "Undo the last edit", id(self.redo_action): "Redo"}  # their text changes
+
+        def walk(menu: QMenu, title: str) -> None:
+            for action in menu.actions():
+                if action.menu() is not None:
+                    walk(action.menu(), title)
+                    continue
+                keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+                if keys and id(action) not in seen:
+                    seen.add(id(action))
+                    text = fixed.get(id(action)) or action.text().replace("&", "").rstrip("…").split("\t")[0]
+                    rows.append((title, text, ", ".join(keys)))
+
+        for action in self.menuBar().actions():
+            if action.menu() is not None and action.isVisible():
+                walk(action.menu(), action.text().replace("&", ""))
+        rows += [("Stack", "Add a layer type from the palette", "Double-click, Enter, or drag into the stack"),
+                 ("Stack", "Reorder", "Drag a row"),
+                 ("Stack", "Select the previous / next row", "Up, Down"),
+                 ("Properties", "Step a number", "Up, Down, Page Up, Page Down, mouse wheel")]
+        return rows
+
+    def show_shortcuts(self) -> None:
+        body = "".join(f"<tr><td style='padding-right:14px; color:gray'>{html.escape(m)}</td>"
+                       f"<td style='padding-right:14px'>{html.escape(a)}</td><td><b>{html.escape(k)}</b></td></tr>"
+                       for m, a, k in self.shortcut_rows())
+        self.dialogs.show_text("Keyboard shortcuts", f"<h3>Keyboard shortcuts</h3><table cellpadding='3'>{body}</table>")
+
+    def show_about(self) -> None:
+        from cnnviz import __version__
+        self.dialogs.show_text("About cnnviz", f"<h3>cnnviz {__version__}</h3><p>A desktop explorer for "
+                                               f"convolutional networks: exact shapes, real PyTorch runs, live "
+                                               f"views.</p><p>Logs and autosaves: {html.escape(str(self.files.autosave_dir))}</p>")
+
+    # ================================================================ export
+    def export_python(self, style: str = "module") -> None:
+        self.exporter.export_python(style)
+
+    def export_onnx(self) -> None:
+        self.exporter.export_onnx()
+
+    # ================================================================ window
+    def _default_size(self) -> QSize:
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            return DEFAULT_SIZE
+        room = screen.availableGeometry().size()
+        return QSize(min(DEFAULT_SIZE.width(), int(room.width() * 0.95)),
+                     min(DEFAULT_SIZE.height(), int(room.height() * 0.92)))
+
+    def showEvent(self, event) -> None:
+        if not self._layout_restored:
+            self._restore_layout()
+            self._layout_restored = True
+        super().showEvent(event)
+
+    def _restore_layout(self, views_only: bool = False) -> None:
+        geometry = self.settings.window_bytes("geometry")
+        state = self.settings.window_bytes("state")
+        if geometry is not None and not views_only:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.set_window_bytes("geometry", self.saveGeometry())
+        self.settings.set_window_bytes("state", self.saveState(STATE_VERSION))
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.files.may_replace("closing"):
+            event.ignore()
+            return
+        self.save_layout()
+        self.files.closed_cleanly()
+        self.closing.emit()
+        event.accept()
+
+    def close_without_asking(self) -> bool:
+        """Close, discarding unsaved changes and ignoring guards (self-test, scripted shutdown)."""
+        self.history.setClean()
+        self.files._forced_dirty = False
+        guards, self.files.guards = self.files.guards, []
+        try:
+            return self.close()
+        finally:
+            self.files.guards = guards
+
+    # ------------------------------------------------------------------ drops
+    @staticmethod
+    def _dropped_stack(event) -> Path | None:
+        data = event.mimeData()
+        if not data.hasUrls():
+            return None
+        for url in data.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(files.SUFFIX):
+                return Path(url.toLocalFile())
+        return None
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_stack(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        path = self._dropped_stack(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        QTimer.singleShot(0, lambda: self.files.open_path(path))  # after the drag ends, not inside it
+
+
+__all__ = ["AREAS", "MainWindow", "default_example"]

@@ -1,0 +1,338 @@
+"""Export a stack as standalone PyTorch code (no torch needed to generate it).
+
+``to_python`` writes code that imports only torch and defines ``build_model()``,
+in one of two styles (the contrast the reference draws between ``nn`` and
+``nn.functional``):
+
+- ``"module"``: an ``nn.Sequential`` of ``nn`` layers, the way most people write it;
+- ``"functional"``: an ``nn.Module`` that owns its weights as explicit
+  ``nn.Parameter``s and calls ``torch.nn.functional`` in ``forward``.
+
+Both give the same output shape and parameter count as the stack, and the same
+numbers for the same weights (parameters are declared in the same order).
+Text from the stack (its name, description and labels) reaches the code
+only as escaped docstrings and comments, and the result is parsed before it
+is returned (docs/security.md).
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any
+
+from cnnviz.core.model.layers import CATALOGUE, LOSSES, REQUIRED, as_pair
+from cnnviz.core.shapes import StackReport, fmt_shape, infer
+from cnnviz.core.model.stack import Stack
+from cnnviz.core.model import text
+
+STYLES = ("module", "functional")
+
+# Keywords passed positionally, in torch's order, as people write them.
+_POSITIONAL = {
+    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
+    "Linear": ("in_features", "out_features"),
+    "BatchNorm2d": ("num_features",),
+    "MaxPool2d": ("kernel_size",),
+    "AvgPool2d": ("kernel_size",),
+    "AdaptiveAvgPool2d": ("output_size",),
+}
+
+
+class ExportError(ValueError):
+    """The stack cannot be exported (a shape error, or a missing package); the message says why."""
+
+
+def _lit(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_lit(v) for v in value) + ")"
+    if isinstance(value, float):
+        return repr(value)
+    return repr(value)
+
+
+def checked_report(stack: Stack) -> StackReport:
+    """The stack's report; ExportError with the reason when it cannot run."""
+    report = infer(stack)
+    if report.problem:
+        raise ExportError(f"the stack cannot be exported: {report.problem}")
+    return report
+
+
+def _call_args(type_name: str, resolved: dict[str, Any]) -> str:
+    spec = CATALOGUE.get(type_name) or LOSSES[type_name]
+    positional = _POSITIONAL.get(type_name, ())
+    parts = [_lit(resolved[name]) for name in positional]
+    for p in spec.params:
+        if p.name in positional:
+            continue
+        value = resolved.get(p.name)
+        if p.default is not REQUIRED and value == p.default and type(value) is type(p.default):
+            continue
+        if value is None and p.default is None:
+            continue
+        if p.name == "weight" and type_name in LOSSES:
+            parts.append(f"weight=torch.tensor({_lit(list(value))})")
+            continue
+        parts.append(f"{p.name}={_lit(value)}")
+    return ", ".join(parts)
+
+
+def _identifier(text: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    name = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not name or name[0].isdigit() or keyword.iskeyword(name):
+        name = "Net" + name
+    return name
+
+
+def _header(stack: Stack, report: StackReport, style: str) -> list[str]:
+    from cnnviz import __version__
+
+    desc = f"{text.for_docstring(stack.name)}: exported by cnnviz {__version__} ({style} style)."
+    loss_args = _call_args(stack.loss.type, report.loss.resolved)
+    lines = [
+        '"""' + desc,
+        "",
+        f"Input: N×{fmt_shape(report.input_shape)}. Output: N×{fmt_shape(report.output_shape)}. "
+        f"Parameters: {report.total_params:,}.",
+        f"Loss: nn.{stack.loss.type}({loss_args}).",
+    ]
+    if stack.description:
+        lines += ["", *(text.for_docstring(line) for line in _wrap(stack.description))]
+    lines += ['"""', "import torch", "from torch import nn"]
+    return lines
+
+
+def _wrap(words: str, width: int = 79) -> list[str]:
+    out, line = [], ""
+    for word in words.split():
+        if len(line) + len(word) + 1 > width:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        out.append(line)
+    return out
+
+
+def _footer(stack: Stack, report: StackReport) -> list[str]:
+    c, h, w = report.input_shape
+    return [
+        "",
+        "",
+        f"INPUT_SHAPE = ({c}, {h}, {w})",
+        f"NUM_PARAMETERS = {report.total_params}",
+        "",
+        "",
+        "def build_loss() -> nn.Module:",
+        f"    return nn.{stack.loss.type}({_call_args(stack.loss.type, report.loss.resolved)})",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    model = build_model()",
+        "    x = torch.zeros(2, *INPUT_SHAPE)",
+        "    y = model(x)",
+        "    n = sum(p.numel() for p in model.parameters())",
+        '    print(f"output {tuple(y.shape)}, {n:,} parameters")',
+        "",
+    ]
+
+
+def to_python(stack: Stack, style: str = "module") -> str:
+    """Standalone Python source defining ``build_model()`` and ``build_loss()``."""
+    if style not in STYLES:
+        raise ExportError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+    report = checked_report(stack)
+    lines = _header(stack, report, style)
+    if style == "module":
+        lines += _module_body(report)
+    else:
+        lines[-2:-2] = ["import math", ""]
+        lines += ["import torch.nn.functional as F"] + _functional_body(stack, report)
+    code = "\n".join(lines + _footer(stack, report))
+    _check_code(code)
+    return code
+
+
+def _check_code(code: str) -> None:
+    """The generated file must parse, and hold exactly the statements the generator writes: text from
+    the stack reaches it only as literals, comments and docstrings, never as code."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:  # a generator bug: never write a file that does not parse
+        raise ExportError(f"the generated code does not parse (line {exc.lineno}: {exc.msg}); "
+                          f"this is a bug in cnnviz") from None
+    allowed = (ast.Expr, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.If)
+    for node in tree.body:
+        if not isinstance(node, allowed) or (isinstance(node, ast.Expr) and node is not tree.body[0]):
+            raise ExportError(f"the generated code holds an unexpected statement at line {node.lineno}; "
+                              f"this is a bug in cnnviz")
+
+
+def _module_body(report: StackReport) -> list[str]:
+    lines = ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
+    for r in report.layers:
+        note = f"  # {r.index}: -> {fmt_shape(r.output_shape)}"
+        if r.label != r.type:
+            note += f" ({text.for_comment(r.label)})"
+        lines.append(f"        nn.{r.type}({_call_args(r.type, r.resolved)}),{note}")
+    lines.append("    )")
+    return lines
+
+
+def _functional_body(stack: Stack, report: StackReport) -> list[str]:
+    cls = _identifier(stack.name)
+    init = [f"class {cls}(nn.Module):",
+            f'    """{text.for_docstring(stack.name)} with explicit parameters and torch.nn.functional calls."""',
+            "",
+            "    def __init__(self) -> None:",
+            "        super().__init__()"]
+    reset = ["", "    @torch.no_grad()", "    def reset_parameters(self) -> None:",
+             '        """The same initialisation as the nn layers use."""']
+    fwd = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+    has_reset = False
+    for r in report.layers:
+        p, i = r.resolved, r.index
+        fwd.append(f"        # {i}: {r.type} -> {fmt_shape(r.output_shape)}")
+        if r.type == "Conv2d":
+            k = as_pair(p["kernel_size"])
+            cin, cout, g = p["in_channels"], p["out_channels"], p["groups"]
+            init.append(f"        self.w{i} = nn.Parameter(torch.empty({cout}, {cin // g}, {k[0]}, {k[1]}))")
+            reset += [f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))"]
+            if p["bias"]:
+                init.append(f"        self.b{i} = nn.Parameter(torch.empty({cout}))")
+                fan_in = (cin // g) * k[0] * k[1]
+                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fan_in}), 1 / math.sqrt({fan_in}))")
+            has_reset = True
+            fwd += _conv_call(i, p, k)
+        elif r.type == "Linear":
+            fin, fout = p["in_features"], p["out_features"]
+            init.append(f"        self.w{i} = nn.Parameter(torch.empty({fout}, {fin}))")
+            reset.append(f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))")
+            bias = "None"
+            if p["bias"]:
+                init.append(f"        self.b{i} = nn.Parameter(torch.empty({fout}))")
+                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fin}), 1 / math.sqrt({fin}))")
+                bias = f"self.b{i}"
+            has_reset = True
+            fwd.append(f"        x = F.linear(x, self.w{i}, {bias})")
+        elif r.type == "BatchNorm2d":
+            init_lines, call = _batchnorm(i, p)
+            init += init_lines
+            fwd += call
+        else:
+            fwd.append(f"        x = {_stateless_call(r.type, p, len(r.input_shape or ()) + 1)}")
+    fwd.append("        return x")
+    if has_reset:
+        init.append("        self.reset_parameters()")
+    else:
+        reset = []
+    body = init + reset + fwd
+    return ["", "", *body, "", "", "def build_model() -> nn.Module:", f"    return {cls}()"]
+
+
+def _conv_call(i: int, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
+    bias = f"self.b{i}" if p["bias"] else "None"
+    s, d, g = as_pair(p["stride"]), as_pair(p["dilation"]), p["groups"]
+    pad = p["padding"]
+    extra = ""
+    if s != (1, 1):
+        extra += f", stride={_lit(list(s)) if s[0] != s[1] else s[0]}"
+    if d != (1, 1):
+        extra += f", dilation={_lit(list(d)) if d[0] != d[1] else d[0]}"
+    if g != 1:
+        extra += f", groups={g}"
+    mode = p["padding_mode"]
+    if mode == "zeros":
+        if pad not in (0, "valid", [0, 0]):
+            extra = f", padding={_lit(pad)}" + extra
+        return [f"        x = F.conv2d(x, self.w{i}, {bias}{extra})"]
+    if pad == "same":
+        pads = [((d[a] * (k[a] - 1)) // 2, d[a] * (k[a] - 1) - (d[a] * (k[a] - 1)) // 2) for a in range(2)]
+    elif pad == "valid":
+        pads = [(0, 0), (0, 0)]
+    else:
+        pads = [(v, v) for v in as_pair(pad)]
+    # F.pad takes (left, right, top, bottom): width first.
+    order = (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
+    return [f"        x = F.pad(x, {order}, mode={mode!r})",
+            f"        x = F.conv2d(x, self.w{i}, {bias}{extra})"]
+
+
+def _batchnorm(i: int, p: dict[str, Any]) -> tuple[list[str], list[str]]:
+    c = p["num_features"]
+    init, call = [], []
+    w = b = "None"
+    if p["affine"]:
+        init.append(f"        self.w{i} = nn.Parameter(torch.ones({c}))")
+        w = f"self.w{i}"
+        if p["bias"]:
+            init.append(f"        self.b{i} = nn.Parameter(torch.zeros({c}))")
+            b = f"self.b{i}"
+    eps, momentum = p["eps"], p["momentum"]
+    if p["track_running_stats"]:
+        init += [f"        self.register_buffer('mean{i}', torch.zeros({c}))",
+                 f"        self.register_buffer('var{i}', torch.ones({c}))",
+                 f"        self.register_buffer('seen{i}', torch.tensor(0, dtype=torch.long))"]
+        if momentum is None:
+            call += ["        if self.training:",
+                     f"            self.seen{i} += 1",
+                     f"        factor = 1.0 / float(self.seen{i}) if self.training else 0.0"]
+            mom = "factor"
+        else:
+            call += ["        if self.training:", f"            self.seen{i} += 1"]
+            mom = repr(momentum)
+        call.append(f"        x = F.batch_norm(x, self.mean{i}, self.var{i}, {w}, {b}, self.training, {mom}, {eps!r})")
+    else:
+        call.append(f"        x = F.batch_norm(x, None, None, {w}, {b}, True, 0.0, {eps!r})")
+    return init, call
+
+
+def _stateless_call(type_name: str, p: dict[str, Any], rank: int) -> str:
+    if type_name == "ReLU":
+        return "F.relu(x, inplace=True)" if p["inplace"] else "F.relu(x)"
+    if type_name == "LeakyReLU":
+        return f"F.leaky_relu(x, {p['negative_slope']!r}{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "GELU":
+        return "F.gelu(x)" if p["approximate"] == "none" else f"F.gelu(x, approximate={p['approximate']!r})"
+    if type_name == "Sigmoid":
+        return "torch.sigmoid(x)"
+    if type_name == "Tanh":
+        return "torch.tanh(x)"
+    if type_name in ("Dropout", "Dropout2d"):
+        fn = "dropout" if type_name == "Dropout" else "dropout2d"
+        return f"F.{fn}(x, {p['p']!r}, self.training{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "Flatten":
+        return f"torch.flatten(x, {p['start_dim']}, {p['end_dim']})"
+    if type_name in ("Softmax", "LogSoftmax"):
+        dim = p["dim"] if p["dim"] is not None else (0 if rank in (0, 1, 3) else 1)
+        return f"F.{'softmax' if type_name == 'Softmax' else 'log_softmax'}(x, dim={dim})"
+    if type_name == "MaxPool2d":
+        k, s = p["kernel_size"], p["stride"]
+        args = f"x, {_lit(k)}"
+        args += f", stride={_lit(s)}" if s is not None else ""
+        if p["padding"] not in (0, [0, 0]):
+            args += f", padding={_lit(p['padding'])}"
+        if p["dilation"] not in (1, [1, 1]):
+            args += f", dilation={_lit(p['dilation'])}"
+        if p["ceil_mode"]:
+            args += ", ceil_mode=True"
+        return f"F.max_pool2d({args})"
+    if type_name == "AvgPool2d":
+        args = f"x, {_lit(p['kernel_size'])}"
+        args += f", stride={_lit(p['stride'])}" if p["stride"] is not None else ""
+        if p["padding"] not in (0, [0, 0]):
+            args += f", padding={_lit(p['padding'])}"
+        if p["ceil_mode"]:
+            args += ", ceil_mode=True"
+        if not p["count_include_pad"]:
+            args += ", count_include_pad=False"
+        if p["divisor_override"] is not None:
+            args += f", divisor_override={p['divisor_override']}"
+        return f"F.avg_pool2d({args})"
+    if type_name == "AdaptiveAvgPool2d":
+        return f"F.adaptive_avg_pool2d(x, {_lit(p['output_size'])})"
+    raise ExportError(f"no functional form for {type_name}")  # a catalogue entry without an exporter
