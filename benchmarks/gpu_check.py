@@ -46,9 +46,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cnnviz import cli  # noqa: E402
-from cnnviz.core.run import device_data, devices, engine, training
 from cnnviz.core.model import files  # noqa: E402
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack  # noqa: E402
+from cnnviz.core.run import device_data, devices, engine, training
 
 EXAMPLES = ROOT / "resources" / "examples"
 

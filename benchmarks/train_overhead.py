@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from cnnviz.core.run import build, devices, engine, training
 from cnnviz.core.model import files  # noqa: E402
+from cnnviz.core.run import build, devices, engine, training
 
 
 def bare_loop(session: engine.Session, seed: int):

@@ -16,7 +16,6 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from cnnviz import __version__
-
     from cnnviz.app.window.dialogs import Dialogs
     from cnnviz.app.window.errors import ErrorReporter
     from cnnviz.app.window.main_window import MainWindow, app_icon

@@ -17,7 +17,6 @@ from cnnviz.cli.parser import SUBCOMMANDS, build_parser
 from cnnviz.cli.summary import cmd_summary
 from cnnviz.cli.train import cmd_train
 
-
 COMMANDS = {"summary": cmd_summary, "train": cmd_train, "export": cmd_export}
 
 

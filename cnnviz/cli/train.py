@@ -87,8 +87,8 @@ def cmd_train(args, out: TextIO, err: TextIO) -> int:
 
 def run(stack, args, out: TextIO, err: TextIO) -> int:
     """Train ``stack`` as ``args`` asks (attributes that are None fall back to the file, then the defaults)."""
-    from cnnviz.core.run.faults import EngineError, NonFiniteError
     from cnnviz.core.model.stack import config_with
+    from cnnviz.core.run.faults import EngineError, NonFiniteError
 
     def arg(name: str) -> Any:
         return getattr(args, name, None)
@@ -215,10 +215,10 @@ def _fits_before_torch(stack, config):
     estimate; on any other device the model's parameters, which
     are built in this machine's memory before they move to the device. None when it fits, or when the
     stack is invalid (the session says why, with the summary)."""
-    from cnnviz.core.run import memory
     from cnnviz.core import shapes
-    from cnnviz.core.run.faults import NotEnoughMemory
     from cnnviz.core.model.text import one_line
+    from cnnviz.core.run import memory
+    from cnnviz.core.run.faults import NotEnoughMemory
 
     report = shapes.infer(stack)
     if not report.ok or report.num_classes is None:

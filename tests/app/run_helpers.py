@@ -48,8 +48,8 @@ def torch_forward(stack, index: int, upto: int, split: str = "test") -> np.ndarr
     """Layer ``upto``'s output for held-out sample ``index``, computed here with torch as a person would."""
     import torch
 
-    from cnnviz.core.run import build
     from cnnviz.core import data
+    from cnnviz.core.run import build
 
     config = stack.training or TrainingConfig()
     ds = data.load(config.data, stack.input.shape, config.seed)

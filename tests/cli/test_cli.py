@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cnnviz import cli
-from cnnviz.core.model import assets, files
 from cnnviz.core import shapes
+from cnnviz.core.model import assets, files
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET = str(assets.path("examples", "lenet5.cnnviz"))

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from cnnviz import cli
-from cnnviz.core.model import assets, files, outputs
 from cnnviz.core import export
+from cnnviz.core.model import assets, files, outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET = assets.path("examples", "lenet5.cnnviz")

@@ -230,9 +230,7 @@ def test_icon_renders_exist_at_every_size():
 
 
 def test_icon_renders_are_up_to_date_with_the_svg(qapp):
-    from PIL import ImageChops, ImageStat
-
-    from PIL import Image
+    from PIL import Image, ImageChops, ImageStat
 
     for size in (32, 256):
         fresh = make_icons.render(size)

@@ -19,11 +19,10 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from cnnviz.core.model import files, outputs
-from cnnviz.core.model.stack import SetStack, Stack, StackDocument
-
 from cnnviz.app.document.services import Answer, Asks, Remembers
 from cnnviz.app.document.undo import History
+from cnnviz.core.model import files, outputs
+from cnnviz.core.model.stack import SetStack, Stack, StackDocument
 
 log = logging.getLogger("cnnviz.files")
 

@@ -13,8 +13,18 @@ import itertools
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from cnnviz.core.model.stack import (Edit, InsertLayer, MoveLayer, RemoveLayer, ReplaceLayer, SetInput, SetLoss,
-                                     SetStack, Stack, StackDocument)
+from cnnviz.core.model.stack import (
+    Edit,
+    InsertLayer,
+    MoveLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetInput,
+    SetLoss,
+    SetStack,
+    Stack,
+    StackDocument,
+)
 
 _MERGE_ID = 0x636E76  # any fixed id: Qt only asks commands with equal ids to merge
 _sessions = itertools.count(1)

@@ -32,14 +32,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 
-from cnnviz.core.shapes import infer
-from cnnviz.core.model.stack import SetStack, Stack, TrainingConfig
-
 from cnnviz.app.document.undo import new_session
 from cnnviz.app.runner.hub import ViewsHub, network_key
-from cnnviz.app.runner.toolbar import RunToolbar
 from cnnviz.app.runner.messages import Build, Target
+from cnnviz.app.runner.toolbar import RunToolbar
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
+from cnnviz.core.model.stack import SetStack, Stack, TrainingConfig
+from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.runner")
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from cnnviz.core.shapes import fmt_shape
-from cnnviz.core.model.stack import Stack
-
 from cnnviz.app.views import CurvesView, FeatureMapView, FilterView, GradientView, SoftmaxView, SummaryTableView
 from cnnviz.app.views.gradients import fmt_difference
+from cnnviz.core.model.stack import Stack
+from cnnviz.core.shapes import fmt_shape
 
 
 def network_key(stack: Stack) -> tuple:

@@ -15,13 +15,11 @@ import math
 import numpy as np
 from PySide6.QtCore import QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QDoubleValidator, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QStyle, QToolBar, QToolButton,
-                               QWidget)
-
-from cnnviz.core import data
-from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QStyle, QToolBar, QToolButton, QWidget
 
 from cnnviz.app.plain_text import tooltip
+from cnnviz.core import data
+from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
 
 OPEN_IMAGE = "\x00image"
 OPEN_FOLDER = "\x00folder"

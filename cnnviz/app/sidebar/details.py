@@ -9,11 +9,11 @@ from html import escape
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
-from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
-from cnnviz.core.model.stack import Layer, Stack, StackDocument
-
 from cnnviz.app.sidebar import display as fmt
+from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
+from cnnviz.core.model.stack import Layer, Stack, StackDocument
+from cnnviz.core.model.units import format_bytes
+from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
 
 _CSS = """
 body { margin: 4px; }
@@ -123,7 +123,7 @@ def layer_html(stack: Stack, report: StackReport, i: int) -> str:
                                                       else "")))
         pairs.append(("multiply-adds", f"{r.macs:,} per sample" if r.macs else "0"))
         n = r.activation_elements
-        pairs.append(("activation", f"{n:,} values, {fmt.byte_size(4 * n)} in float32 per sample"))
+        pairs.append(("activation", f"{n:,} values, {format_bytes(4 * n)} in float32 per sample"))
         rf = r.receptive_field
         if rf is not None:
             size = fmt.pair_text(list(rf.size))

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from cnnviz.core.model.layers import CATALOGUE, as_pair, resolved_params
-from cnnviz.core.shapes import LayerReport, fmt_shape
 from cnnviz.core.model.stack import Layer
+from cnnviz.core.shapes import LayerReport, fmt_shape
 
 OK, WARNING, ERROR, UNREACHABLE = "ok", "warning", "error", "unreachable"
 
@@ -109,22 +109,3 @@ def shape_flow(report: LayerReport | None) -> str:
     return f"{fmt_shape(report.input_shape)} → {fmt_shape(report.output_shape)}"
 
 
-def count(n: int) -> str:
-    return f"{n:,}"
-
-
-def short_count(n: int) -> str:
-    """61706 -> "61.7 k"; 4_200_000 -> "4.2 M"."""
-    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return str(n)
-
-
-def byte_size(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

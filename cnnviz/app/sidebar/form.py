@@ -6,10 +6,9 @@ from typing import Any, Iterable
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
-from cnnviz.core.model.layers import REQUIRED, Param
-
 from cnnviz.app.document.undo import is_history_key, new_session
 from cnnviz.app.sidebar.fields import Field, make_field
+from cnnviz.core.model.layers import REQUIRED, Param
 
 RESET = object()  # "remove this keyword": torch's default again
 

@@ -6,10 +6,9 @@ from dataclasses import replace
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QSpinBox, QVBoxLayout, QWidget
 
+from cnnviz.app.document.undo import History, is_history_key, new_session
 from cnnviz.core.model.layers import MAX_INPUT_CHANNELS, MAX_INPUT_SIZE
 from cnnviz.core.model.stack import InputSpec, SetInput, SetStack, Stack
-
-from cnnviz.app.document.undo import History, is_history_key, new_session
 
 PRESETS = (
     ("1×28×28  MNIST, Fashion-MNIST", (1, 28, 28)),

@@ -7,12 +7,11 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from cnnviz.core.model.layers import LOSSES, REQUIRED
-from cnnviz.core.shapes import infer
-from cnnviz.core.model.stack import Loss, SetLoss, Stack
-
 from cnnviz.app.document.undo import History, new_session
 from cnnviz.app.sidebar.form import RESET, ParamForm
+from cnnviz.core.model.layers import LOSSES, REQUIRED
+from cnnviz.core.model.stack import Loss, SetLoss, Stack
+from cnnviz.core.shapes import infer
 
 
 def loss_edit(loss: Loss, key: str, value: Any) -> SetLoss:

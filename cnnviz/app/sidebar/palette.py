@@ -5,9 +5,8 @@ from PySide6.QtCore import QByteArray, QMimeData, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from cnnviz.core.model.layers import by_group
-
 from cnnviz.app.sidebar.stack_model import TYPE_MIME
+from cnnviz.core.model.layers import by_group
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
 

@@ -11,14 +11,13 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QVBoxLayout, QWidget
 
-from cnnviz.core.model.layers import CATALOGUE, REQUIRED, LayerSpec
-from cnnviz.core.shapes import LayerReport, infer
-from cnnviz.core.model.stack import Layer, ReplaceLayer, Stack, StackDocument
-
 from cnnviz.app.document.undo import History, new_session
 from cnnviz.app.sidebar.form import RESET, ParamForm
 from cnnviz.app.sidebar.input_editor import InputEditor
 from cnnviz.app.sidebar.loss_editor import LossEditor
+from cnnviz.core.model.layers import CATALOGUE, REQUIRED, LayerSpec
+from cnnviz.core.model.stack import Layer, ReplaceLayer, Stack, StackDocument
+from cnnviz.core.shapes import LayerReport, infer
 
 
 def same_value(value: Any, default: Any) -> bool:

@@ -3,14 +3,33 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QPainter, QPainterPath, QPalette, QPen
-from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
-                               QVBoxLayout, QWidget)
-
-from cnnviz.core.model.stack import InsertLayer, MoveLayer, RemoveLayer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cnnviz.app.sidebar import display as fmt
-from cnnviz.app.sidebar.stack_model import (INPUT, KIND_ROLE, LAYER, LOSS, MESSAGE_ROLE, ROWS_MIME, SHAPE_ROLE,
-                                            STATUS_ROLE, SUMMARY_ROLE, TITLE_ROLE, TYPE_MIME, StackListModel)
+from cnnviz.app.sidebar.stack_model import (
+    INPUT,
+    KIND_ROLE,
+    LAYER,
+    LOSS,
+    MESSAGE_ROLE,
+    ROWS_MIME,
+    SHAPE_ROLE,
+    STATUS_ROLE,
+    SUMMARY_ROLE,
+    TITLE_ROLE,
+    TYPE_MIME,
+    StackListModel,
+)
+from cnnviz.core.model.stack import InsertLayer, MoveLayer, RemoveLayer
 
 RED = QColor("#c62828")
 RED_TINT = QColor(198, 40, 40, 28)

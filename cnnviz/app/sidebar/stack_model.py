@@ -13,13 +13,11 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractListModel, QByteArray, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from cnnviz.core.model.layers import CATALOGUE, LOSSES
-from cnnviz.core.shapes import StackReport, fmt_shape, infer
-from cnnviz.core.model.stack import (Edit, InsertLayer, Layer, MoveLayer, ReplaceLayer, SetStack, Stack,
-                                     StackDocument)
-
 from cnnviz.app.plain_text import tooltip
 from cnnviz.app.sidebar import display as fmt
+from cnnviz.core.model.layers import CATALOGUE, LOSSES
+from cnnviz.core.model.stack import Edit, InsertLayer, Layer, MoveLayer, ReplaceLayer, SetStack, Stack, StackDocument
+from cnnviz.core.shapes import StackReport, fmt_shape, infer
 
 ROWS_MIME = "application/x-cnnviz-layer-rows"
 TYPE_MIME = "application/x-cnnviz-layer-type"

@@ -272,10 +272,6 @@ def fmt_value(v: float) -> str:
     return f"{v:.3e}"
 
 
-def fmt_count(n: int) -> str:
-    return f"{n:,}"
-
-
 # ------------------------------------------------------------------ Qt helpers
 def make_throttler(parent: QtCore.QObject, slot: Callable[[], None], ms: int = REDRAW_MS) -> QSignalThrottler:
     """A leading-edge throttler: the first request redraws at once, bursts coalesce to one redraw per ``ms``.

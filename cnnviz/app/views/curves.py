@@ -14,9 +14,21 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from cnnviz.app.views._common import (BLUE, ORANGE, REDRAW_MS, VERMILION, GridLines, ViewPanel, fmt_value,
-                                      graphics_widget, label_style, make_throttler, palette_colors, status_label,
-                                      style_axes)
+from cnnviz.app.views._common import (
+    BLUE,
+    ORANGE,
+    REDRAW_MS,
+    VERMILION,
+    GridLines,
+    ViewPanel,
+    fmt_value,
+    graphics_widget,
+    label_style,
+    make_throttler,
+    palette_colors,
+    status_label,
+    style_axes,
+)
 
 REDRAW_SHARE = 0.3      # at most about this share of the GUI thread goes to redrawing curves
 MAX_REDRAW_MS = 250

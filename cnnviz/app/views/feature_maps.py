@@ -14,10 +14,29 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cnnviz.app.views._common import (DIVERGING, MAP_BACKGROUND, SEQUENTIAL, ViewPanel, as_maps, best_columns,
-                                      colormap, compute_levels, fmt_value, gap_path, graphics_widget, lut,
-                                      make_throttler, mosaic, palette_colors, round_levels, status_label, tile_at,
-                                      tile_origin, tile_overlays, title_label)
+from cnnviz.app.views._common import (
+    DIVERGING,
+    MAP_BACKGROUND,
+    SEQUENTIAL,
+    ViewPanel,
+    as_maps,
+    best_columns,
+    colormap,
+    compute_levels,
+    fmt_value,
+    gap_path,
+    graphics_widget,
+    lut,
+    make_throttler,
+    mosaic,
+    palette_colors,
+    round_levels,
+    status_label,
+    tile_at,
+    tile_origin,
+    tile_overlays,
+    title_label,
+)
 
 KEEP_LEVELS_SHARE = 0.6   # new data spanning at least this share of the current levels keeps them
 LEVEL_MODES = (("auto", "auto"), ("symmetric", "± max |value|"), ("minmax", "min – max"))

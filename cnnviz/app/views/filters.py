@@ -7,9 +7,26 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cnnviz.app.views._common import (DIVERGING, ViewPanel, colormap, compute_levels, fmt_value, gap_path,
-                                      graphics_widget, label_style, lut, make_throttler, mosaic, palette_colors,
-                                      round_levels, status_label, style_axes, tile_at, tile_overlays, title_label)
+from cnnviz.app.views._common import (
+    DIVERGING,
+    ViewPanel,
+    colormap,
+    compute_levels,
+    fmt_value,
+    gap_path,
+    graphics_widget,
+    label_style,
+    lut,
+    make_throttler,
+    mosaic,
+    palette_colors,
+    round_levels,
+    status_label,
+    style_axes,
+    tile_at,
+    tile_overlays,
+    title_label,
+)
 
 MAX_SHOWN = 64
 

@@ -10,9 +10,22 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from cnnviz.app.plain_text import escaped
-from cnnviz.app.views._common import (BLUE, GREEN, GREY, ORANGE, VERMILION, GridLines, ViewPanel, fmt_value,
-                                      graphics_widget, label_style, make_throttler, palette_colors, status_label,
-                                      style_axes)
+from cnnviz.app.views._common import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    VERMILION,
+    GridLines,
+    ViewPanel,
+    fmt_value,
+    graphics_widget,
+    label_style,
+    make_throttler,
+    palette_colors,
+    status_label,
+    style_axes,
+)
 
 
 def fmt_difference(d: float) -> str:

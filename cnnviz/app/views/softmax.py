@@ -9,9 +9,21 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from cnnviz.app.plain_text import escaped
-from cnnviz.app.views._common import (BLUE, GREEN, GREY, VERMILION, GridLines, ViewPanel, fmt_value,
-                                      graphics_widget, make_throttler, palette_colors, status_label, style_axes,
-                                      title_label)
+from cnnviz.app.views._common import (
+    BLUE,
+    GREEN,
+    GREY,
+    VERMILION,
+    GridLines,
+    ViewPanel,
+    fmt_value,
+    graphics_widget,
+    make_throttler,
+    palette_colors,
+    status_label,
+    style_axes,
+    title_label,
+)
 
 LOG_FLOOR = -100.0   # where log-probabilities of exactly 0 are drawn
 

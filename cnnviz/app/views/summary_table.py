@@ -9,10 +9,9 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
-
-from cnnviz.core.shapes.summary import fmt_bytes, fmt_si
 from cnnviz.app.views._common import ViewPanel
+from cnnviz.core.model.units import format_bytes, format_si
+from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
 
 ERROR_TEXT = QtGui.QColor("#B3261E")
 ERROR_BACKGROUND = QtGui.QColor("#FDECEA")
@@ -165,10 +164,10 @@ def totals_text(report: StackReport) -> str:
     parts = [
         f"Total params: {report.total_params:,}",
         f"trainable: {report.trainable_params:,}",
-        f"MACs per sample: {report.total_macs:,} ({fmt_si(report.total_macs)})",
-        f"input per sample: {fmt_bytes(4 * c * h * w)}",
-        f"activations per sample (forward): {fmt_bytes(4 * activations)}",
-        f"parameters: {fmt_bytes(4 * report.total_params)}",
+        f"MACs per sample: {report.total_macs:,} ({format_si(report.total_macs)})",
+        f"input per sample: {format_bytes(4 * c * h * w)}",
+        f"activations per sample (forward): {format_bytes(4 * activations)}",
+        f"parameters: {format_bytes(4 * report.total_params)}",
     ]
     return "  ·  ".join(parts)
 

@@ -25,24 +25,22 @@ from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar, QToolButton,
-                               QWidget)
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar, QToolButton, QWidget
 
-from cnnviz.core.model import assets, files
-from cnnviz.core.model.layers import by_group
-from cnnviz.core.shapes import fmt_shape, infer
-from cnnviz.core.model.stack import Stack, StackDocument
-
-from cnnviz.app.window.dialogs import Dialogs
 from cnnviz.app.document.export_ui import Exporter
 from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
-from cnnviz.app.window.settings import Locations, Settings
+from cnnviz.app.document.undo import History
 from cnnviz.app.sidebar.details import DetailsPanel
 from cnnviz.app.sidebar.palette import Palette
 from cnnviz.app.sidebar.properties import PropertyEditor
 from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import StackListModel
-from cnnviz.app.document.undo import History
+from cnnviz.app.window.dialogs import Dialogs
+from cnnviz.app.window.settings import Locations, Settings
+from cnnviz.core.model import assets, files
+from cnnviz.core.model.layers import by_group
+from cnnviz.core.model.stack import Stack, StackDocument
+from cnnviz.core.shapes import fmt_shape, infer
 
 log = logging.getLogger("cnnviz.window")
 

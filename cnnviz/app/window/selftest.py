@@ -276,8 +276,8 @@ def _forward(stack, report) -> tuple[str, str]:
     import numpy as np
     import torch
 
-    from cnnviz.core.run import build
     from cnnviz.core import data
+    from cnnviz.core.run import build
 
     name = (getattr(getattr(stack, "training", None), "dataset", None) or "fashion-mnist")
     if name not in data.NAMES:
@@ -368,8 +368,8 @@ def self_test(file: str | None, rest: Sequence[str] = (), out: TextIO | None = N
     if "QT_QPA_PLATFORM" in os.environ and not _ORIGINAL_PLATFORM:
         _ORIGINAL_PLATFORM["QT_QPA_PLATFORM"] = os.environ["QT_QPA_PLATFORM"]
 
-    from cnnviz.core.model import assets, files
     from cnnviz.core import shapes
+    from cnnviz.core.model import assets, files
 
     path = Path(file) if file else assets.path("examples", "lenet5.cnnviz")
     try:

@@ -7,8 +7,17 @@
 The names below are the API; :mod:`.bundled`'s docstring describes the arrays.
 """
 from cnnviz.core.data.bundled import NAMES, describe, load
-from cnnviz.core.data.dataset import (FOLDER_PREFIX, MAX_BYTES, TEST_FRACTION, DataError, DataSplit, Dataset,
-                                      Progress, clear_cache, normalize)
+from cnnviz.core.data.dataset import (
+                                      FOLDER_PREFIX,
+                                      MAX_BYTES,
+                                      TEST_FRACTION,
+                                      DataError,
+                                      Dataset,
+                                      DataSplit,
+                                      Progress,
+                                      clear_cache,
+                                      normalize,
+)
 from cnnviz.core.data.images import FITS, IMAGE_SUFFIXES, MAX_FOLDER_IMAGES, MAX_IMAGE_PIXELS, load_folder, load_image
 from cnnviz.core.data.synthetic import SHAPE_CLASSES, generate_shapes
 

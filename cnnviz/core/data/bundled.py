@@ -50,16 +50,29 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnviz.core.data.dataset import (
+    FOLDER_PREFIX,
+    TEST_FRACTION,
+    DataError,
+    DataSplit,
+    Progress,
+    _balanced_order,
+    _budget_note,
+    _cache_get,
+    _cache_put,
+    _check_seed,
+    _check_shape,
+    _finish,
+    _fit_budget,
+    _resize_grey,
+    _stratified_split,
+)
+from cnnviz.core.data.images import (
+    MAX_FOLDER_IMAGES,
+    load_folder,
+)
+from cnnviz.core.data.synthetic import SHAPE_CLASSES, SHAPES_TEST, SHAPES_TRAIN, _load_shapes
 from cnnviz.core.model import assets
-from cnnviz.core.data.dataset import (FOLDER_PREFIX, MAX_BYTES, TEST_FRACTION, DataError, DataSplit, Dataset,
-                                      Progress, _balanced_order, _budget_note, _cache_get, _cache_put,
-                                      _check_seed, _check_shape, _finish, _fit_budget, _resize_grey,
-                                      _stratified_split, clear_cache, normalize)
-from cnnviz.core.data.images import (FITS, IMAGE_SUFFIXES, MAX_FOLDER_IMAGES, MAX_IMAGE_PIXELS, load_folder,
-                                     load_image)  # noqa: F401
-from cnnviz.core.data.synthetic import SHAPE_CLASSES, SHAPES_TEST, SHAPES_TRAIN, _load_shapes, generate_shapes  # noqa: F401
-
-
 
 NAMES = ("digits", "fashion-mnist", "shapes")
 

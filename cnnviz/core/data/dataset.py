@@ -13,7 +13,6 @@ import numpy as np
 
 from cnnviz.core.model.layers import MAX_INPUT_CHANNELS, MAX_INPUT_SIZE
 
-
 FOLDER_PREFIX = "folder:"
 """A data-set name that starts with this names a folder of the person's images."""
 TEST_FRACTION = 0.2

@@ -18,13 +18,22 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
 from cnnviz.core.data import dataset
-from cnnviz.core.data.dataset import (FOLDER_PREFIX, TEST_FRACTION, DataError, DataSplit, Progress,
-                                      _balanced_order, _cache_get, _cache_put, _check_seed, _check_shape, _finish,
-                                      _fit_budget)
-
-
-
+from cnnviz.core.data.dataset import (
+    FOLDER_PREFIX,
+    TEST_FRACTION,
+    DataError,
+    DataSplit,
+    Progress,
+    _balanced_order,
+    _cache_get,
+    _cache_put,
+    _check_seed,
+    _check_shape,
+    _finish,
+    _fit_budget,
+)
 
 MAX_FOLDER_IMAGES = 20_000
 """Images read from one folder at most; a larger folder gives a class-balanced subset."""

@@ -4,11 +4,18 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from cnnviz.core.data.dataset import (_CHUNK_PIXELS, DataError, DataSplit, Dataset, _budget_note, _check_seed,
-                                      _check_shape, _finish, _fit_budget)
 
-
-
+from cnnviz.core.data.dataset import (
+    _CHUNK_PIXELS,
+    DataError,
+    Dataset,
+    DataSplit,
+    _budget_note,
+    _check_seed,
+    _check_shape,
+    _finish,
+    _fit_budget,
+)
 
 SHAPES_TRAIN = 8_000
 

@@ -20,10 +20,10 @@ import keyword
 import re
 from typing import Any
 
-from cnnviz.core.model.layers import CATALOGUE, LOSSES, REQUIRED, as_pair
-from cnnviz.core.shapes import StackReport, fmt_shape, infer
-from cnnviz.core.model.stack import Stack
 from cnnviz.core.model import text
+from cnnviz.core.model.layers import CATALOGUE, LOSSES, REQUIRED, as_pair
+from cnnviz.core.model.stack import Stack
+from cnnviz.core.shapes import StackReport, fmt_shape, infer
 
 STYLES = ("module", "functional")
 

@@ -11,8 +11,7 @@
 from cnnviz.core.model.files import StackFileError
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, LayerSpec, Param
 from cnnviz.core.model.outputs import OutputRefused
-from cnnviz.core.model.stack import (Edit, InputSpec, Layer, Loss, Stack, StackDocument, TrainingConfig,
-                                     config_with)
+from cnnviz.core.model.stack import Edit, InputSpec, Layer, Loss, Stack, StackDocument, TrainingConfig, config_with
 
 __all__ = ["CATALOGUE", "LOSSES", "Edit", "InputSpec", "Layer", "LayerSpec", "Loss", "OutputRefused", "Param",
            "Stack", "StackDocument", "StackFileError", "TrainingConfig", "config_with"]

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnviz.core.model import outputs
-from cnnviz.core.model.layers import (CATALOGUE, LOSSES, MAX_INPUT_CHANNELS, MAX_INPUT_SIZE, MAX_LAYERS, Param,
-                                      INT, FLOAT, CHOICE)
+from cnnviz.core.model.layers import (
+    CATALOGUE,
+    CHOICE,
+    FLOAT,
+    INT,
+    LOSSES,
+    MAX_INPUT_CHANNELS,
+    MAX_INPUT_SIZE,
+    MAX_LAYERS,
+    Param,
+)
 from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
 from cnnviz.core.model.validate import check_params, check_value
 

@@ -8,8 +8,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnviz.core.model.layers import (BOOL, CHOICE, FLOAT, INT, OPT_FLOAT, OPT_INT, OPT_PAIR, PADDING, PAIR, SIZE,
-                                      WEIGHTS, MAX_CLASSES, LayerSpec, Param)
+from cnnviz.core.model.layers import (
+    BOOL,
+    CHOICE,
+    FLOAT,
+    INT,
+    MAX_CLASSES,
+    OPT_FLOAT,
+    OPT_INT,
+    OPT_PAIR,
+    PADDING,
+    PAIR,
+    SIZE,
+    WEIGHTS,
+    LayerSpec,
+    Param,
+)
 
 
 def _is_int(v: Any) -> bool:

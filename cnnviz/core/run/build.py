@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, REQUIRED
-from cnnviz.core.shapes import StackReport, infer
 from cnnviz.core.model.stack import Loss, Stack
+from cnnviz.core.shapes import StackReport, infer
 
 
 class StackInvalid(ValueError):

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import torch
 
+from cnnviz.core.model.units import format_bytes
 from cnnviz.core.run.faults import DeviceError
 
 SPEC_RE = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d{1,4}))?$")
@@ -37,14 +38,6 @@ class DeviceInfo:
         if self.memory_bytes:
             parts.append(format_bytes(self.memory_bytes))
         return " · ".join(parts)
-
-
-def format_bytes(n: int) -> str:
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.0f} MiB"
-    return f"{n} bytes"
 
 
 @lru_cache(maxsize=1)

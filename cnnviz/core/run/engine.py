@@ -31,20 +31,29 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from cnnviz.core.run import build, devices, identities, memory
-from cnnviz.core.run.device_data import Batches, DeviceSplit, fits_on_device, load_data
-from cnnviz.core.run.hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
-from cnnviz.core.run.faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError,
-                                    NotEnoughMemory, OutOfMemory, StackRefused)
-from cnnviz.core.shapes import StackReport, fmt_shape
 from cnnviz.core.model.stack import Stack, TrainingConfig, config_with  # noqa: F401  (config_with: the engine's API too)
 from cnnviz.core.model.text import one_line
+from cnnviz.core.model.units import format_bytes
+from cnnviz.core.run import build, devices, identities, memory
+from cnnviz.core.run.device_data import Batches, DeviceSplit, fits_on_device, load_data
+from cnnviz.core.run.faults import (
+    DataUnavailable,
+    DeviceError,
+    EngineError,
+    LayerFailed,
+    NonFiniteError,
+    NotEnoughMemory,
+    OutOfMemory,
+    StackRefused,
+)
+from cnnviz.core.run.hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
+from cnnviz.core.shapes import StackReport, fmt_shape
 
 __all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
            "NonFiniteError", "OutOfMemory", "NotEnoughMemory", "LayerFailed", "model_mode", "load_data",
@@ -315,8 +324,8 @@ class Session:
         own photo has none) the loss and gradients are taken for the class the
         model predicts, and the probe's ``split`` is ``"image"``.
         """
-        from cnnviz.core.run import probes
         from cnnviz.core.data import Dataset
+        from cnnviz.core.run import probes
 
         image = np.asarray(image, dtype=np.float32)
         if image.shape != tuple(self.stack.input.shape):
@@ -372,7 +381,7 @@ class Session:
         self._recover_memory()
         batch = self.batch_size
         info = self.device_info
-        memory = f", {devices.format_bytes(info.memory_bytes)}" if info.memory_bytes else ""
+        memory = f", {format_bytes(info.memory_bytes)}" if info.memory_bytes else ""
         where = f"{info.id} ({info.name}{memory})"
         if batch > 1:
             smaller = max(1, batch // 2)

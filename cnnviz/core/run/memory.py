@@ -62,9 +62,10 @@ from pathlib import Path
 
 from cnnviz.core.data import dataset
 from cnnviz.core.data.dataset import FOLDER_PREFIX
+from cnnviz.core.data.synthetic import SHAPES_TEST, SHAPES_TRAIN
+from cnnviz.core.model.units import format_bytes
 from cnnviz.core.run.faults import NotEnoughMemory
 from cnnviz.core.shapes.reports import StackReport
-from cnnviz.core.data.synthetic import SHAPES_TEST, SHAPES_TRAIN
 
 F32 = 4
 """Bytes of one float32."""
@@ -83,21 +84,6 @@ _UNLIMITED = 1 << 60
 
 
 # ------------------------------------------------------------------ formatting
-def fmt_bytes(n: float) -> str:
-    """``45.2 GiB``, ``31 MiB``, ``0.9 MiB``, ``12 KiB``: one or two significant figures a person reads."""
-    if n >= 1 << 40:
-        return f"{n / (1 << 40):,.1f} TiB"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    if n >= 10 << 20:
-        return f"{n / (1 << 20):.0f} MiB"
-    if n >= (1 << 20) // 10:
-        return f"{n / (1 << 20):.1f} MiB"
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.0f} KiB"
-    return f"{int(n)} bytes"
-
-
 def _round_down(n: int) -> int:
     """Two significant figures, rounded down (3,787 → 3,700), so a suggested batch reads as a choice."""
     if n < 100:
@@ -317,12 +303,12 @@ def check_training_fits(est: Estimate, free: int | None, *, name: str, where: st
     if free is None or est.total_bytes <= free:
         return
     batch = est.batch_size
-    parts = [f"activations {fmt_bytes(est.activation_bytes)} at batch {batch:,}",
-             f"{est.model_label} {fmt_bytes(est.model_bytes)}"]
+    parts = [f"activations {format_bytes(est.activation_bytes)} at batch {batch:,}",
+             f"{est.model_label} {format_bytes(est.model_bytes)}"]
     if est.data_bytes:
-        parts.append(f"data {fmt_bytes(est.data_bytes)}")
-    head = (f"training {name} at batch {batch:,} needs about {fmt_bytes(est.total_bytes)} ({', '.join(parts)}) "
-            f"but {where} has {fmt_bytes(free)} free")
+        parts.append(f"data {format_bytes(est.data_bytes)}")
+    head = (f"training {name} at batch {batch:,} needs about {format_bytes(est.total_bytes)} ({', '.join(parts)}) "
+            f"but {where} has {format_bytes(free)} free")
     fits = est.max_batch(free)
     suggested = _round_down(fits)
     fix = f"use a batch of at most {suggested:,}" if suggested >= 1 else _what_to_shrink(est, int(free))
@@ -365,8 +351,8 @@ def _what_to_shrink(est: Estimate, free: int) -> str:
 
     def share(verb: str) -> str:
         if size > free:
-            return f"alone {verb} {fmt_bytes(size)}"
-        return f"{verb} {fmt_bytes(size)} of the {fmt_bytes(est.total_bytes)}"
+            return f"alone {verb} {format_bytes(size)}"
+        return f"{verb} {format_bytes(size)} of the {format_bytes(est.total_bytes)}"
 
     if biggest == "model":
         index, label, n = est.largest_params
@@ -375,7 +361,7 @@ def _what_to_shrink(est: Estimate, free: int) -> str:
     c, h, w = est.input_shape
     if biggest == "data":
         return (f"the data set at {c}×{h}×{w} {share('takes')}; use a smaller input "
-                f"(the loader keeps at most {fmt_bytes(dataset.MAX_BYTES)} of images, and a copy is normalised)")
+                f"(the loader keeps at most {format_bytes(dataset.MAX_BYTES)} of images, and a copy is normalised)")
     index, label, n = est.largest_output
     where = "the input" if index < 0 else f"layer {index} ({label})"
     return (f"one sample's activations {share('need')}; use a smaller input, a stride or pooling, "
@@ -397,8 +383,8 @@ def check_model_fits(report: StackReport, free_bytes: int | None = None, *, wher
     if free is not None and need > free:
         index, label, n = est.largest_params
         raise NotEnoughMemory(
-            f"building the model needs about {fmt_bytes(need)} for its {report.total_params:,} parameters but "
-            f"{where} has {fmt_bytes(free)} free: use fewer channels or features (layer {index} ({label}) holds "
+            f"building the model needs about {format_bytes(need)} for its {report.total_params:,} parameters but "
+            f"{where} has {format_bytes(free)} free: use fewer channels or features (layer {index} ({label}) holds "
             f"{n:,} parameters)", device=device, batch_size=0, suggested_batch=0, needed_bytes=need,
             free_bytes=int(free))
     return need

@@ -49,16 +49,16 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 
 from cnnviz.core.model import outputs
-from cnnviz.core.run.faults import EngineError
 from cnnviz.core.model.stack import Stack
+from cnnviz.core.run.faults import EngineError
 
 FORMAT = "cnnviz.weights"
 VERSION = "1"

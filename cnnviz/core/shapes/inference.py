@@ -16,14 +16,21 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Callable
 
-from cnnviz.core.shapes import lints
-from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding  # noqa: F401  (part of this module's API)
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, resolved_params
-from cnnviz.core.shapes.reports import (LayerFail, LayerReport, LossReport, ReceptiveField, StackReport,
-                                        _with_fixes, fmt_shape)
-from cnnviz.core.shapes.rules import RULES, Ctx, Out, _count
 from cnnviz.core.model.stack import Layer, Loss, Stack
 from cnnviz.core.model.validate import check_params
+from cnnviz.core.shapes import lints
+from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding  # noqa: F401  (part of this module's API)
+from cnnviz.core.shapes.reports import (
+    LayerFail,
+    LayerReport,
+    LossReport,
+    ReceptiveField,
+    StackReport,
+    _with_fixes,
+    fmt_shape,
+)
+from cnnviz.core.shapes.rules import RULES, Ctx, Out, _count
 
 MAX_LAYER_PARAMS = 1 << 30      # 4 GiB of float32 weights in one layer
 MAX_ACTIVATION = 1 << 30        # elements per sample

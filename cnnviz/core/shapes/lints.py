@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from cnnviz.core.model.layers import CATALOGUE
 
 if TYPE_CHECKING:
-    from cnnviz.core.shapes.inference import LayerReport
     from cnnviz.core.model.stack import Stack
+    from cnnviz.core.shapes.inference import LayerReport
 
 _PASSTHROUGH = {"Dropout", "Dropout2d"}
 _ACTIVATIONS = {spec.type for spec in CATALOGUE.values() if spec.group == "activation"}

@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from cnnviz.core.shapes.formulas import conv_out, pool_out, rf_step as _rf_step, same_padding
 from cnnviz.core.model.layers import CATALOGUE, MAX_KERNEL, as_pair
-from cnnviz.core.shapes.reports import LayerFail, LayerReport, ReceptiveField, _or_list, fmt_shape
 from cnnviz.core.model.stack import Layer
+from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding
+from cnnviz.core.shapes.formulas import rf_step as _rf_step
+from cnnviz.core.shapes.reports import LayerFail, LayerReport, ReceptiveField, _or_list, fmt_shape
 
 _AXES = ("height", "width")
 _SYM = ("H", "W")

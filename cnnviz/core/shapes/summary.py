@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnviz.core.shapes.inference import LayerReport, StackReport, fmt_shape, infer
 from cnnviz.core.model.stack import Stack
 from cnnviz.core.model.text import one_line
+from cnnviz.core.model.units import format_bytes, format_si
+from cnnviz.core.shapes.inference import LayerReport, StackReport, fmt_shape, infer
 
 FORMAT = "cnnviz.summary"
 VERSION = 1
@@ -61,22 +62,6 @@ def to_json(stack: Stack, report: StackReport | None = None) -> dict[str, Any]:
     }
 
 
-def fmt_si(n: float) -> str:
-    """1234567 -> '1.23 M'."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n:g}"
-
-
-def fmt_bytes(n: float) -> str:
-    """Binary units, two decimals: 62464 -> '61.00 KB'."""
-    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
-
 def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) -> str:
     """A table like torchinfo's, with each layer's error and warnings inline under its row."""
     report = report or infer(stack)
@@ -111,10 +96,10 @@ def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) ->
     lines += [
         f"Total params: {report.total_params:,}",
         f"Trainable params: {report.trainable_params:,}",
-        f"MACs per sample: {report.total_macs:,} ({fmt_si(report.total_macs)})",
-        f"Input size per sample: {fmt_bytes(4 * report.input_shape[0] * report.input_shape[1] * report.input_shape[2])}",
-        f"Activations per sample (forward): {fmt_bytes(4 * total_act)}",
-        f"Parameters size: {fmt_bytes(4 * report.total_params)}",
+        f"MACs per sample: {report.total_macs:,} ({format_si(report.total_macs)})",
+        f"Input size per sample: {format_bytes(4 * report.input_shape[0] * report.input_shape[1] * report.input_shape[2])}",
+        f"Activations per sample (forward): {format_bytes(4 * total_act)}",
+        f"Parameters size: {format_bytes(4 * report.total_params)}",
     ]
     bad = report.first_error
     if bad is not None:

@@ -7,7 +7,6 @@ from PySide6.QtGui import QFocusEvent
 
 from cnnviz.core.model import files
 from cnnviz.core.model.stack import Stack
-
 from tests.app.qt_helpers import field
 
 

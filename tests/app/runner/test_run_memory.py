@@ -7,11 +7,9 @@ from dataclasses import replace
 import pytest
 
 from cnnviz.core import data
-from cnnviz.core.run import memory
 from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
-
+from cnnviz.core.run import memory
 from tests.app.run_helpers import digits_stack, wait_probe
-
 
 HUGE = Stack("Huge photos", InputSpec(3, 2048, 2048), (
     Layer("Conv2d", {"out_channels": 8, "kernel_size": 4, "stride": 4}), Layer("ReLU"),

@@ -6,7 +6,6 @@ import pytest
 
 from cnnviz.core.model import files
 from cnnviz.core.model.stack import SetInput, set_param
-
 from tests.app.run_helpers import digits_stack, spin, torch_forward, wait_probe
 
 

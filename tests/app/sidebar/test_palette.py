@@ -6,7 +6,6 @@ from PySide6.QtTest import QTest
 
 from cnnviz.core.model.layers import CATALOGUE, GROUPS, by_group
 from cnnviz.core.shapes import infer
-
 from tests.app.qt_helpers import layer_row_text, root
 
 ALL_TYPES = list(CATALOGUE)

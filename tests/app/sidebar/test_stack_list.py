@@ -7,8 +7,7 @@ from PySide6.QtTest import QTest
 
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.app.sidebar.stack_model import MESSAGE_ROLE, STATUS_ROLE, _layer_diff
-from cnnviz.core.model.stack import InsertLayer, Layer, MoveLayer, SetInput, InputSpec
-
+from cnnviz.core.model.stack import InputSpec, InsertLayer, Layer, MoveLayer, SetInput
 from tests.app.qt_helpers import field, layer_row_text, rows
 
 LENET = ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear", "ReLU",

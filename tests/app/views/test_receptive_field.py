@@ -8,11 +8,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnviz.app.sidebar.details import _wrapped_formula, kernel_footprint, layer_html  # noqa: E402
+from cnnviz.app.views._common import tile_origin  # noqa: E402
+from cnnviz.core import shapes  # noqa: E402
 from cnnviz.core.model import assets, files
 from cnnviz.core.run import build
-from cnnviz.core import shapes  # noqa: E402
-
-from cnnviz.app.views._common import tile_origin  # noqa: E402
 from tests.app.qt_helpers import move_to as _move  # noqa: E402  (moves the pointer to a point of a view's data)
 
 DILATION = files.load(assets.path("examples", "dilation-demo.cnnviz"))

@@ -10,9 +10,18 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnviz.app.views._common import (as_maps, best_columns, compute_levels, gap_path, mosaic, mosaic_size,
-                                      round_levels, tile_at, tile_origin)
-from cnnviz.core.shapes.summary import fmt_bytes, fmt_si  # noqa: E402
+from cnnviz.app.views._common import (
+    as_maps,
+    best_columns,
+    compute_levels,
+    gap_path,
+    mosaic,
+    mosaic_size,
+    round_levels,
+    tile_at,
+    tile_origin,
+)
+from cnnviz.core.model.units import format_bytes, format_count, format_si  # noqa: E402
 
 
 def _maps(c, h, w, seed=0):
@@ -154,7 +163,9 @@ def test_round_levels_widen_outward_by_at_most_about_a_quarter(levels, symmetric
 
 
 def test_formats_match_the_command_line_summary():
-    assert fmt_bytes(4 * 15_000) == "58.59 KB"
-    assert fmt_bytes(500) == "500 B"
-    assert fmt_si(416_520) == "416.52 k"
-    assert fmt_si(2_500_000) == "2.50 M"
+    assert format_bytes(4 * 15_000) == "59 KiB"
+    assert format_bytes(500) == "500 bytes"
+    assert format_si(416_520) == "417 k"
+    assert format_si(2_500_000) == "2.5 M"
+    assert format_si(61_706) == "61.7 k"
+    assert format_count(61_706) == "61,706"

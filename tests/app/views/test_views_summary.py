@@ -10,12 +10,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from cnnviz.core.model import files
-from cnnviz.core import shapes
-from cnnviz.core.shapes import summary  # noqa: E402
 from cnnviz.app.views import SummaryTableView  # noqa: E402
-from cnnviz.app.views.summary_table import (COLUMNS, ERROR_TEXT, LAYER, MACS, NOTES, PARAMS, RF, SHAPE,
-                                            UNREACHABLE_TEXT)
+from cnnviz.app.views.summary_table import COLUMNS, ERROR_TEXT, LAYER, MACS, NOTES, PARAMS, RF, SHAPE, UNREACHABLE_TEXT
+from cnnviz.core import shapes
+from cnnviz.core.model import files
+from cnnviz.core.shapes import summary  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 

@@ -6,7 +6,6 @@ from PySide6.QtTest import QTest
 
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.app.sidebar.stack_model import STATUS_ROLE
-
 from tests.app.qt_helpers import field, layer_row_text
 
 

@@ -15,7 +15,6 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
 
 from cnnviz.core.model import files
-
 from tests.app.qt_helpers import field
 
 ROOT = Path(__file__).resolve().parents[3]

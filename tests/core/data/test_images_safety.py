@@ -23,8 +23,7 @@ import pytest
 from PIL import Image
 
 from cnnviz.core import data
-from cnnviz.core.data import images
-from cnnviz.core.data import DataError
+from cnnviz.core.data import DataError, images
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
 

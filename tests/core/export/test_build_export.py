@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cnnviz.core.model import assets, files
-from cnnviz.core.run import build
 from cnnviz.core import export, shapes
+from cnnviz.core.model import assets, files
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack
+from cnnviz.core.run import build
 
 VALID = [p for p in assets.examples() if p.name != "broken.cnnviz"]
 

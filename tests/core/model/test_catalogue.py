@@ -11,11 +11,11 @@ import inspect
 
 import pytest
 
-from cnnviz.core.shapes.rules import RULES
 from cnnviz.core.model.layers import CATALOGUE, CHOICE, GROUPS, LOSSES, REQUIRED, SIZE, WEIGHTS, by_group, spec_for
-from cnnviz.core.shapes import infer
 from cnnviz.core.model.stack import InputSpec, Layer, Stack
 from cnnviz.core.model.validate import check_params, check_value
+from cnnviz.core.shapes import infer
+from cnnviz.core.shapes.rules import RULES
 
 torch = pytest.importorskip("torch")
 

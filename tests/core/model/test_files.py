@@ -19,10 +19,25 @@ from hypothesis import strategies as st
 
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.files import StackFileError
-from cnnviz.core.model.layers import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, LOSSES, MAX_INPUT_CHANNELS,
-                                      MAX_INPUT_SIZE, OPT_FLOAT, OPT_INT, OPT_PAIR, PADDING, PAIR, SIZE, WEIGHTS)
-from cnnviz.core.shapes import infer
+from cnnviz.core.model.layers import (
+    BOOL,
+    CATALOGUE,
+    CHOICE,
+    FLOAT,
+    INT,
+    LOSSES,
+    MAX_INPUT_CHANNELS,
+    MAX_INPUT_SIZE,
+    OPT_FLOAT,
+    OPT_INT,
+    OPT_PAIR,
+    PADDING,
+    PAIR,
+    SIZE,
+    WEIGHTS,
+)
 from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
+from cnnviz.core.shapes import infer
 
 CORPUS = Path(__file__).parent / "corpus"
 INDEX = json.loads((CORPUS / "index.json").read_text(encoding="utf-8"))

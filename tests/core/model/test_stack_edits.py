@@ -7,10 +7,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnviz.core.model.layers import CATALOGUE
+from cnnviz.core.model.stack import (
+    Batch,
+    InputSpec,
+    InsertLayer,
+    Layer,
+    Loss,
+    MoveLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetInput,
+    SetLoss,
+    SetStack,
+    Stack,
+    StackDocument,
+    TrainingConfig,
+    set_param,
+)
 from cnnviz.core.shapes import infer
-from cnnviz.core.model.stack import (Batch, InputSpec, InsertLayer, Layer, Loss, MoveLayer, RemoveLayer,
-                                     ReplaceLayer, SetInput, SetLoss, SetStack, Stack, StackDocument,
-                                     TrainingConfig, set_param)
 
 CI = settings(max_examples=200, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])

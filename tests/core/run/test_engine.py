@@ -7,11 +7,17 @@ import pytest
 import torch
 
 from cnnviz.core import data
-from cnnviz.core.run import engine, identities
-from cnnviz.core.run.faults import (DataUnavailable, DeviceError, EngineError, LayerFailed, NonFiniteError,
-                                    OutOfMemory, StackRefused)
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack, TrainingConfig
-
+from cnnviz.core.run import engine, identities
+from cnnviz.core.run.faults import (
+    DataUnavailable,
+    DeviceError,
+    EngineError,
+    LayerFailed,
+    NonFiniteError,
+    OutOfMemory,
+    StackRefused,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

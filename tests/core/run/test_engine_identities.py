@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnviz.core.run import identities
 from cnnviz.core.model.stack import Loss
+from cnnviz.core.run import identities
 
 K = 5
 WEIGHTS = [1.0, 2.0, 3.0, 0.5, 1.5]

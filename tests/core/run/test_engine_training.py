@@ -4,10 +4,9 @@ import time
 
 import pytest
 
+from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
 from cnnviz.core.run import engine, training
 from cnnviz.core.run.faults import NonFiniteError
-from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

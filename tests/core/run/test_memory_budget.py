@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnviz.core.model import assets, files
-from cnnviz.core.run import build, engine, memory
 from cnnviz.core import data, shapes
 from cnnviz.core.data import dataset
-from cnnviz.core.run.faults import NotEnoughMemory, OutOfMemory
+from cnnviz.core.model import assets, files
 from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
+from cnnviz.core.model.units import format_bytes
+from cnnviz.core.run import build, engine, memory
+from cnnviz.core.run.faults import NotEnoughMemory, OutOfMemory
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -371,11 +372,11 @@ def test_cgroup_namespace_reads_the_top_of_the_mount(tmp_path):
 
 
 def test_bytes_read_as_a_person_would():
-    assert memory.fmt_bytes(45.2 * GiB) == "45.2 GiB"
-    assert memory.fmt_bytes(31 << 20) == "31 MiB"
-    assert memory.fmt_bytes(0.9 * (1 << 20)) == "0.9 MiB"
-    assert memory.fmt_bytes(12 << 10) == "12 KiB"
-    assert memory.fmt_bytes(3 << 40) == "3.0 TiB"
+    assert format_bytes(45.2 * GiB) == "45.2 GiB"
+    assert format_bytes(31 << 20) == "31 MiB"
+    assert format_bytes(0.9 * (1 << 20)) == "0.9 MiB"
+    assert format_bytes(12 << 10) == "12 KiB"
+    assert format_bytes(3 << 40) == "3.0 TiB"
     assert [memory._round_down(n) for n in (7, 99, 3_787, 190_476)] == [7, 99, 3_700, 190_000]
 
 

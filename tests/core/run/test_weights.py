@@ -6,9 +6,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from cnnviz.core.model.stack import InputSpec, Layer, Stack
 from cnnviz.core.run import build, weights
 from cnnviz.core.run.faults import EngineError
-from cnnviz.core.model.stack import InputSpec, Layer, Stack
 
 
 def stack(k2=3, name="net", bn=True, relu_for_bn=False):

@@ -12,10 +12,10 @@ import safetensors.torch
 import torch
 from safetensors.torch import save_file
 
-from cnnviz.core.run import build, weights
 from cnnviz.core.model import outputs
-from cnnviz.core.run.faults import EngineError
 from cnnviz.core.model.stack import InputSpec, Layer, Stack
+from cnnviz.core.run import build, weights
+from cnnviz.core.run.faults import EngineError
 
 
 def small(bn=False):

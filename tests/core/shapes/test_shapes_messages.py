@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.layers import as_pair
-from cnnviz.core.shapes import STRICTER, ReceptiveField, infer
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack
+from cnnviz.core.shapes import STRICTER, ReceptiveField, infer
 
 CI = settings(max_examples=200, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

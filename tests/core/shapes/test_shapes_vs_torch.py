@@ -15,8 +15,8 @@ import itertools
 import pytest
 
 from cnnviz.core.model.layers import CATALOGUE
-from cnnviz.core.shapes import infer
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack
+from cnnviz.core.shapes import infer
 
 pytest.importorskip("torch")
 

@@ -13,10 +13,21 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cnnviz.core.model.layers import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, OPT_FLOAT, OPT_INT, OPT_PAIR, PADDING,
-                                      PAIR, SIZE)
-from cnnviz.core.shapes import infer
+from cnnviz.core.model.layers import (
+    BOOL,
+    CATALOGUE,
+    CHOICE,
+    FLOAT,
+    INT,
+    OPT_FLOAT,
+    OPT_INT,
+    OPT_PAIR,
+    PADDING,
+    PAIR,
+    SIZE,
+)
 from cnnviz.core.model.stack import InputSpec, Layer, Stack
+from cnnviz.core.shapes import infer
 
 pytest.importorskip("torch")
 

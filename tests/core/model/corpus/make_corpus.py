@@ -3,7 +3,9 @@
 Run it after changing a case: ``python tests/core/model/corpus/make_corpus.py``. Files too big to keep in git
 (over 1 MiB, 100000-deep nesting, 10^6 layers) are made by test_files.py itself.
 """
-import json, pathlib
+import json
+import pathlib
+
 here = pathlib.Path(__file__).resolve().parent
 GOOD_INPUT = '"input": {"channels": 1, "height": 28, "width": 28}'
 def stack(layers="", extra="", head='"format": "cnnviz.stack", "version": 1'):
