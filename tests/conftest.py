@@ -14,6 +14,18 @@ from types import SimpleNamespace
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption("--overwrite-golden", action="store_true", default=False,
+                     help="rewrite the golden outputs (tests/cli/golden) from what cnnviz prints now; review the "
+                          "diff before committing")
+
+
+@pytest.fixture
+def overwrite_golden(request) -> bool:
+    """``--overwrite-golden`` was given: golden files are written, not compared (torchinfo's ``--overwrite``)."""
+    return bool(request.config.getoption("--overwrite-golden"))
+
+
 @dataclass
 class TorchRun:
     """What torch did with a stack: per-layer output shapes (batch left out) and parameter counts.

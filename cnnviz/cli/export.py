@@ -52,12 +52,12 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
         except weights.WeightsError as exc:
             raise UsageError(str(exc)) from None
     try:
-        export.to_onnx(stack, target, model=model)
+        written = export.to_onnx(stack, target, model=model)
     except (export.ExportError, outputs.OutputRefused) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    write(f"wrote {target}\n", err)
+    write(f"wrote {written.path} (torch's {written.exporter} exporter)\n", err)
     return Exit.OK
 
 

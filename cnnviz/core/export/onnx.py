@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from cnnviz.core.export.python import ExportError, checked_report
 from cnnviz.core.model import outputs
 from cnnviz.core.model.stack import Stack
 
 
-def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None) -> Path:
+class WrittenModel(NamedTuple):
+    """Where the model went, and which of torch's exporters wrote it (``torchscript`` or ``dynamo``)."""
+
+    path: Path
+    exporter: str
+
+
+def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None) -> WrittenModel:
     """Write an ONNX model with one input ``input`` [N, C, H, W] (N symbolic) and one output ``output``.
 
     ``model`` is the live ``nn.Sequential`` (trained weights); by default a
@@ -79,7 +87,7 @@ def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None
                 outputs.ensure_replaceable(target)
                 os.chmod(tmp, outputs.final_mode(target))
                 os.replace(tmp, target)
-                return target
+                return WrittenModel(target, exporter)
     finally:
         net.train(was_training)
     raise ExportError("torch could not export this stack to ONNX: " + "; ".join(problems))

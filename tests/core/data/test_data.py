@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -517,18 +514,3 @@ def test_folder_refuses_a_bad_fraction(tmp_path):
         with pytest.raises(DataError, match="fraction"):
             data.load_folder(root, (1, 8, 8), test_fraction=fraction)
 
-
-# ------------------------------------------------------------------ speed (reported, not asserted)
-def test_timings_stay_small(capsys):
-    data.clear_cache()
-    timings = {}
-    for label, call in [("fashion-mnist 1x28x28", lambda: data.load("fashion-mnist", (1, 28, 28))),
-                        ("fashion-mnist 3x32x32", lambda: data.load("fashion-mnist", (3, 32, 32))),
-                        ("digits 1x28x28", lambda: data.load("digits", (1, 28, 28))),
-                        ("shapes 1x28x28 (10,000)", lambda: data.load("shapes", (1, 28, 28))),
-                        ("3,000 shapes 1x28x28", lambda: data.generate_shapes(3000, (1, 28, 28)))]:
-        start = time.perf_counter()
-        call()
-        timings[label] = time.perf_counter() - start
-    with capsys.disabled():
-        print("\n" + ", ".join(f"{k}: {v:.2f} s" for k, v in timings.items()))

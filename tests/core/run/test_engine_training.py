@@ -162,7 +162,8 @@ def test_a_fault_propagates_after_reporting_what_ran():
     with pytest.raises(NonFiniteError) as info:
         training.Trainer(s, report_every=1, **rec.kwargs(probes=False)).run(100)
     assert info.value.step == s.step_count + 1
-    assert not rec.progress or rec.progress[-1].step == s.step_count
+    # lr 1e12 diverges at step 3 with this seed: the two good steps were reported before the fault
+    assert s.step_count >= 1 and [p.step for p in rec.progress] == list(range(1, s.step_count + 1))
 
 
 def test_step_request_while_running_pauses_after_it():
