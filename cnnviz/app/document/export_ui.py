@@ -5,54 +5,69 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from cnnviz.app.document.services import Asks, Remembers
 from cnnviz.core.model import outputs
+from cnnviz.core.model.stack import StackDocument
 from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.window")
 
 
 class Exporter(QObject):
-    """Exports the window's stack; ``busy`` while one export runs (the actions are disabled meanwhile)."""
+    """Exports the document's stack; ``busy`` while one export runs.
+
+    It is handed what it uses, not the window: the document, the dialogs and
+    the settings (:mod:`.services`), and a few callables for the rest (the
+    open file's path, selecting a layer, the live model with its trained
+    weights, the status line, enabling the export actions, reporting a bug).
+    """
 
     _finished_signal = Signal(str, str, object)  # what, path, error (None on success)
 
-    def __init__(self, window) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, document: StackDocument, dialogs: Asks, settings: Remembers, *,
+                 stack_path: Callable[[], Path | None], select_layer: Callable[[int], None],
+                 live_model: Callable[[], Future | None], status: Callable[[str, int], None],
+                 set_busy: Callable[[bool], None], report_exception: Callable[[BaseException], None],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document, self.dialogs, self.settings = document, dialogs, settings
+        self._stack_path, self._select_layer, self._live_model = stack_path, select_layer, live_model
+        self._status, self._set_busy, self._report_exception = status, set_busy, report_exception
         self.busy = False
         self._finished_signal.connect(self.finish)
 
     def _target(self, title: str, suffix: str, filters: str) -> Path | None:
-        window = self.window
-        report = infer(window.document.stack)
+        report = infer(self.document.stack)
         if report.problem:
-            window.dialogs.error("Cannot export yet",
-                                 f"The stack cannot run, so it cannot be exported.\n\n{report.problem}")
+            self.dialogs.error("Cannot export yet",
+                               f"The stack cannot run, so it cannot be exported.\n\n{report.problem}")
             if report.first_error is not None:
-                window.select_layer(report.first_error.index)
+                self._select_layer(report.first_error.index)
             return None
         if self.busy:
-            window.dialogs.error("Export in progress", "Another export is still running; try again when it is done.")
+            self.dialogs.error("Export in progress", "Another export is still running; try again when it is done.")
             return None
-        if window.files.path:
-            base = window.files.path.with_suffix(suffix)
+        opened = self._stack_path()
+        if opened:
+            base = opened.with_suffix(suffix)
         else:
-            stem = re.sub(r"[^A-Za-z0-9_]+", "_", window.document.stack.name.lower()).strip("_") or "model"
-            base = Path(window.settings.last_folder() or Path.home()) / (stem + suffix)
-        chosen = window.dialogs.save_path(title, str(base), filters)
+            stem = re.sub(r"[^A-Za-z0-9_]+", "_", self.document.stack.name.lower()).strip("_") or "model"
+            base = Path(self.settings.last_folder() or Path.home()) / (stem + suffix)
+        chosen = self.dialogs.save_path(title, str(base), filters)
         if not chosen:
             return None
         target = Path(chosen)
         target = target if target.suffix else target.with_suffix(suffix)
         try:  # the save dialog asked before replacing a file; never the open stack, never a device or folder
-            return outputs.check_target(target, inputs=(window.files.path,), force=True, what="the export")
+            return outputs.check_target(target, inputs=(opened,), force=True, what="the export")
         except outputs.OutputRefused as exc:
-            window.dialogs.error("Cannot export there", str(exc))
+            self.dialogs.error("Cannot export there", str(exc))
             return None
 
     def export_python(self, style: str = "module") -> None:
@@ -60,7 +75,7 @@ class Exporter(QObject):
         target = self._target(f"Export {label}", ".py", "Python files (*.py);;All files (*)")
         if target is None:
             return
-        stack = self.window.document.stack
+        stack = self.document.stack
 
         def work() -> None:
             from cnnviz.core import export
@@ -72,8 +87,8 @@ class Exporter(QObject):
         target = self._target("Export ONNX", ".onnx", "ONNX models (*.onnx);;All files (*)")
         if target is None:
             return
-        stack = self.window.document.stack
-        live_model = self.window.runner.live_model() if self.window.runner is not None else None  # a future: the trained weights
+        stack = self.document.stack
+        live_model = self._live_model()  # a future: the trained weights
 
         def work() -> None:
             from cnnviz.core import export
@@ -90,9 +105,8 @@ class Exporter(QObject):
     def _run(self, what: str, target: Path, work: Callable[[], None]) -> None:
         """Export in a worker thread (ONNX imports torch and traces the model); the result comes back as a signal."""
         self.busy = True
-        for action in (self.window.export_module_action, self.window.export_functional_action, self.window.export_onnx_action):
-            action.setEnabled(False)
-        self.window.statusBar().showMessage(f"Exporting {what} to {target.name}…")
+        self._set_busy(True)
+        self._status(f"Exporting {what} to {target.name}…", 0)
 
         def run() -> None:
             error: BaseException | None = None
@@ -106,12 +120,11 @@ class Exporter(QObject):
 
     def finish(self, what: str, path: str, error: BaseException | None) -> None:
         self.busy = False
-        for action in (self.window.export_module_action, self.window.export_functional_action, self.window.export_onnx_action):
-            action.setEnabled(True)
+        self._set_busy(False)
         if error is None:
-            self.window.statusBar().showMessage(f"Exported {what} to {path}", 8000)
+            self._status(f"Exported {what} to {path}", 8000)
             return
-        self.window.statusBar().clearMessage()
+        self._status("", 0)
         if isinstance(error, (ValueError, ImportError, OSError)) and not isinstance(error, UnicodeError):
             name = type(error).__name__
             if isinstance(error, ImportError):
@@ -121,6 +134,6 @@ class Exporter(QObject):
             else:
                 text = str(error)
             log.info("export %s failed: %s: %s", what, name, error)
-            self.window.dialogs.error(f"Cannot export {what}", text)
+            self.dialogs.error(f"Cannot export {what}", text)
         else:
-            self.window.report_exception(error)
+            self._report_exception(error)

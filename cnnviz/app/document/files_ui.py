@@ -231,10 +231,6 @@ class FileController(QObject):
             except OSError as exc:
                 log.warning("cannot remove %s: %s", p, exc)
 
-    def pending_recovery(self) -> tuple[Stack, dict] | None:
-        """The autosaved stack (and its notes) left by a session that did not close cleanly, if any."""
-        return self._pending
-
     def _find_recovery(self) -> tuple[Stack, dict] | None:
         if not self.recovery_path.is_file():
             return None

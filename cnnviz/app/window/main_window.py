@@ -108,7 +108,11 @@ class MainWindow(QMainWindow):
                                     autosave_interval_ms, autosave_debounce_ms)
         self._layout_restored = False
         self._view_docks: dict[str, list[QDockWidget]] = {a: [] for a in _DOCK_AREAS}
-        self.exporter = Exporter(self)
+        self.exporter = Exporter(
+            self.document, self.dialogs, settings, stack_path=lambda: self.files.path, select_layer=self.select_layer,
+            live_model=lambda: self.runner.live_model() if self.runner is not None else None,
+            status=lambda text, ms: self.statusBar().showMessage(text, ms), set_busy=self._set_exporting,
+            report_exception=self.report_exception, parent=self)
 
         self._build_sidebar()
         self._build_center()
@@ -390,6 +394,10 @@ class MainWindow(QMainWindow):
 
     def selection(self) -> tuple[str, int]:
         return self.stack_panel.selection()
+
+    def _set_exporting(self, busy: bool) -> None:
+        for action in (self.export_module_action, self.export_functional_action, self.export_onnx_action):
+            action.setEnabled(not busy)
 
     def select_layer(self, index: int) -> None:
         self.stack_panel.select_layer(index)
