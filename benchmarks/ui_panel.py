@@ -35,7 +35,8 @@ import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtWidgets  # noqa: E402
 
 from cnnviz.app.views import CurvesView, FeatureMapView  # noqa: E402
-from cnnviz.app.views._common import DIVERGING, lut, mosaic  # noqa: E402
+from cnnviz.app.views._common import DIVERGING, lut
+from cnnviz.app.views.mosaic import mosaic  # noqa: E402
 
 TARGET_RATIO = 0.8
 TARGET_FPS = 30.0

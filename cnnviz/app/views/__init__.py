@@ -11,12 +11,22 @@ so they can be tested alone and fed from a worker's results, on the GUI thread.
 - :class:`CurvesView`: loss and accuracy while training.
 - :class:`GradientView`: dL/dz against softmax(z) − onehot(y), the cross-entropy check, norms.
 - :class:`SummaryTableView`: the shape engine's report as a table with totals.
-"""
-from cnnviz.app.views.curves import CurvesView
-from cnnviz.app.views.feature_maps import FeatureMapView
-from cnnviz.app.views.filters import FilterView
-from cnnviz.app.views.gradients import GradientView
-from cnnviz.app.views.softmax import SoftmaxView
-from cnnviz.app.views.summary_table import SummaryTableView
 
-__all__ = ["CurvesView", "FeatureMapView", "FilterView", "GradientView", "SoftmaxView", "SummaryTableView"]
+What they compute is pure numpy and imports without Qt: :mod:`.mosaic` (the
+layout of a layer's maps) and :mod:`.levels` (shared colour levels, readings).
+This package imports Qt only when a view is first asked for.
+"""
+from __future__ import annotations
+
+import importlib
+
+_VIEWS = {"CurvesView": "curves", "FeatureMapView": "feature_maps", "FilterView": "filters",
+          "GradientView": "gradients", "SoftmaxView": "softmax", "SummaryTableView": "summary_table"}
+__all__ = sorted(_VIEWS)
+
+
+def __getattr__(name: str):
+    module = _VIEWS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

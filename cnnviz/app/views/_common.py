@@ -1,13 +1,12 @@
-"""What the views share: the mosaic layout, colour tables, the redraw throttle and the empty state.
+"""What the views share on the Qt side: colours and lookup tables, the redraw throttle, overlays, the
+empty state. The arithmetic they draw with is pure numpy in :mod:`.mosaic` and :mod:`.levels`.
 
-The layout helpers (:func:`mosaic`, :func:`best_columns`, :func:`tile_at`) are
-pure numpy so they can be tested without Qt. Everything a view draws is
-float32 and C-contiguous, coloured through a uint8 lookup table with levels the
-view computes itself, never pyqtgraph's per-frame ``autoLevels``.
+Everything a view draws is float32 and C-contiguous, coloured through a uint8
+lookup table with levels the view computes itself, never pyqtgraph's
+per-frame ``autoLevels``.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -15,6 +14,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import QSignalThrottler
+
+from cnnviz.app.views.mosaic import mosaic_size
 
 SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1A"          # blue, white at 0, red
@@ -27,132 +28,6 @@ GREEN = "#009E73"
 VERMILION = "#D55E00"
 GREY = "#9AA5B1"
 MAP_BACKGROUND = "#5A5F66"     # behind mosaics: makes the 1-pixel gaps visible for every colour map
-
-
-# ------------------------------------------------------------------ layout
-def as_maps(values: np.ndarray) -> np.ndarray:
-    """An activation as float32 (C, H, W): maps stay maps, a vector becomes C maps of 1×1.
-
-    A 2-D array is one map; higher ranks fold their leading dimensions into channels.
-    """
-    a = np.asarray(values, dtype=np.float32)
-    if a.ndim == 0:
-        a = a.reshape(1, 1, 1)
-    elif a.ndim == 1:
-        a = a.reshape(-1, 1, 1)
-    elif a.ndim == 2:
-        a = a[None]
-    elif a.ndim > 3:
-        a = a.reshape(-1, *a.shape[-2:])
-    return np.ascontiguousarray(a)
-
-
-def mosaic_size(shape: tuple[int, int], grid: tuple[int, int], gap: int) -> tuple[int, int]:
-    """(height, width) in pixels of a ``grid`` of tiles of ``shape``."""
-    (h, w), (rows, cols) = shape, grid
-    return rows * (h + gap) - gap, cols * (w + gap) - gap
-
-
-def best_columns(n: int, tile: tuple[int, int], area: tuple[float, float], gap: int = 1) -> int:
-    """The number of columns that shows ``n`` tiles of ``tile`` = (h, w) largest in ``area`` = (height, width).
-
-    Only columns near the continuous optimum are tried, so a vector of a
-    million units costs no more than a handful of maps.
-    """
-    if n <= 0:
-        return 1
-    ah, aw = max(area[0], 1.0), max(area[1], 1.0)
-    h, w = tile
-    ideal = math.sqrt(n * (aw / (w + gap)) / (ah / (h + gap)))
-    candidates = {1, n}
-    for c in range(int(ideal) - 2, int(ideal) + 4):
-        candidates.add(c)
-    ideal_rows = n / max(ideal, 1e-9)
-    for r in range(int(ideal_rows) - 2, int(ideal_rows) + 4):
-        if r >= 1:
-            candidates.add(math.ceil(n / r))
-    best, best_scale = 1, -1.0
-    for cols in sorted(c for c in candidates if 1 <= c <= n):
-        rows = math.ceil(n / cols)
-        if (rows - 1) * cols >= n:
-            continue  # a shorter grid holds the same tiles
-        mh, mw = mosaic_size(tile, (rows, cols), gap)
-        scale = min(ah / mh, aw / mw)
-        if scale > best_scale * (1 + 1e-9):
-            best, best_scale = cols, scale
-    return best
-
-
-def mosaic(maps: np.ndarray, gap: int = 1, cols: int | None = None, fill: float = np.nan,
-           out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Tile (C, H, W) maps row by row into one float32 image with ``gap`` pixels between tiles.
-
-    Returns ``(image, (rows, cols))``; tile ``c`` sits at row ``c // cols``,
-    column ``c % cols``, its top-left pixel at ``(row·(H+gap), col·(W+gap))``.
-    Gaps and unused tiles hold ``fill`` (NaN draws as transparent). Pass the
-    previous image as ``out`` to reuse its memory when the layout is unchanged:
-    then only the tiles are written.
-    """
-    maps = as_maps(maps)
-    c, h, w = maps.shape
-    if cols is None:
-        cols = max(1, math.ceil(math.sqrt(c)))
-    cols = max(1, min(cols, c)) if c else 1
-    rows = max(1, math.ceil(c / cols))
-    size = mosaic_size((h, w), (rows, cols), gap)
-    if out is None or out.shape != size or out.dtype != np.float32:
-        out = np.full(size, fill, dtype=np.float32)
-        fresh = True
-    else:
-        fresh = False
-    # One strided copy fills every full row of tiles; the last, partial row goes tile by tile.
-    full_rows = c // cols
-    if full_rows:
-        _tiles_view(out, full_rows, cols, h, w, gap)[...] = maps[: full_rows * cols].reshape(full_rows, cols, h, w)
-    rest = c - full_rows * cols
-    if rest:
-        y = full_rows * (h + gap)
-        for k in range(rest):
-            x = k * (w + gap)
-            out[y:y + h, x:x + w] = maps[full_rows * cols + k]
-        if not fresh:
-            for k in range(rest, cols):
-                x = k * (w + gap)
-                out[y:y + h, x:x + w] = fill
-    return out, (rows, cols)
-
-
-def _tiles_view(image: np.ndarray, rows: int, cols: int, h: int, w: int, gap: int) -> np.ndarray:
-    """A (rows, cols, h, w) writable view of the first ``rows`` rows of tiles of a mosaic (no copy)."""
-    assert image.flags.c_contiguous and (rows - 1) * (h + gap) + h <= image.shape[0]
-    assert (cols - 1) * (w + gap) + w <= image.shape[1]
-    s0, s1 = image.strides
-    return np.ndarray((rows, cols, h, w), image.dtype, buffer=image,
-                      strides=((h + gap) * s0, (w + gap) * s1, s0, s1))
-
-
-def tile_at(x: float, y: float, shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int
-            ) -> tuple[int, int, int] | None:
-    """(channel, y, x) under the image point (x, y) of a mosaic, or None over a gap or outside."""
-    h, w = shape
-    rows, cols = grid
-    if x < 0 or y < 0:
-        return None
-    xi, yi = int(x), int(y)
-    col, tx = divmod(xi, w + gap)
-    row, ty = divmod(yi, h + gap)
-    if col >= cols or row >= rows or tx >= w or ty >= h:
-        return None
-    channel = row * cols + col
-    if channel >= n:
-        return None
-    return channel, ty, tx
-
-
-def tile_origin(channel: int, shape: tuple[int, int], cols: int, gap: int) -> tuple[int, int]:
-    """(x, y) of a tile's top-left pixel in the mosaic."""
-    row, col = divmod(channel, cols)
-    return col * (shape[1] + gap), row * (shape[0] + gap)
 
 
 def gap_path(shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int, frame: int = 0) -> QtGui.QPainterPath:
@@ -183,71 +58,7 @@ def gap_path(shape: tuple[int, int], grid: tuple[int, int], gap: int, n: int, fr
     return path
 
 
-# ------------------------------------------------------------------ levels and colours
-def compute_levels(values: np.ndarray, mode: str | tuple[float, float]) -> tuple[tuple[float, float], bool]:
-    """Colour levels ``(low, high)`` shared by all maps, and whether they are symmetric about 0.
-
-    ``mode``: ``"symmetric"`` (±max|v|), ``"minmax"``, ``"auto"`` (symmetric when
-    the values take both signs) or an explicit ``(low, high)``. NaN and ±inf are
-    ignored; empty, constant or all-NaN data still give a usable range.
-    """
-    if not isinstance(mode, str):
-        lo, hi = float(mode[0]), float(mode[1])
-        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-            raise ValueError(f"levels must be two finite numbers, low < high; got {mode!r}")
-        return (lo, hi), math.isclose(lo, -hi)
-    if mode not in ("auto", "symmetric", "minmax"):
-        raise ValueError(f"levels must be 'auto', 'symmetric', 'minmax' or (low, high); got {mode!r}")
-    lo, hi = _finite_min_max(values)
-    symmetric = mode == "symmetric" or (mode == "auto" and lo < 0 < hi)
-    if symmetric:
-        m = max(abs(lo), abs(hi))
-        m = m if m > 0 else 1.0
-        return (-m, m), True
-    if hi <= lo:
-        pad = abs(lo) * 0.5 if lo else 1.0
-        lo, hi = lo - pad, hi + pad
-    return (lo, hi), False
-
-
-def _finite_min_max(values: np.ndarray) -> tuple[float, float]:
-    if values.size == 0:
-        return 0.0, 0.0
-    lo, hi = float(values.min()), float(values.max())
-    if math.isfinite(lo) and math.isfinite(hi):
-        return lo, hi
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.0, 0.0
-    return float(finite.min()), float(finite.max())
-
-
-def nice_ceil(x: float) -> float:
-    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ x > 0."""
-    exp = math.floor(math.log10(x))
-    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * 10.0 ** exp >= x * (1 - 1e-9):
-            return m * 10.0 ** exp
-    return 10.0 ** (exp + 1)
-
-
-def round_levels(levels: tuple[float, float], symmetric: bool) -> tuple[float, float]:
-    """Widen levels outward to a step of a tenth of their (rounded) span.
-
-    Colours then stay the same while the data's extremes wobble from step to
-    step, and the colour bar keeps round numbers.
-    """
-    lo, hi = levels
-    span = hi - lo
-    if not (span > 0 and math.isfinite(span)):
-        return levels
-    step = nice_ceil(span) / 10
-    if symmetric:
-        m = math.ceil(hi / step - 1e-6) * step
-        return -m, m
-    return math.floor(lo / step + 1e-6) * step, math.ceil(hi / step - 1e-6) * step
-
-
+# ------------------------------------------------------------------ colours
 @lru_cache(maxsize=16)
 def colormap(name: str) -> pg.ColorMap:
     return pg.colormap.get(name)
@@ -258,18 +69,6 @@ def lut(name: str) -> np.ndarray:
     """A 256-entry uint8 RGB lookup table for a pyqtgraph colour map."""
     table = colormap(name).getLookupTable(nPts=256, alpha=False)
     return np.ascontiguousarray(table, dtype=np.uint8)
-
-
-# ------------------------------------------------------------------ formatting
-def fmt_value(v: float) -> str:
-    """A reading for a status line: 4 significant digits, scientific when tiny or huge."""
-    if not math.isfinite(v):
-        return str(v)
-    if v == 0:
-        return "0"
-    if 1e-3 <= abs(v) < 1e5:
-        return f"{v:.4g}"
-    return f"{v:.3e}"
 
 
 # ------------------------------------------------------------------ Qt helpers

@@ -21,7 +21,6 @@ from cnnviz.app.views._common import (
     VERMILION,
     GridLines,
     ViewPanel,
-    fmt_value,
     graphics_widget,
     label_style,
     make_throttler,
@@ -29,6 +28,7 @@ from cnnviz.app.views._common import (
     status_label,
     style_axes,
 )
+from cnnviz.app.views.levels import fmt_value
 
 REDRAW_SHARE = 0.3      # at most about this share of the GUI thread goes to redrawing curves
 MAX_REDRAW_MS = 250

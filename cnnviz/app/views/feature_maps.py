@@ -19,24 +19,18 @@ from cnnviz.app.views._common import (
     MAP_BACKGROUND,
     SEQUENTIAL,
     ViewPanel,
-    as_maps,
-    best_columns,
     colormap,
-    compute_levels,
-    fmt_value,
     gap_path,
     graphics_widget,
     lut,
     make_throttler,
-    mosaic,
     palette_colors,
-    round_levels,
     status_label,
-    tile_at,
-    tile_origin,
     tile_overlays,
     title_label,
 )
+from cnnviz.app.views.levels import compute_levels, fmt_value, round_levels
+from cnnviz.app.views.mosaic import as_maps, best_columns, mosaic, tile_at, tile_origin
 
 KEEP_LEVELS_SHARE = 0.6   # new data spanning at least this share of the current levels keeps them
 LEVEL_MODES = (("auto", "auto"), ("symmetric", "± max |value|"), ("minmax", "min – max"))

@@ -11,22 +11,19 @@ from cnnviz.app.views._common import (
     DIVERGING,
     ViewPanel,
     colormap,
-    compute_levels,
-    fmt_value,
     gap_path,
     graphics_widget,
     label_style,
     lut,
     make_throttler,
-    mosaic,
     palette_colors,
-    round_levels,
     status_label,
     style_axes,
-    tile_at,
     tile_overlays,
     title_label,
 )
+from cnnviz.app.views.levels import compute_levels, fmt_value, round_levels
+from cnnviz.app.views.mosaic import mosaic, tile_at
 
 MAX_SHOWN = 64
 

@@ -18,7 +18,6 @@ from cnnviz.app.views._common import (
     VERMILION,
     GridLines,
     ViewPanel,
-    fmt_value,
     graphics_widget,
     label_style,
     make_throttler,
@@ -26,6 +25,7 @@ from cnnviz.app.views._common import (
     status_label,
     style_axes,
 )
+from cnnviz.app.views.levels import fmt_value
 
 
 def fmt_difference(d: float) -> str:

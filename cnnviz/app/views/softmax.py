@@ -16,7 +16,6 @@ from cnnviz.app.views._common import (
     VERMILION,
     GridLines,
     ViewPanel,
-    fmt_value,
     graphics_widget,
     make_throttler,
     palette_colors,
@@ -24,6 +23,7 @@ from cnnviz.app.views._common import (
     style_axes,
     title_label,
 )
+from cnnviz.app.views.levels import fmt_value
 
 LOG_FLOOR = -100.0   # where log-probabilities of exactly 0 are drawn
 

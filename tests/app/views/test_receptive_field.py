@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnviz.app.sidebar.details import _wrapped_formula, kernel_footprint, layer_html  # noqa: E402
-from cnnviz.app.views._common import tile_origin  # noqa: E402
+from cnnviz.app.views.mosaic import tile_origin  # noqa: E402
 from cnnviz.core import shapes  # noqa: E402
 from cnnviz.core.model import assets, files
 from cnnviz.core.run import build

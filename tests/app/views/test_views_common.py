@@ -10,17 +10,9 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnviz.app.views._common import (
-    as_maps,
-    best_columns,
-    compute_levels,
-    gap_path,
-    mosaic,
-    mosaic_size,
-    round_levels,
-    tile_at,
-    tile_origin,
-)
+from cnnviz.app.views._common import gap_path
+from cnnviz.app.views.levels import compute_levels, round_levels
+from cnnviz.app.views.mosaic import as_maps, best_columns, mosaic, mosaic_size, tile_at, tile_origin
 from cnnviz.core.model.units import format_bytes, format_count, format_si  # noqa: E402
 
 

@@ -7,14 +7,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from cnnviz.app.views import FeatureMapView, FilterView  # noqa: E402
 from cnnviz.app.views._common import DIVERGING, SEQUENTIAL, lut  # noqa: E402
 from tests.app.qt_helpers import click_view as _click  # noqa: E402
 from tests.app.qt_helpers import move_to as _move
-from tests.app.qt_helpers import settle as _settle
 
 
 def _maps(c, h, w, seed=0, relu=False):
