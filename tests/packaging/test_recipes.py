@@ -118,6 +118,13 @@ def test_entry_point_routes_self_test_to_the_selftest_module(monkeypatch):
     assert calls == [(None, []), (example, []), (example, [selftest.PLATFORM_PROBE])]
 
 
+def test_the_plain_install_exports_onnx():
+    """Export > ONNX is in the menu of every install: onnx (which checks the model) is a dependency, not an extra."""
+    deps = [d.split(">")[0].split("=")[0].strip() for d in pyproject()["project"]["dependencies"]]
+    assert "onnx" in deps
+    assert pyproject()["project"]["optional-dependencies"]["onnx"] == ["onnxscript>=0.2"]
+
+
 def test_packages_are_discovered_not_listed():
     """setup.py discovers every package under cnnviz/ (a new one cannot be forgotten); the wheel test
     below checks that every module really is in the wheel."""
