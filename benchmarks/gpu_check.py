@@ -240,9 +240,9 @@ def check_pytest() -> dict:
         import pytest  # noqa: F401
     except ImportError:
         return {"ok": True, "skipped": "pytest is not installed"}
-    tests = [str(ROOT / "tests" / "core" / name) for name in
+    tests = [str(ROOT / "tests" / "core" / "run" / name) for name in
              ("test_engine.py", "test_engine_identities.py", "test_engine_training.py", "test_devices.py",
-              "test_weights.py")]
+              "test_weights.py", "test_live_pieces.py")]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
                           capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)

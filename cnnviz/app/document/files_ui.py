@@ -69,7 +69,7 @@ class FileController(QObject):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(autosave_debounce_ms)
         self._debounce.timeout.connect(self.write_recovery)
-        unsubscribe = document.subscribe(lambda old, new: self._debounce.start())
+        unsubscribe = document.subscribe(lambda change: self._debounce.start())
         self.destroyed.connect(lambda *_: unsubscribe())
         # Read what an earlier session left before this one opens anything (opening clears the recovery file).
         self._pending: tuple[Stack, dict] | None = None

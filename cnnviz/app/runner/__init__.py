@@ -2,18 +2,27 @@
 
 - :mod:`.worker`: :class:`~.worker.RunWorker`, the thread with the session and the training loop.
 - :mod:`.controller`: :class:`~.controller.RunController`, the GUI-thread side: edits, actions, results.
+- :mod:`.hub`: :class:`~.hub.ViewsHub`, the views a probe feeds.
 - :mod:`.toolbar`: the device, data, sample and training-settings widgets and the Run actions.
+- :mod:`.messages`: what the two threads hand each other; :mod:`.services`: what the runner needs of the window.
 
-:func:`attach` is what the window calls. Importing this package imports no torch.
+The Qt-free pieces (the probe for the views, the mailbox, weights carried across builds, the optimizer
+warm-up) are :mod:`cnnviz.core.run.live`. :func:`attach` is what the window calls. Importing this package
+imports no torch.
 """
 from __future__ import annotations
 
 
 def attach(window, **options):
-    """Give ``window`` its run views, toolbar and worker; the worker starts once the window is shown."""
+    """Give ``window`` its run views, toolbar and worker; the worker starts once the window is shown.
+
+    The one place that knows the window: it picks out what the runner uses (:mod:`.services`).
+    """
     from cnnviz.app.runner.controller import RunController
 
-    return RunController(window, **options)
+    return RunController(window.document, window.history, shell=window, places=window, dialogs=window.dialogs,
+                         settings=window.settings, guards=window.files.guards,
+                         show_message=window.statusBar().showMessage, parent=window, **options)
 
 
 __all__ = ["attach"]

@@ -12,15 +12,24 @@ What an edit does:
 * a change of layers, input, loss, optimizer, data set, device or seed builds a
   new session (training stops at the next step boundary and stays paused; the
   status bar says so). Once trained, layers whose type, keywords and shapes are
-  unchanged keep their trained weights (:func:`~.live.carry_weights`),
+  unchanged keep their trained weights (:func:`~cnnviz.core.run.live.carry_weights`),
   unless the seed or the data set changed; an untrained network starts from
   the seed, exactly as ``cnnviz train`` would build it;
 * a new learning rate or batch size goes to the running session at its next
   step, without a rebuild.
 
 Training settings live in the stack's ``training`` block: a toolbar change is
-an undoable :class:`~cnnviz.core.stack.SetStack` edit, so it marks the file
+an undoable :class:`~cnnviz.core.model.stack.SetStack` edit, so it marks the file
 dirty and is saved with it.
+
+The controller is handed what it uses, not the window: the document and its
+history, and the small protocols of :mod:`.services` for the rest (the
+window's places for views and actions, its selection and status bar, the
+dialogs, the settings, the close guards). Its names: ``built`` is the
+:class:`~.messages.Built` of the session the views show (the engine's session
+lives on the worker thread only); ``target`` the
+:class:`~cnnviz.core.run.training.ProbeRequest` the views follow; a merge
+token groups the undo steps of one toolbar field.
 """
 from __future__ import annotations
 
@@ -29,16 +38,20 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 
-from cnnviz.app.document.undo import new_session
+from cnnviz.app.document.undo import History
+from cnnviz.app.document.undo import new_session as new_merge_token
 from cnnviz.app.runner.hub import ViewsHub, network_key
-from cnnviz.app.runner.messages import Build, Target
+from cnnviz.app.runner.messages import Build, Built, RunState
+from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
 from cnnviz.app.runner.toolbar import RunToolbar
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
-from cnnviz.core.model.stack import SetStack, Stack, TrainingConfig
-from cnnviz.core.shapes import infer
+from cnnviz.core.model.stack import SetStack, Stack, StackDocument, TrainingConfig
+from cnnviz.core.run.live import Snapshot
+from cnnviz.core.run.training import ProbeRequest, State
 
 log = logging.getLogger("cnnviz.runner")
 
@@ -46,7 +59,8 @@ START_DELAY_MS = 50
 """The worker starts importing torch this long after the window is first shown, so the first paint comes first."""
 
 SHOW_HZ = 10.0
-"""While training, probes are shown at most this often: each redraws five views; the loop's own limit is 30/s."""
+"""While training, probes are shown at most this often: each redraws five views; the loop's own limit is
+:data:`~cnnviz.core.run.training.PROBE_HZ`."""
 STATUS_HZ = 4.0
 """While training, the status bar's run field changes at most this often."""
 
@@ -75,27 +89,41 @@ def cannot_run_message(report) -> str:
 
 
 class RunController(QObject):
-    """Runs the window's stack live; see the module docstring. ``window.runner`` holds it."""
+    """Runs the document's stack live; see the module docstring. ``window.runner`` holds it.
 
-    def __init__(self, window, *, threads: int | None = None, eval_every: int | None = EVAL_EVERY,
+    ``shell`` and ``places`` are the window (:mod:`.services`); ``show_message(text, ms)``
+    writes the status bar's transient message; ``guards`` is the list of close guards the
+    controller adds its own to while it runs.
+    """
+
+    def __init__(self, document: StackDocument, history: History, *, shell: Shell, places: Places,
+                 dialogs: Asks, settings: Remembers, guards: list[Guard],
+                 show_message: Callable[[str, int], None], parent: QObject | None = None,
+                 threads: int | None = None, eval_every: int | None = EVAL_EVERY,
                  start_delay_ms: int = START_DELAY_MS) -> None:
-        super().__init__(window)
-        self.window = window
-        self.hub = ViewsHub(window)
-        self.toolbar = RunToolbar(window)
+        super().__init__(parent)
+        self.document = document
+        self.history = history
+        self.shell = shell
+        self.dialogs = dialogs
+        self.settings = settings
+        self._guards = guards
+        self._show_message = show_message
+        self.hub = ViewsHub(document, places, self)
+        self.toolbar = RunToolbar(places, self)
         self.worker = RunWorker(self, threads=threads, eval_every=eval_every)
         self.start_delay_ms = start_delay_ms
         self.generation = 0
-        self.state = "loading"          # loading, refused, paused, running
-        self.session = None             # SessionInfo of the session the views show
-        self.target = Target()
+        self.state = RunState.LOADING
+        self.built: Built | None = None  # of the session the views show
+        self.target = ProbeRequest()
         self.last_progress = None
         self.forward_ms: float | None = None
         self._posted_key: tuple | None = None
         self._posted_config: TrainingConfig | None = None
         self._refused_message: str | None = None
-        self._edit_field: str | None = None
-        self._edit_token: int | None = None
+        self._merge_field: str | None = None
+        self._merge_token: int | None = None
         self._closed = False
         self._start_scheduled = False
         self._paused_by_edit = False
@@ -112,7 +140,7 @@ class RunController(QObject):
         self._status_timer = QTimer(self)
         self._status_timer.setSingleShot(True)
         self._status_timer.setInterval(int(1000 / STATUS_HZ))
-        self._status_timer.timeout.connect(lambda: self.state == "running" and self._write_run_status())
+        self._status_timer.timeout.connect(lambda: self.state is RunState.RUNNING and self._write_run_status())
 
         w = self.worker
         w.loading.connect(self._loading)
@@ -124,7 +152,7 @@ class RunController(QObject):
         w.evaluated.connect(self.hub.add_evaluation)
         w.stateChanged.connect(self._state_changed)
         w.faulted.connect(self._faulted)
-        w.crashed.connect(window.report_exception)
+        w.crashed.connect(shell.report_exception)
 
         t = self.toolbar
         t.forward_action.triggered.connect(lambda _=False: self.forward())
@@ -140,22 +168,24 @@ class RunController(QObject):
         t.imageCleared.connect(lambda: self.set_target(replace(self.target, image=None)))
 
         self.hub.filtersWanted.connect(lambda: self.forward())
-        window.selectionChanged.connect(self._selection_changed)
-        self._unsubscribe = window.document.subscribe(lambda old, new: self._stack_changed(new))
-        window.files.guards.append(self.guard)
-        window.closing.connect(self.shutdown)
+        self.hub.layerActivated.connect(shell.select_layer)
+        shell.selectionChanged.connect(self._selection_changed)
+        # The document's change events: the one subscription.
+        self._unsubscribe = document.subscribe(lambda change: self._stack_changed(change.new))
+        guards.append(self.guard)
+        shell.closing.connect(self.shutdown)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
         self.hub.show_message("Loading torch…")
         self._set_run_status("loading torch…")
-        self._stack_changed(window.document.stack)
-        self._selection_changed(*window.selection())
-        if window.isVisible():
+        self._stack_changed(document.stack)
+        self._selection_changed(*shell.selection())
+        if shell.isVisible():
             self._schedule_start()
         else:
-            window.installEventFilter(self)
+            shell.installEventFilter(self)
 
     @property
     def edit_pending(self) -> bool:
@@ -164,8 +194,8 @@ class RunController(QObject):
 
     # ================================================================ start and stop
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
-        if watched is self.window and event.type() == QEvent.Type.Show:
-            self.window.removeEventFilter(self)
+        if watched is self.shell and event.type() == QEvent.Type.Show:
+            self.shell.removeEventFilter(self)
             self._schedule_start()
         return False
 
@@ -187,16 +217,16 @@ class RunController(QObject):
         for timer in (self._post_timer, self._show_timer, self._status_timer):
             timer.stop()
         self._unsubscribe()
-        if self.guard in self.window.files.guards:
-            self.window.files.guards.remove(self.guard)
+        if self.guard in self._guards:
+            self._guards.remove(self.guard)
         if not self.worker.shutdown(wait=True):
             log.warning("the runner's thread did not end in time")
 
     def guard(self, reason: str) -> bool:
         """The window's close guard: training is running, so ask before closing or replacing the stack."""
-        if self.state != "running":
+        if self.state is not RunState.RUNNING:
             return True
-        if not self.window.dialogs.ask_yes_no(
+        if not self.dialogs.ask_yes_no(
                 "Training is running", "Training is running: stop it?",
                 f"Training stops at the end of the current step before {reason}." if reason else ""):
             return False
@@ -205,7 +235,7 @@ class RunController(QObject):
 
     # ================================================================ the stack
     def _stack_changed(self, stack: Stack) -> None:
-        report = infer(stack)
+        report = self.document.report  # of this stack: the document infers once per change
         self.hub.set_report(stack, report)
         config = stack.training or TrainingConfig()
         self.toolbar.show_config(config)
@@ -240,25 +270,28 @@ class RunController(QObject):
 
     def _post(self, build: Build) -> None:
         self.generation = build.generation
-        was_running = self.state == "running"
+        was_running = self.state is RunState.RUNNING
         self.worker.submit(build)
-        if self.state in ("running", "paused"):
-            self._set_state("paused")
-        self._paused_by_edit = was_running or (self._paused_by_edit and self.session is None)
+        if self.state.has_session:
+            self._set_state(RunState.PAUSED)
+        self._paused_by_edit = was_running or (self._paused_by_edit and self.built is None)
         if was_running:
-            self.window.statusBar().showMessage(PAUSED_BY_EDIT, 10000)
+            self._show_message(PAUSED_BY_EDIT, 10000)
 
     def edit_training(self, field: str, value) -> None:
-        """Change one training setting as an undoable edit of the stack's ``training`` block."""
-        stack = self.window.document.stack
+        """Change one training setting as an undoable edit of the stack's ``training`` block.
+
+        Changes of one field in a row merge into one undo step (one merge token per field).
+        """
+        stack = self.document.stack
         config = stack.training or TrainingConfig()
         if getattr(config, field) == value:
             return
-        if field != self._edit_field:
-            self._edit_field, self._edit_token = field, new_session()
+        if field != self._merge_field:
+            self._merge_field, self._merge_token = field, new_merge_token()
         new = replace(stack, training=replace(config, **{field: value}))
-        self.window.history.push_edit(SetStack(new, EDIT_LABELS.get(field, "Change training settings")),
-                                      session=self._edit_token)
+        self.history.push_edit(SetStack(new, EDIT_LABELS.get(field, "Change training settings")),
+                               session=self._merge_token)
 
     # ================================================================ requests
     def forward(self) -> None:
@@ -277,7 +310,7 @@ class RunController(QObject):
     def reset(self) -> None:
         self.worker.reset()
 
-    def set_target(self, target: Target) -> None:
+    def set_target(self, target: ProbeRequest) -> None:
         if target == self.target:
             return
         self.target = target
@@ -285,14 +318,14 @@ class RunController(QObject):
         self.worker.request_probe(target)
 
     def open_image(self) -> None:
-        folder = self.window.settings.last_folder() or str(Path.home())
-        path = self.window.dialogs.open_path("Run an image of yours", folder, IMAGE_FILTER)
+        folder = self.settings.last_folder() or str(Path.home())
+        path = self.dialogs.open_path("Run an image of yours", folder, IMAGE_FILTER)
         if path:
             self.set_target(replace(self.target, image=str(path)))
 
     def open_folder(self) -> None:
-        folder = self.window.settings.last_folder() or str(Path.home())
-        path = self.window.dialogs.open_folder("Train on a folder of images (one subfolder per class)", folder)
+        folder = self.settings.last_folder() or str(Path.home())
+        path = self.dialogs.open_folder("Train on a folder of images (one subfolder per class)", folder)
         if path:
             from cnnviz.core.data import FOLDER_PREFIX
 
@@ -303,32 +336,31 @@ class RunController(QObject):
 
         For threads that export the model (ONNX): wait on it there, never on the GUI thread.
         """
-        if self.session is None or network_key(self.session.stack) != network_key(self.window.document.stack):
+        if self.built is None or network_key(self.built.stack) != network_key(self.document.stack):
             return None
         return self.worker.call_at_boundary(lambda session: copy.deepcopy(session.model).cpu().eval())
 
     def _selection_changed(self, kind: str, index: int) -> None:
-        self.worker.select(index if kind == "layer" else -1)  # first: a probe the hub asks for carries its weights
-        self.hub.route()
+        self.worker.select(index if kind == "layer" else None)  # first: a probe the hub asks for carries its weights
+        self.hub.select(kind, index)
 
     # ================================================================ results
     def _loading(self, text: str) -> None:
-        if self.state == "refused":
+        if self.state is RunState.REFUSED:
             return  # the views say what to fix; loading torch meanwhile is no news
         self._set_run_status(text[:1].lower() + text[1:])
         self.hub.show_message(text, keep=True)
 
-    def _ready(self, info) -> None:
+    def _ready(self, info: Built) -> None:
         if info.generation != self.generation:
             return
-        self.session = info
+        self.built = info
         self.toolbar.set_session(info.classes, info.test_labels)
         if self.target.index >= len(info.test_labels):
             self.target = replace(self.target, index=max(0, len(info.test_labels) - 1))
             self.toolbar.set_sample(self.target.index)
         device = info.device
-        self.window.set_status("device", f"{device.id} · {device.name}",
-                               f"{device.label}\n{info.description}")
+        self.shell.set_status("device", f"{device.id} · {device.name}", f"{device.label}\n{info.description}")
         if not info.kept:
             self.hub.clear_curves()
             self.last_progress = None
@@ -337,27 +369,27 @@ class RunController(QObject):
             notes.insert(0, PAUSED_BY_EDIT)
             self._paused_by_edit = False
         if notes:
-            self.window.statusBar().showMessage(" ".join(notes), 10000)
-        if self.state not in ("running", "paused"):
-            self._set_state("paused")
+            self._show_message(" ".join(notes), 10000)
+        if not self.state.has_session:
+            self._set_state(RunState.PAUSED)
         self._show_run_status()
 
     def _refused(self, generation: int, kind: str, message: str) -> None:
-        if generation != self.generation or (self.state == "refused" and self.hub.message == message):
+        if generation != self.generation or (self.state is RunState.REFUSED and self.hub.message == message):
             return
-        self.session = None
-        self._set_state("refused")
+        self.built = None
+        self._set_state(RunState.REFUSED)
         self.hub.show_message(message)
         self._set_run_status("cannot run", message)
         if kind in ("data", "device", "config"):
             titles = {"data": "Cannot use this data set", "device": "Cannot use this device",
                       "config": "Cannot use these training settings"}
-            self.window.dialogs.error(titles[kind], f"{message}\n\nChoose another in the toolbar, or undo "
-                                                    f"the change (Ctrl+Z).")
+            self.dialogs.error(titles[kind], f"{message}\n\nChoose another in the toolbar, or undo "
+                                             f"the change (Ctrl+Z).")
 
     def _probed(self) -> None:
         """A probe is waiting. While training, show at most SHOW_HZ a second (the newest when the time comes)."""
-        if self.state == "running":
+        if self.state is RunState.RUNNING:
             wait_ms = int(1000 / SHOW_HZ - 1000 * (time.monotonic() - self._shown_at))
             if wait_ms > 0:
                 if not self._show_timer.isActive():
@@ -367,11 +399,11 @@ class RunController(QObject):
 
     def _show_snapshot(self) -> None:
         self._shown_at = time.monotonic()
-        snap = self.worker.take_snapshot()
+        snap: Snapshot | None = self.worker.take_snapshot()
         if snap is None or snap.generation != self.generation or self._closed:
             return
         if snap.error and snap.target.image and snap.target == self.target:
-            self.window.dialogs.error("Cannot run this image", snap.error)
+            self.dialogs.error("Cannot run this image", snap.error)
             self.set_target(replace(self.target, image=None))
             return
         self.hub.show_snapshot(snap)
@@ -384,26 +416,28 @@ class RunController(QObject):
         self.hub.add_progress(progress)
         self._show_run_status()
 
-    def _state_changed(self, state: str, step: int) -> None:
-        if self.session is None:
+    def _state_changed(self, state: State, step: int) -> None:
+        if self.built is None:
             return
-        if state == "reset":
+        if state is State.RESET:
             self.hub.clear_curves()
             self.last_progress = None
-            self.window.statusBar().showMessage("Weights back to the seed's: step 0.", 5000)
-        elif state in ("running", "paused"):
-            self._set_state(state)
+            self._show_message("Weights back to the seed's: step 0.", 5000)
+        elif state is State.RUNNING:
+            self._set_state(RunState.RUNNING)
+        elif state is State.PAUSED:
+            self._set_state(RunState.PAUSED)
         self._show_run_status(step)
 
     def _faulted(self, error) -> None:
         from cnnviz.core.run.faults import NonFiniteError, OutOfMemory
 
-        self._set_state("paused")
-        dialogs = self.window.dialogs
-        config = self.window.document.stack.training or TrainingConfig()
+        self._set_state(RunState.PAUSED)
+        dialogs = self.dialogs
+        config = self.document.stack.training or TrainingConfig()
         if isinstance(error, NonFiniteError):
-            if error.layer is not None and 0 <= error.layer < len(self.window.document.stack.layers):
-                self.window.select_layer(error.layer)
+            if error.layer is not None and 0 <= error.layer < len(self.document.stack.layers):
+                self.shell.select_layer(error.layer)
             lower = config.lr / 10
             if dialogs.ask_yes_no("Training stopped: NaN or Inf", str(error),
                                   f"Lower the learning rate to {lower:g} and reset the weights?"):
@@ -417,36 +451,36 @@ class RunController(QObject):
             dialogs.error("Training stopped", str(error))
 
     # ================================================================ state and status
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: RunState) -> None:
         self.state = state
         self.toolbar.set_state(state)
 
     def _set_run_status(self, text: str, tooltip: str = "") -> None:
-        self.window.set_status("run", text, tooltip)
+        self.shell.set_status("run", text, tooltip)
 
     def _show_run_status(self, step: int | None = None) -> None:
         """The status bar's run field, at most STATUS_HZ a second while training (each change lays out the bar)."""
         if step is not None:
             self._status_step = step
-        if self.state == "running" and self._status_timer.isActive():
+        if self.state is RunState.RUNNING and self._status_timer.isActive():
             return
         self._status_timer.start()
         self._write_run_status()
 
     def _write_run_status(self) -> None:
         step, self._status_step = self._status_step, None
-        if self.session is None:
+        if self.built is None:
             return
         p = self.last_progress
-        step = step if step is not None else (p.step if p is not None else self.session.step)
+        step = step if step is not None else (p.step if p is not None else self.built.step)
         parts = [f"step {step:,}"]
-        if p is not None and self.state == "running" and p.steps_per_second > 0:
+        if p is not None and self.state is RunState.RUNNING and p.steps_per_second > 0:
             parts.append(f"{p.steps_per_second:,.0f} steps/s")
         if self.forward_ms is not None:
             parts.append(f"forward {self.forward_ms:.1f} ms")
-        if self.state == "paused":
+        if self.state is RunState.PAUSED:
             parts.append("paused")
-        tip = self.session.description
+        tip = self.built.description
         if p is not None:
             tip += f"\nlast {p.window} steps: loss {p.loss:.4g}, accuracy {100 * p.accuracy:.1f}%"
         self._set_run_status(" · ".join(parts), tip)

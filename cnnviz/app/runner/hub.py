@@ -1,21 +1,26 @@
 """The views of a running network, placed in the window and fed from one probe at a time.
 
 :class:`ViewsHub` creates the views, puts them in the window's areas, and
-routes each :class:`~cnnviz.app.runner.messages.Snapshot` to them according to
-the selected row of the stack: that layer's activations to the feature maps,
+routes each :class:`~cnnviz.core.run.live.Snapshot` to them according to
+the selected row of the stack (the controller tells it with :meth:`~ViewsHub.select`):
+that layer's activations to the feature maps,
 its activation gradients to the gradient maps, its weights to the filters;
 the sample's softmax and true class to the bars; the loss-head identities and
 the per-layer norms to the gradient view. The last snapshot is kept, so
 selecting another layer shows its maps at once, with no new torch work.
+It is handed the document (the layers' names) and the window's places for
+views (:class:`~cnnviz.app.runner.services.Places`), not the window.
 GUI thread only; no torch.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
 
+from cnnviz.app.runner.services import Places
 from cnnviz.app.views import CurvesView, FeatureMapView, FilterView, GradientView, SoftmaxView, SummaryTableView
 from cnnviz.app.views.gradients import fmt_difference
-from cnnviz.core.model.stack import Stack
+from cnnviz.core.model.stack import Stack, StackDocument
+from cnnviz.core.run.live import Snapshot
 from cnnviz.core.shapes import fmt_shape
 
 
@@ -25,46 +30,48 @@ def network_key(stack: Stack) -> tuple:
 
 
 class ViewsHub(QObject):
-    """Owns the run views of ``window`` and shows snapshots in them."""
+    """Owns the run views, placed in ``places``, and shows snapshots in them."""
 
-    filtersWanted = Signal()  # the selected layer's weights are not in the last snapshot: probe again
+    filtersWanted = Signal()    # the selected layer's weights are not in the last snapshot: probe again
+    layerActivated = Signal(int)  # a layer's row in the summary table was activated: select that layer
 
-    def __init__(self, window) -> None:
-        super().__init__(window)
-        self.window = window
-        self.maps = FeatureMapView(window)
+    def __init__(self, document: StackDocument, places: Places, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.maps = FeatureMapView()
         self.maps.setObjectName("view_feature_maps")
-        self.grad_maps = FeatureMapView(window)
+        self.grad_maps = FeatureMapView()
         self.grad_maps.setObjectName("view_gradient_maps")
         self.grad_maps.set_level_mode("symmetric")
-        self.filters = FilterView(window)
+        self.filters = FilterView()
         self.filters.setObjectName("view_filters")
-        self.summary = SummaryTableView(window)
+        self.summary = SummaryTableView()
         self.summary.setObjectName("view_summary")
-        self.softmax = SoftmaxView(window)
+        self.softmax = SoftmaxView()
         self.softmax.setObjectName("view_softmax")
-        self.curves = CurvesView(window)
+        self.curves = CurvesView()
         self.curves.setObjectName("view_curves")
-        self.gradient = GradientView(window)
+        self.gradient = GradientView()
         self.gradient.setObjectName("view_gradient")
 
         # The centre's tabs get the room; the right column keeps what changes while training in sight.
-        window.add_view(self.maps, "center", "Feature maps")
-        window.add_view(self.grad_maps, "center", "Gradient maps")
-        window.add_view(self.filters, "center", "Filters")
-        window.add_view(self.gradient, "center", "Loss head: dL/dz")
-        window.add_view(self.summary, "center", "Summary")
-        self.softmax_dock = window.add_view(self.softmax, "right", "Softmax")
-        self.curves_dock = window.add_view(self.curves, "right", "Loss and accuracy")
-        window.resizeDocks([self.softmax_dock, self.curves_dock], [400, 450], Qt.Orientation.Vertical)
-        window.resizeDocks([self.softmax_dock], [430], Qt.Orientation.Horizontal)
+        places.add_view(self.maps, "center", "Feature maps")
+        places.add_view(self.grad_maps, "center", "Gradient maps")
+        places.add_view(self.filters, "center", "Filters")
+        places.add_view(self.gradient, "center", "Loss head: dL/dz")
+        places.add_view(self.summary, "center", "Summary")
+        self.softmax_dock = places.add_view(self.softmax, "right", "Softmax")
+        self.curves_dock = places.add_view(self.curves, "right", "Loss and accuracy")
+        places.resizeDocks([self.softmax_dock, self.curves_dock], [400, 450], Qt.Orientation.Vertical)
+        places.resizeDocks([self.softmax_dock], [430], Qt.Orientation.Horizontal)
 
-        self.snapshot = None
+        self.snapshot: Snapshot | None = None
         self._report = None
         self._stale = False
         self._key: tuple | None = None
         self._message = ""
-        self.summary.layerActivated.connect(window.select_layer)
+        self._selection: tuple[str, int] = ("", -1)
+        self.summary.layerActivated.connect(self.layerActivated)
 
     @property
     def message(self) -> str:
@@ -86,7 +93,7 @@ class ViewsHub(QObject):
             self._key = key
             self._stale = self.snapshot is not None
 
-    def show_snapshot(self, snapshot) -> None:
+    def show_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._stale = False
         self._message = ""
@@ -115,10 +122,15 @@ class ViewsHub(QObject):
         self.curves.append_test(evaluation.step, evaluation.loss, evaluation.accuracy)
 
     # ================================================================ routing
+    def select(self, kind: str, index: int) -> None:
+        """The selected row of the stack (as the window's ``selectionChanged`` says it): show it."""
+        self._selection = (kind, index)
+        self.route()
+
     def route(self) -> None:
         """Show the last snapshot for the selected row (no torch work: the arrays are already here).
 
-        Called for every new snapshot and, by the controller, for every change of the selected row.
+        Called for every new snapshot and every change of the selected row.
         """
         snap = self.snapshot
         if snap is None:
@@ -126,7 +138,7 @@ class ViewsHub(QObject):
         if snap.error:
             for view in (self.maps, self.grad_maps, self.softmax, self.gradient):
                 view.clear(snap.error)
-            self._route_filters(snap, self.window.selection())
+            self._route_filters(snap, self._selection)
             return
         if self._stale:
             note = "Running the changed stack…"
@@ -134,7 +146,7 @@ class ViewsHub(QObject):
                 view.clear(note)
             return
         p = snap.probe
-        kind, index = self.window.selection()
+        kind, index = self._selection
         own = snap.target.image is not None
         self.maps.set_input(p.image)
         fields = self._report.layers if self._report is not None else ()
@@ -164,12 +176,12 @@ class ViewsHub(QObject):
                                       classes=p.classes)
         self._route_gradient(p, own)
 
-    def _route_filters(self, snap, selection: tuple[str, int]) -> None:
+    def _route_filters(self, snap: Snapshot, selection: tuple[str, int]) -> None:
         kind, index = selection
         if kind != "layer" or index < 0:
             self.filters.clear("Select a Conv2d or Linear layer to see its weights")
             return
-        stack = self.window.document.stack
+        stack = self.document.stack
         label = stack.layers[index].label if index < len(stack.layers) else f"layer {index}"
         weights = snap.weights.get(index)
         if weights is not None:

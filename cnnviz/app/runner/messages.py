@@ -1,8 +1,12 @@
-"""What the GUI thread and the runner's worker thread hand each other: immutable requests and results,
-and the one-slot mailbox that makes the latest result win."""
+"""What the GUI thread and the runner's worker thread hand each other: a :class:`Build` and what came of it
+(:class:`Built`), and the run's state as the window shows it (:class:`RunState`).
+
+Which sample to probe is a :class:`~cnnviz.core.run.training.ProbeRequest`; a probe comes back as a
+:class:`~cnnviz.core.run.live.Snapshot` through a :class:`~cnnviz.core.run.live.Latest`.
+"""
 from __future__ import annotations
 
-import threading
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,14 +15,20 @@ import numpy as np
 from cnnviz.core.model.stack import Stack, TrainingConfig
 
 
-@dataclass(frozen=True)
-class Target:
-    """Which sample the views follow: ``index`` of ``split``, or a file of the person's own."""
+class RunState(str, enum.Enum):
+    """What the Run controls offer: nothing yet (loading), nothing to run (refused), or a session."""
 
-    index: int = 0
-    split: str = "test"
-    mode: str = "eval"
-    image: str | None = None
+    LOADING = "loading"
+    REFUSED = "refused"
+    PAUSED = "paused"
+    RUNNING = "running"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def has_session(self) -> bool:
+        return self in (RunState.PAUSED, RunState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -35,8 +45,8 @@ class Build:
 
 
 @dataclass(frozen=True)
-class SessionInfo:
-    """What the GUI learns when a session is ready."""
+class Built:
+    """What the GUI learns when the session of a :class:`Build` is ready (the ``ready`` signal)."""
 
     generation: int
     stack: Stack
@@ -45,41 +55,8 @@ class SessionInfo:
     data_name: str
     classes: tuple[str, ...]
     test_labels: np.ndarray
-    train_size: int
     notes: tuple[str, ...]
     description: str
     kept: str
     """What happened to the weights: "" (from the seed) or which trained layers were kept."""
     step: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A probe for the views and the weights the filter view may need; ``error`` when it failed."""
-
-    generation: int
-    target: Target
-    probe: Any = None
-    weights: dict[int, np.ndarray] = field(default_factory=dict)
-    error: str = ""
-
-
-class Latest:
-    """A one-slot mailbox between threads: ``put`` replaces, ``take`` empties; latest wins."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value: Any = None
-        self._full = False
-
-    def put(self, value: Any) -> bool:
-        """Store ``value``; True if the box was empty (the reader must be told)."""
-        with self._lock:
-            was_empty = not self._full
-            self._value, self._full = value, True
-            return was_empty
-
-    def take(self) -> Any:
-        with self._lock:
-            value, self._value, self._full = self._value, None, False
-            return value

@@ -2,7 +2,9 @@
 
 Widgets and actions only: the toolbar shows what it is told (``show_config``,
 ``set_devices``, ``set_session``, ``set_state``) and says what the person
-asked for through signals; the controller decides what happens. No torch.
+asked for through signals; the controller decides what happens. It is handed
+the window's places for toolbars and actions
+(:class:`~cnnviz.app.runner.services.Places`), not the window. No torch.
 
 Shortcuts: F5 forward pass, F6 train / pause, F10 one step, Ctrl+R reset,
 Alt+Left / Alt+Right the previous / next sample. Space is left to the widget
@@ -18,6 +20,8 @@ from PySide6.QtGui import QAction, QDoubleValidator, QKeySequence
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QStyle, QToolBar, QToolButton, QWidget
 
 from cnnviz.app.plain_text import tooltip
+from cnnviz.app.runner.messages import RunState
+from cnnviz.app.runner.services import Places
 from cnnviz.core import data
 from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
 
@@ -43,7 +47,7 @@ def format_lr(lr: float) -> str:
 
 
 class RunToolbar(QObject):
-    """The Run menu and toolbars of ``window``; see the module docstring."""
+    """The Run menu's actions and the run toolbars, placed in ``places``; see the module docstring."""
 
     trainingEdited = Signal(str, object)   # TrainingConfig field, new value
     sampleChanged = Signal(int)
@@ -52,15 +56,14 @@ class RunToolbar(QObject):
     folderRequested = Signal()
     imageCleared = Signal()
 
-    def __init__(self, window) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, places: Places, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self._config = TrainingConfig()
         self._labels: np.ndarray | None = None
         self._classes: tuple[str, ...] = ()
         self._devices: list = []
         self._image_name = ""
-        bar = window.run_toolbar
+        bar = places.run_toolbar
 
         self.device_box = QComboBox(bar)
         self.device_box.setObjectName("run_device")
@@ -108,11 +111,11 @@ class RunToolbar(QObject):
         self.next_button.clicked.connect(lambda: self.sample_spin.stepBy(1))
         self.clear_image_button.clicked.connect(self.imageCleared.emit)
 
-        style = window.style()
+        style = bar.style()
 
         def action(text: str, key: str | None, tip: str, slot=None, checkable: bool = False,
                    icon: QStyle.StandardPixmap | None = None) -> QAction:
-            a = QAction(text, window)
+            a = QAction(text, bar)
             if icon is not None:
                 a.setIcon(style.standardIcon(icon))
             if key:
@@ -141,15 +144,15 @@ class RunToolbar(QObject):
         self.prev_action = action("Previous Sample", "Alt+Left", "The previous sample",
                                   lambda: self.sample_spin.stepBy(-1))
         self.next_action = action("Next Sample", "Alt+Right", "The next sample", lambda: self.sample_spin.stepBy(1))
-        window.run_toolbar.addSeparator()
+        bar.addSeparator()
         for a in (self.train_mode_action, self.forward_action, self.train_action, self.pause_action,
                   self.step_action, self.reset_action):
-            window.add_run_action(a)
-        window.run_menu.addSeparator()
+            places.add_run_action(a)
+        places.run_menu.addSeparator()
         for a in (self.prev_action, self.next_action):
-            window.add_run_action(a, toolbar=False)
+            places.add_run_action(a, toolbar=False)
 
-        self.settings_toolbar = QToolBar("Training settings", window)
+        self.settings_toolbar = QToolBar("Training settings")
         self.settings_toolbar.setObjectName("training_toolbar")
         self.settings_toolbar.setMovable(False)
         tb = self.settings_toolbar
@@ -191,14 +194,14 @@ class RunToolbar(QObject):
                                   "the same run")
         self.seed_spin.valueChanged.connect(lambda v: self.trainingEdited.emit("seed", int(v)))
         tb.addWidget(self.seed_spin)
-        window.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
-        window.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
-        window.view_menu.addAction(tb.toggleViewAction())
+        places.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        places.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        places.view_menu.addAction(tb.toggleViewAction())
 
         self._fill_devices()
         self._fill_data()
         self.show_config(self._config)
-        self.set_state("loading")
+        self.set_state(RunState.LOADING)
 
     # ================================================================ shown state
     def show_config(self, config: TrainingConfig) -> None:
@@ -235,10 +238,10 @@ class RunToolbar(QObject):
         self.clear_image_button.setVisible(bool(name))
         self._show_sample_label()
 
-    def set_state(self, state: str) -> None:
-        """"loading", "refused" (nothing to run), "paused" or "running"."""
-        has_session = state in ("paused", "running")
-        running = state == "running"
+    def set_state(self, state: RunState) -> None:
+        """Which actions the run's state allows (see :class:`~cnnviz.app.runner.messages.RunState`)."""
+        has_session = state.has_session
+        running = state is RunState.RUNNING
         self.forward_action.setEnabled(has_session)
         self.train_action.setEnabled(has_session and not running)
         self.pause_action.setEnabled(running)

@@ -2,23 +2,29 @@
 
 STYLE habit 4, as Orange3's ``concurrent.py`` and napari's ``_layer_slicer.py``
 do it: the GUI thread snapshots a request (a :class:`Build` holding the
-immutable core ``Stack``, a :class:`Target` sample) and hands it over; the
-worker computes; results come back as queued signals. Nothing here blocks the
-GUI thread: every method the GUI calls takes one short lock and returns.
+immutable core ``Stack``, a :class:`~cnnviz.core.run.training.ProbeRequest`)
+and hands it over; the worker computes; results come back as queued signals.
+Nothing here blocks the GUI thread: every method the GUI calls takes one short
+lock and returns.
 
-**One thread, one loop.** The thread imports torch (never the GUI thread),
-then waits for a :class:`Build`. With a session built it runs the core's
-:class:`~cnnviz.core.training.Trainer`, paused: the trainer's own loop is the
-worker's idle loop, so Forward, Train, Pause, Step, Reset, a new sample and a
-new learning rate are all :class:`~cnnviz.core.training.Control` requests,
-honoured at the next step boundary, paused or not. A new build cancels the
-trainer (at a boundary), and the loop comes round to build again.
+**One thread, one loop, one task object.** The thread imports torch (never
+the GUI thread), then waits for a :class:`Build`. With a session built it runs
+the core's :class:`~cnnviz.core.run.training.Trainer`, paused: the trainer's
+own loop is the worker's idle loop. Forward, Train, Pause, Step, Reset, a new
+sample, a new learning rate and work for another thread (the ONNX export's
+copy of the model) are all requests to :attr:`RunWorker.control`, the one
+:class:`~cnnviz.core.run.training.Control` the worker keeps for its lifetime,
+honoured at the next step boundary, paused or not, by whichever session runs
+then. A new build interrupts the trainer (at a boundary), and the loop comes
+round to build again. The trainer takes its probes with a
+:class:`~cnnviz.core.run.live.LiveProbe` of the session, handed the request
+by the loop.
 
 **Latest wins**, both ways. Builds: only the newest is kept, and a session
 finished while a newer build waits is thrown away before it is probed, so a
 burst of edits costs one or two builds. Results: a probe is put in a one-slot
-box (:class:`Latest`) and announced only if the box was empty, so a busy GUI
-reads the newest probe once instead of a backlog.
+box (:class:`~cnnviz.core.run.live.Latest`) and announced only if the box was
+empty, so a busy GUI reads the newest probe once instead of a backlog.
 
 Faults a person can cause (:class:`~cnnviz.core.faults.EngineError`: shape,
 device, data, class count, NaN, out of memory, a layer failing) come back as
@@ -31,13 +37,15 @@ import logging
 import os
 import sys
 import threading
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from cnnviz.app.runner.live import LiveSession, _optimizer_imports_warmed, _warm_optimizer_imports, carry_weights
-from cnnviz.app.runner.messages import Build, Latest, SessionInfo, Snapshot, Target
+from cnnviz.app.runner.messages import Build, Built
+from cnnviz.core.run.live import Latest, LiveProbe, Snapshot, carry_weights, warm_up_optimizer_once
+from cnnviz.core.run.training import PROBE_HZ, Control, ProbeRequest, State, Trainer
 
 log = logging.getLogger("cnnviz.runner")
 
@@ -45,7 +53,6 @@ REPORT_EVERY = 1000
 REPORT_SECONDS = 0.2
 """Training progress is reported five times a second (each report is a point on the curves and a redraw)."""
 EVAL_EVERY = 250
-PROBE_HZ = 30.0
 
 
 def default_threads() -> int:
@@ -104,12 +111,12 @@ class RunWorker(QObject):
 
     loading = Signal(str)               # what the worker is doing before a session is ready
     devicesFound = Signal(object)       # list[DeviceInfo], once torch is imported
-    ready = Signal(object)              # SessionInfo
+    ready = Signal(object)              # Built
     refused = Signal(int, str, str)     # generation, kind ("stack", "data", "device", ...), message
     probed = Signal()                   # a Snapshot is waiting: take_snapshot()
     progressed = Signal(object)         # training.Progress
     evaluated = Signal(object)          # engine.Evaluation
-    stateChanged = Signal(str, int)     # "running", "paused", "reset", state and step
+    stateChanged = Signal(object, int)  # training.State (RUNNING, PAUSED or RESET) and step
     faulted = Signal(object)            # an EngineError that stopped training (NaN, out of memory)
     crashed = Signal(object)            # an unexpected exception, for the error reporter
 
@@ -125,16 +132,10 @@ class RunWorker(QObject):
         self._cond = threading.Condition()
         self._build: Build | None = None
         self._shutdown = False
-        self._control = None
         self._has_session = False
-        self._want_running = False
-        self._pending_steps = 0
-        self._pending_reset = False
-        self._probe_wanted = False
-        self._config: dict[str, Any] = {}
-        self._target = Target()
-        self._selected = -1
-        self._jobs: list[tuple[Callable[[Any], Any], concurrent.futures.Future]] = []
+        self._selected: int | None = None
+        self.control = Control(paused=True)
+        """Every request for the loop (any thread), kept across sessions: the task object."""
         self._box = Latest()
         self.builds = 0
         """Sessions built (read by tests: a burst of edits must cost one or two)."""
@@ -153,64 +154,34 @@ class RunWorker(QObject):
         """Replace the session (latest wins); training stops at its next step boundary and stays paused."""
         with self._cond:
             self._build = build
-            self._want_running = False
-            self._pending_steps = 0
-            self._pending_reset = False
-            self._config.clear()
-            if self._control is not None:
-                self._control.cancel()
+            self.control.interrupt()
             self._cond.notify_all()
 
     def train(self) -> None:
-        with self._cond:
-            self._want_running = True
-            if self._control is not None:
-                self._control.resume()
+        self.control.resume()
 
     def pause(self) -> None:
-        with self._cond:
-            self._want_running = False
-            if self._control is not None:
-                self._control.pause()
+        self.control.pause()
 
     def step(self, n: int = 1) -> None:
-        with self._cond:
-            self._want_running = False
-            if self._control is not None:
-                self._control.step(n)
-            else:
-                self._pending_steps += n
+        self.control.step(n)
 
     def reset(self) -> None:
         """Weights from the seed, a fresh optimizer, step 0; paused afterwards."""
-        with self._cond:
-            self._want_running = False
-            if self._control is not None:
-                self._control.pause()
-                self._control.reset()
-            else:
-                self._pending_reset = True
+        self.control.pause()
+        self.control.reset()
 
     def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
         """A new learning rate or batch size for the running session, from the next step on."""
-        with self._cond:
-            changes = {k: v for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None}
-            if self._control is not None:
-                self._control.configure(**changes)
-            else:
-                self._config.update(changes)
+        self.control.configure(lr=lr, batch_size=batch_size)
 
-    def request_probe(self, target: Target | None = None) -> None:
+    def request_probe(self, target: ProbeRequest | None = None) -> None:
         """Probe ``target`` (or the current one again) at the next boundary, paused or not."""
-        with self._cond:
-            if target is not None:
-                self._target = target
-            self._poke_probe()
+        self.control.request_probe(target)
 
-    def select(self, layer: int) -> None:
-        """The selected layer: its weights travel with every probe, however large."""
-        with self._cond:
-            self._selected = layer
+    def select(self, layer: int | None) -> None:
+        """The selected layer (None: none): its weights travel with every probe, however large."""
+        self._selected = layer
 
     def call_at_boundary(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:
         """Run ``fn(session)`` on the worker thread at the next step boundary; the future has its result.
@@ -218,14 +189,12 @@ class RunWorker(QObject):
         Resolves to None at once when there is no session. For another thread
         that needs the live model (the ONNX export): never wait on it on the GUI thread.
         """
-        future: concurrent.futures.Future = concurrent.futures.Future()
         with self._cond:
             if not self._has_session or self._shutdown:
+                future: concurrent.futures.Future = concurrent.futures.Future()
                 future.set_result(None)
                 return future
-            self._jobs.append((fn, future))
-            self._poke_probe()
-        return future
+            return self.control.call_at_boundary(fn)
 
     def take_snapshot(self) -> Snapshot | None:
         return self._box.take()
@@ -235,25 +204,15 @@ class RunWorker(QObject):
         with self._cond:
             self._shutdown = True
             self._build = None
-            if self._control is not None:
-                self._control.cancel()
-            jobs, self._jobs = self._jobs, []
+            self.control.cancel()  # for good: the jobs waiting are cancelled too
             self._cond.notify_all()
-        for _fn, future in jobs:
-            future.cancel()
         if not wait or not self._thread.isRunning():
             return not self._thread.isRunning()
         return self._thread.wait(timeout_ms)
 
-    def _poke_probe(self) -> None:
-        if self._control is not None:
-            self._control.request_probe()
-        else:
-            self._probe_wanted = True
-
     # ================================================================ worker thread
     def _main(self) -> None:
-        live = None
+        live: LiveProbe | None = None  # the session being served, with its probe for the views
         lower_priority()
         try:
             self.loading.emit("Loading torch…")
@@ -277,26 +236,21 @@ class RunWorker(QObject):
                         self._serve(live)
                 except Exception as exc:  # noqa: BLE001 - a bug: to the error reporter, and keep serving
                     log.exception("the runner failed")
-                    with self._cond:
-                        self._want_running = False
-                        self._probe_wanted = False  # no automatic retry of what just failed
+                    self.control.pause()  # no automatic retry of what just failed
                     self.crashed.emit(exc)
                     if build is not None:
                         self._drop(live.session if live is not None else None)
                         live = None
                         self.refused.emit(build.generation, "bug", f"The network could not be run: {exc}")
                     else:
-                        self.stateChanged.emit("paused", live.step_count)
+                        self.stateChanged.emit(State.PAUSED, live.session.step_count)
         except BaseException as exc:  # noqa: BLE001 - torch failed to import, or worse
             log.exception("the runner's thread failed")
             self.crashed.emit(exc)
         finally:
             with self._cond:
                 self._has_session = False
-                self._control = None
-                jobs, self._jobs = self._jobs, []
-            for _fn, future in jobs:
-                future.cancel()
+                self.control.cancel()  # the jobs still waiting are cancelled
             if live is not None:
                 try:
                     live.session.close()
@@ -307,7 +261,7 @@ class RunWorker(QObject):
         with self._cond:
             return self._build is not None or self._shutdown
 
-    def _rebuild(self, live, build: Build):
+    def _rebuild(self, live: LiveProbe | None, build: Build) -> LiveProbe | None:
         from cnnviz.core.run import engine
 
         old = live.session if live is not None else None
@@ -339,18 +293,20 @@ class RunWorker(QObject):
                 and old.config.seed == config.seed and old.data_name == session.data_name:
             kept = carry_weights(old, session)
         self._drop(old)
-        new = LiveSession(session, self, build.generation)
+        new = LiveProbe(session, build.generation, selected=lambda: self._selected)
         with self._cond:
             self._has_session = True
-            self._probe_wanted = True
             last = session.test_split.n - 1
-            if self._target.index > last:
-                self._target = Target(max(0, last), self._target.split, self._target.mode, self._target.image)
+            target = self.control.probe_request
+            if target.index > last:  # a smaller data set: its last sample
+                self.control.request_probe(replace(target, index=max(0, last)))
+            else:
+                self.control.request_probe()
         test = session.data.test
-        self.ready.emit(SessionInfo(
+        self.ready.emit(Built(
             generation=build.generation, stack=build.stack, config=config, device=session.device_info,
             data_name=session.data_name, classes=session.classes, test_labels=np.asarray(test.labels).copy(),
-            train_size=len(session.data.train.labels), notes=tuple(getattr(session.data, "notes", ())) + session.notes,
+            notes=tuple(getattr(session.data, "notes", ())) + session.notes,
             description=session.describe(), kept=kept, step=session.step_count))
         return new
 
@@ -379,66 +335,34 @@ class RunWorker(QObject):
 
             raise DataUnavailable(str(exc)) from None
 
-    def _serve(self, live) -> None:
-        """Run the trainer on ``live`` until a build, a shutdown or a fault; paused unless Train was pressed."""
-        from cnnviz.core.run import training
+    def _serve(self, live: LiveProbe) -> None:
+        """Run the trainer on ``live``'s session until a build, a shutdown or a fault; paused unless Train was
+        pressed. The trainer reads every request from :attr:`control`, and probes with ``live``."""
         from cnnviz.core.run.faults import EngineError
 
-        control = training.Control(paused=True)
         with self._cond:
             if self._build is not None or self._shutdown:
                 return
-            if self._want_running:
-                control.resume()
-            if self._pending_reset:
-                control.reset()
-                self._pending_reset = False
-            if self._pending_steps:
-                control.step(self._pending_steps)
-                self._pending_steps = 0
-            if self._config:
-                control.configure(**self._config)
-                self._config.clear()
-            if self._probe_wanted or self._jobs:
-                control.request_probe()
-                self._probe_wanted = False
-            self._control = control
+        control = self.control
 
-        def on_state(state: str, step: int) -> None:
-            if state == "running" and control.paused:
+        def on_state(state: State, step: int) -> None:
+            if state is State.RUNNING and control.paused:
                 return  # the loop starting paused, or one single step: not "training" for the GUI
-            if state not in ("cancelled", "done"):
+            if state not in (State.CANCELLED, State.DONE):
                 self.stateChanged.emit(state, step)
 
         def deliver(snapshot: Snapshot) -> None:
-            self._deliver(snapshot)
-            if not _optimizer_imports_warmed.is_set():
-                _optimizer_imports_warmed.set()
-                threading.Thread(target=_warm_optimizer_imports, name="cnnviz warm-up", daemon=True).start()
+            if self._box.put(snapshot):
+                self.probed.emit()
+            warm_up_optimizer_once()
 
-        trainer = training.Trainer(
-            live, control, on_progress=self.progressed.emit, on_eval=self.evaluated.emit,
+        trainer = Trainer(
+            live.session, control, probe=live, on_progress=self.progressed.emit, on_eval=self.evaluated.emit,
             on_probe=deliver, on_state=on_state, report_every=self.report_every,
             report_seconds=self.report_seconds, eval_every=self.eval_every, probe_hz=self.probe_hz)
         try:
             trainer.run()
         except EngineError as exc:
-            with self._cond:
-                self._want_running = False
+            control.pause()
             self.faulted.emit(exc)
-            self.stateChanged.emit("paused", live.step_count)
-        finally:
-            with self._cond:
-                self._control = None
-
-    def _deliver(self, snapshot: Snapshot) -> None:
-        if self._box.put(snapshot):
-            self.probed.emit()
-
-    # ------------------------------------------------------------ read by LiveSession on the worker thread
-    def _probe_state(self) -> tuple[Target, int, list]:
-        with self._cond:
-            jobs, self._jobs = self._jobs, []
-            return self._target, self._selected, jobs
-
-
+            self.stateChanged.emit(State.PAUSED, live.session.step_count)

@@ -13,7 +13,7 @@ from cnnviz.app.sidebar import display as fmt
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
 from cnnviz.core.model.stack import Layer, Stack, StackDocument
 from cnnviz.core.model.units import format_bytes
-from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape, infer
+from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
 
 _CSS = """
 body { margin: 4px; }
@@ -188,7 +188,7 @@ class DetailsPanel(QTextBrowser):
         self.kind, self.index = "", -1
         self.setOpenLinks(False)
         self.document().setDefaultStyleSheet(_CSS)
-        unsubscribe = document.subscribe(lambda old, new: self.refresh())
+        unsubscribe = document.subscribe(lambda change: self.refresh())
         self.destroyed.connect(lambda *_: unsubscribe())
         self.refresh()
 
@@ -198,7 +198,7 @@ class DetailsPanel(QTextBrowser):
 
     def html(self) -> str:
         stack = self.stack_document.stack
-        report = infer(stack)
+        report = self.stack_document.report  # inferred once per change by the document
         if self.kind == "layer" and 0 <= self.index < len(stack.layers):
             return layer_html(stack, report, self.index)
         if self.kind == "loss":

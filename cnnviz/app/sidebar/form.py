@@ -8,9 +8,7 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QTool
 
 from cnnviz.app.document.undo import is_history_key, new_session
 from cnnviz.app.sidebar.fields import Field, make_field
-from cnnviz.core.model.layers import REQUIRED, Param
-
-RESET = object()  # "remove this keyword": torch's default again
+from cnnviz.core.model.layers import DEFAULT, REQUIRED, Param
 
 
 def shown_value(p: Param, given: dict[str, Any]) -> Any:
@@ -23,7 +21,11 @@ def shown_value(p: Param, given: dict[str, Any]) -> Any:
 
 
 class ParamForm(QWidget):
-    """Label, field and reset button per parameter; ``edited(key, value, session)``."""
+    """Label, field and reset button per parameter; ``edited(key, value, session)``.
+
+    The reset button sends :data:`~cnnviz.core.model.layers.DEFAULT`; the edits
+    (``set_param``, ``set_loss_param``) decide what "back to default" means.
+    """
 
     edited = Signal(str, object, int)
 
@@ -53,7 +55,7 @@ class ParamForm(QWidget):
             default = "" if p.default is REQUIRED else f" ({p.default!r})"
             reset.setToolTip(f"Back to torch's default{default}: leave {p.name} out of the file")
             reset.setVisible(False)
-            reset.clicked.connect(lambda _=False, key=p.name: self._emit(key, RESET))
+            reset.clicked.connect(lambda _=False, key=p.name: self._emit(key, DEFAULT))
             row = QWidget(self)
             h = QHBoxLayout(row)
             h.setContentsMargins(0, 0, 0, 0)
@@ -83,7 +85,7 @@ class ParamForm(QWidget):
 
     def _emit(self, key: str, value: Any) -> None:
         session = self.sessions[key]
-        if value is RESET:
+        if value is DEFAULT:
             self.sessions[key] = new_session()
         self.edited.emit(key, value, session)
 

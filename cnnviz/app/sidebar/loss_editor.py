@@ -8,21 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from cnnviz.app.document.undo import History, new_session
-from cnnviz.app.sidebar.form import RESET, ParamForm
-from cnnviz.core.model.layers import LOSSES, REQUIRED
-from cnnviz.core.model.stack import Loss, SetLoss, Stack
-from cnnviz.core.shapes import infer
-
-
-def loss_edit(loss: Loss, key: str, value: Any) -> SetLoss:
-    """The edit for one loss keyword; torch's default leaves it out."""
-    p = LOSSES[loss.type].param(key)
-    params = dict(loss.params)
-    if value is RESET or (p.default is not REQUIRED and type(value) is type(p.default) and value == p.default):
-        params.pop(key, None)
-    else:
-        params[key] = value
-    return SetLoss(Loss(loss.type, params))
+from cnnviz.app.sidebar.form import ParamForm
+from cnnviz.core.model.layers import LOSSES
+from cnnviz.core.model.stack import Loss, SetLoss, Stack, set_loss_param
 
 
 def switch_loss(loss: Loss, type_name: str) -> SetLoss:
@@ -74,7 +62,7 @@ class LossEditor(QWidget):
             self.form.edited.connect(self._param_edited)
             self.layout_.insertWidget(self.layout_.count() - 1, self.form)
             self.form_type = loss.type
-        report = infer(stack).loss
+        report = self.history.document.report.loss  # inferred once per change by the document
         self.form.show_values(dict(loss.params), {}, "weight" if report.error and "weight" in report.error else None,
                               report.error)
         lines = []
@@ -92,5 +80,5 @@ class LossEditor(QWidget):
 
     def _param_edited(self, key: str, value: Any, session: int) -> None:
         stack = self.history.document.stack
-        if not self.history.push_edit(loss_edit(stack.loss, key, value), session):
+        if not self.history.push_edit(set_loss_param(stack.loss, key, value), session):
             self.show_stack(stack)

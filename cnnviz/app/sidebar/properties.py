@@ -12,17 +12,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QVBoxLayout, QWidget
 
 from cnnviz.app.document.undo import History, new_session
-from cnnviz.app.sidebar.form import RESET, ParamForm
+from cnnviz.app.sidebar.form import ParamForm
 from cnnviz.app.sidebar.input_editor import InputEditor
 from cnnviz.app.sidebar.loss_editor import LossEditor
-from cnnviz.core.model.layers import CATALOGUE, REQUIRED, LayerSpec
-from cnnviz.core.model.stack import Layer, ReplaceLayer, Stack, StackDocument
-from cnnviz.core.shapes import LayerReport, infer
-
-
-def same_value(value: Any, default: Any) -> bool:
-    """Equal and of the same kind (True is not 1, [1, 1] is not 1)."""
-    return type(value) is type(default) and value == default
+from cnnviz.core.model.layers import CATALOGUE, LayerSpec
+from cnnviz.core.model.stack import Layer, ReplaceLayer, StackDocument, set_param
+from cnnviz.core.shapes import LayerReport
 
 
 def arriving_count(layer: Layer, report: LayerReport | None) -> int | None:
@@ -33,18 +28,6 @@ def arriving_count(layer: Layer, report: LayerReport | None) -> int | None:
     if layer.type == "Linear":
         return shape[-1] if shape else None
     return shape[0] if len(shape) == 3 else None
-
-
-def param_edit(stack: Stack, index: int, key: str, value: Any) -> ReplaceLayer:
-    """The edit for a value typed into the editor: torch's default (or "auto") leaves the keyword out."""
-    layer = stack.layers[index]
-    p = CATALOGUE[layer.type].param(key)
-    if value is RESET or (value is None and p.inferred) or (
-            not p.inferred and p.default is not REQUIRED and same_value(value, p.default)):
-        new = layer.without_param(key)
-    else:
-        new = layer.with_param(key, value)
-    return ReplaceLayer(index, new, key=f"{index}.{key}")
 
 
 class LayerEditor(QWidget):
@@ -109,7 +92,7 @@ class PropertyEditor(QScrollArea):
         self.index = -1
         self.editor: QWidget | None = None
         self._key: tuple = ()
-        unsubscribe = document.subscribe(lambda old, new: self.refresh())
+        unsubscribe = document.subscribe(lambda change: self.refresh())
         self.destroyed.connect(lambda *_: unsubscribe())
         self._placeholder()
 
@@ -142,7 +125,7 @@ class PropertyEditor(QScrollArea):
                 editor.form.edited.connect(self._layer_param_edited)
                 editor.label_edit.editingFinished.connect(self._layer_renamed)
                 self._install(editor, key)
-            report = infer(stack)
+            report = self.document.report  # inferred once per change by the document
             self.editor.show_layer(index, layer, report.layers[index] if index < len(report.layers) else None)
         elif kind == "input":
             if self._key != ("input",):
@@ -162,7 +145,7 @@ class PropertyEditor(QScrollArea):
         editor = self.editor
         if not isinstance(editor, LayerEditor) or not 0 <= editor.index < len(self.document.stack.layers):
             return
-        edit = param_edit(self.document.stack, editor.index, key, value)
+        edit = set_param(self.document.stack, editor.index, key, value)  # the one "back to default" rule
         if not self.history.push_edit(edit, session):
             self.refresh()  # nothing changed (an invalid value snapped back): show the stack's value again
 
@@ -174,5 +157,4 @@ class PropertyEditor(QScrollArea):
         layer = self.document.stack.layers[i]
         text = editor.label_edit.text().strip() or None
         if text != layer.name:
-            self.history.push_edit(ReplaceLayer(i, Layer(layer.type, layer.params, text), key=f"{i}.name"),
-                                   new_session())
+            self.history.push_edit(ReplaceLayer(i, Layer(layer.type, layer.params, text), key="name"), new_session())

@@ -1,9 +1,15 @@
-"""A thin Qt list model over :class:`~cnnviz.core.stack.StackDocument` (napari's item-model adapter).
+"""A thin Qt item model over :class:`~cnnviz.core.model.stack.StackDocument` (napari's item-model adapter).
 
-Rows: 0 is the input, 1..n the layers, n+1 the loss. The model keeps its own
-snapshot of the stack and its shape report so that it can announce inserts,
-removals and moves as such (selections follow the moved layer); every change
-it makes (a drop, a move, a rename) is an edit handed to ``push``.
+Rows: 0 is the input, 1..n the layers, n+1 the loss. The model is a tree model
+whose rows have no children yet: a layer is addressed by its
+:class:`~cnnviz.core.model.paths.LayerPath` (``(3,)`` is row 4 under the
+root), so blocks will add child rows under their layer without another
+redesign. It keeps its own snapshot of the stack and the report the document
+handed over, and maps the edit of each change one to one onto Qt's row
+signals (:class:`InsertLayer` onto ``beginInsertRows``, :class:`RemoveLayer`
+onto ``beginRemoveRows``, :class:`MoveLayer` onto ``beginMoveRows``; selections
+follow the moved layer). Every change it makes (a drop, a move, a rename) is an
+edit handed to ``push``.
 """
 from __future__ import annotations
 
@@ -11,12 +17,27 @@ import json
 from dataclasses import replace
 from typing import Any, Callable
 
-from PySide6.QtCore import QAbstractListModel, QByteArray, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QByteArray, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from cnnviz.app.plain_text import tooltip
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.core.model.layers import CATALOGUE, LOSSES
-from cnnviz.core.model.stack import Edit, InsertLayer, Layer, MoveLayer, ReplaceLayer, SetStack, Stack, StackDocument
+from cnnviz.core.model.paths import LayerPath
+from cnnviz.core.model.stack import (
+    Batch,
+    Edit,
+    InsertLayer,
+    Layer,
+    MoveLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetInput,
+    SetLoss,
+    SetStack,
+    Stack,
+    StackChange,
+    StackDocument,
+)
 from cnnviz.core.shapes import StackReport, fmt_shape, infer
 
 ROWS_MIME = "application/x-cnnviz-layer-rows"
@@ -41,30 +62,7 @@ def new_layer(type_name: str) -> Layer:
     return Layer(type_name, CATALOGUE[type_name].initial_params())
 
 
-def _layer_diff(old: tuple[Layer, ...], new: tuple[Layer, ...]) -> tuple[str, int, int]:
-    """How ``new`` differs from ``old``: ("insert", i, _), ("remove", i, _), ("move", src, dst), ("same"|"reset")."""
-    n_old, n_new = len(old), len(new)
-    if n_new == n_old + 1:
-        i = next((k for k in range(n_old) if old[k] != new[k]), n_old)
-        if new[:i] + new[i + 1:] == old:
-            return "insert", i, 0
-    elif n_new == n_old - 1:
-        i = next((k for k in range(n_new) if old[k] != new[k]), n_new)
-        if old[:i] + old[i + 1:] == new:
-            return "remove", i, 0
-    elif n_new == n_old:
-        diff = [k for k in range(n_old) if old[k] != new[k]]
-        if len(diff) >= 2:
-            a, b = diff[0], diff[-1]
-            if new[a:b + 1] == old[a + 1:b + 1] + (old[a],):
-                return "move", a, b
-            if new[a:b + 1] == (old[b],) + old[a:b]:
-                return "move", b, a
-        return "same", 0, 0
-    return "reset", 0, 0
-
-
-class StackListModel(QAbstractListModel):
+class StackListModel(QAbstractItemModel):
     """Input, layers and loss as rows, with shapes, status and the core's sentences."""
 
     requestSelect = Signal(int)  # a row to select after a drop added or moved a layer
@@ -75,9 +73,14 @@ class StackListModel(QAbstractListModel):
         self.document = document
         self._push = push
         self._stack: Stack = document.stack
-        self._report: StackReport = infer(self._stack)
+        self._report: StackReport = self._report_of(document.report, self._stack)
         unsubscribe = document.subscribe(self._on_change)
         self.destroyed.connect(lambda *_: unsubscribe())
+
+    @staticmethod
+    def _report_of(report: StackReport | None, stack: Stack) -> StackReport:
+        # The document's report (inferred once per change); a document made without ``analyse`` gets one here.
+        return report if report is not None else infer(stack)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -88,8 +91,21 @@ class StackListModel(QAbstractListModel):
     def report(self) -> StackReport:
         return self._report
 
+    def index(self, row: int, column: int = 0, parent: AnyIndex = QModelIndex()) -> QModelIndex:
+        if parent.isValid() or column != 0 or not 0 <= row < self.rowCount():
+            return QModelIndex()  # no row has children yet (a block's layers will)
+        return self.createIndex(row, column)
+
+    def parent(self, child: AnyIndex | None = None):
+        if child is None:  # Qt's other overload: the QObject's parent
+            return super().parent()
+        return QModelIndex()  # every row sits under the root today
+
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._stack.layers) + 2
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 1
 
     def kind(self, row: int) -> str | None:
         n = len(self._stack.layers)
@@ -102,12 +118,26 @@ class StackListModel(QAbstractListModel):
         return None
 
     @staticmethod
-    def layer_of_row(row: int) -> int:
-        return row - 1
-
-    @staticmethod
     def row_of_layer(index: int) -> int:
         return index + 1
+
+    def path_of(self, index: AnyIndex) -> LayerPath | None:
+        """The layer path of a row, or None for the input and loss rows."""
+        if not index.isValid() or index.parent().isValid() or self.kind(index.row()) != LAYER:
+            return None
+        return LayerPath(index.row() - 1)
+
+    def index_of(self, path: LayerPath | int) -> QModelIndex:
+        """The row of the layer at ``path``."""
+        parent, row = self._place(LayerPath.of(path))
+        return self.index(row, 0, parent)
+
+    @staticmethod
+    def _place(path: LayerPath) -> tuple[QModelIndex, int]:
+        """(parent index, row) of ``path``: top-level layers come after the input row."""
+        if not path.top_level:
+            raise IndexError(f"no row for {path}: the list shows no blocks yet")
+        return QModelIndex(), path.index + 1
 
     def loss_row(self) -> int:
         return len(self._stack.layers) + 1
@@ -240,10 +270,10 @@ class StackListModel(QAbstractListModel):
         text = str(value).strip()
         kind = self.kind(index.row())
         if kind == LAYER:
-            i = index.row() - 1
-            layer = self._stack.layers[i]
+            path = self.path_of(index)
+            layer = self._stack.layer_at(path)
             renamed = Layer(layer.type, layer.params, text or None)
-            return self._push(ReplaceLayer(i, renamed, key=f"{i}.name"))
+            return self._push(ReplaceLayer(path, renamed, key="name"))
         if kind == INPUT and text:
             return self._push(SetStack(replace(self._stack, name=text), "Rename stack"))
         return False
@@ -259,9 +289,10 @@ class StackListModel(QAbstractListModel):
         return [ROWS_MIME, TYPE_MIME]
 
     def mimeData(self, indexes) -> QMimeData:
-        layers = sorted({ix.row() - 1 for ix in indexes if ix.isValid() and self.kind(ix.row()) == LAYER})
+        """The dragged layers' paths, as JSON lists of parts (``[[3]]``; ``[[3, "body", 1]]`` once blocks land)."""
+        paths = sorted({path for path in map(self.path_of, indexes) if path is not None})
         data = QMimeData()
-        data.setData(ROWS_MIME, QByteArray(json.dumps(layers).encode()))
+        data.setData(ROWS_MIME, QByteArray(json.dumps([list(path) for path in paths]).encode()))
         return data
 
     def canDropMimeData(self, data: QMimeData, action, row: int, column: int, parent: AnyIndex) -> bool:
@@ -290,12 +321,12 @@ class StackListModel(QAbstractListModel):
             return self.insert_layer(type_name, pos)
         if data.hasFormat(ROWS_MIME):
             try:
-                rows = json.loads(bytes(data.data(ROWS_MIME).data()).decode())
-            except ValueError:
+                paths = [LayerPath.of(p) for p in json.loads(bytes(data.data(ROWS_MIME).data()).decode())]
+            except (ValueError, TypeError):
                 return False
-            if len(rows) != 1 or not isinstance(rows[0], int):
+            if len(paths) != 1 or not paths[0].top_level:
                 return False
-            return self.move_layer_to(rows[0], pos)
+            return self.move_layer_to(paths[0].index, pos)
         return False
 
     def moveRows(self, source_parent: AnyIndex, source_row: int, count: int, dest_parent: AnyIndex,
@@ -325,32 +356,45 @@ class StackListModel(QAbstractListModel):
         return True
 
     # ------------------------------------------------------------ following
-    def _on_change(self, old: Stack, new: Stack) -> None:
-        kind, a, b = _layer_diff(self._stack.layers, new.layers)
-        if kind == "insert":
-            self.beginInsertRows(QModelIndex(), a + 1, a + 1)
-            self._set(new)
+    def _on_change(self, change: StackChange) -> None:
+        report = self._report_of(change.report, change.new)
+        # The edit turns the shown stack into the new one (always, for a model subscribed when it was made).
+        self._follow(change.edit if change.old is self._stack else None, change.new, report)
+        self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1))  # shapes and marks below change too
+
+    def _follow(self, edit: Edit | None, new: Stack, report: StackReport | None) -> None:
+        """Show ``new`` (with ``report``, or the shown one if None), announcing ``edit`` with its row signals."""
+        if isinstance(edit, InsertLayer):
+            parent, row = self._place(edit.path)
+            self.beginInsertRows(parent, row, row)
+            self._show(new, report)
             self.endInsertRows()
-        elif kind == "remove":
-            self.removingRow.emit(a + 1)
-            self.beginRemoveRows(QModelIndex(), a + 1, a + 1)
-            self._set(new)
+        elif isinstance(edit, RemoveLayer):
+            parent, row = self._place(edit.path)
+            self.removingRow.emit(row)
+            self.beginRemoveRows(parent, row, row)
+            self._show(new, report)
             self.endRemoveRows()
-        elif kind == "move":
-            dest_child = b + 2 if b > a else b + 1
-            self.beginMoveRows(QModelIndex(), a + 1, a + 1, QModelIndex(), dest_child)
-            self._set(new)
+        elif isinstance(edit, MoveLayer):
+            source_parent, source = self._place(edit.source)
+            dest_parent, dest = self._place(edit.dest)  # where it ends; Qt wants the row it goes before, now
+            if dest > source and dest_parent == source_parent:
+                dest += 1
+            self.beginMoveRows(source_parent, source, source, dest_parent, dest)
+            self._show(new, report)
             self.endMoveRows()
-        elif kind == "same":
-            self._set(new)
+        elif isinstance(edit, Batch):
+            for part in edit.edits:  # each part's own signal, through the stacks in between
+                self._follow(part, part.apply(self._stack)[0], None)
+            self._follow(None, new, report)
+        elif isinstance(edit, (ReplaceLayer, SetInput, SetLoss)) or new.layers == self._stack.layers:
+            self._show(new, report)  # the same rows (a keyword, a rename, the input, the loss): their data changes
         else:
-            self.beginResetModel()
-            self._set(new)
+            self.beginResetModel()  # a whole new stack (open, new, a paste)
+            self._show(new, report)
             self.endResetModel()
-            return
-        self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1))
 
-    def _set(self, stack: Stack) -> None:
+    def _show(self, stack: Stack, report: StackReport | None) -> None:
         self._stack = stack
-        self._report = infer(stack)
-
+        if report is not None:
+            self._report = report

@@ -13,7 +13,8 @@ Integration points for the views and the network runner:
 * ``files.guards``: callables ``guard(reason) -> bool`` asked before closing or replacing the stack.
 * ``selectionChanged(kind, index)``, ``selected_layer()``, ``select_layer(i)``.
 * ``set_status(field, text, tooltip="")`` for "device" and "run" (also "params", "validity", "file").
-* ``document`` (subscribe to stack changes), ``history`` (push edits), ``stackReplaced`` (new/open).
+* ``document`` (subscribe to stack changes: a ``StackChange`` with the edit and the report; ``document.report``
+  is the current stack's, inferred once per change), ``history`` (push edits), ``stackReplaced`` (new/open).
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class MainWindow(QMainWindow):
         if self.dialogs.parent is None:
             self.dialogs.parent = self
         self.error_reporter = None  # set by cnnviz.app.run; unexpected errors in handlers go there
-        self.document = StackDocument(stack if stack is not None else Stack())
+        self.document = StackDocument(stack if stack is not None else Stack(), analyse=infer)  # once per change
         self.history = History(self.document, self)
         self.files = FileController(self.document, self.history, settings, self.dialogs, autosave_dir, self,
                                     autosave_interval_ms, autosave_debounce_ms)
@@ -122,7 +123,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.setAcceptDrops(True)
 
-        self.document.subscribe(lambda old, new: self._stack_changed())
+        self.document.subscribe(lambda change: self._stack_changed())
         self.files.stateChanged.connect(self._update_title)
         self.files.stackReplaced.connect(self._stack_replaced)
         self.resize(self._default_size())
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
         self.properties.focusNextChild()
 
     def select_first_error(self) -> None:
-        report = infer(self.document.stack)
+        report = self.document.report
         bad = report.first_error
         if bad is not None:
             self.select_layer(bad.index)
@@ -453,7 +454,7 @@ class MainWindow(QMainWindow):
 
     def _stack_changed(self) -> None:
         stack = self.document.stack
-        report = infer(stack)
+        report = self.document.report
         total = report.total_params
         self.set_status("params", f"{total:,} parameters",
                         f"{report.trainable_params:,} trainable; {report.total_macs:,} multiply-adds per sample")

@@ -38,6 +38,7 @@ SIZE = "size"          # an int or [int|null, int|null] (AdaptiveAvgPool2d outpu
 WEIGHTS = "weights"    # null or a list of non-negative numbers, one per class
 
 REQUIRED = object()  # marks a constructor argument with no default in torch
+DEFAULT = object()   # as a value given for a keyword: "leave it out", torch's default (or the inferred count) again
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,17 @@ class Param:
     def required(self) -> bool:
         return self.default is REQUIRED and not self.inferred
 
-    def initial(self) -> Any:
-        """The value a new layer shows for this keyword."""
-        if self.default is not REQUIRED:
-            return self.default
-        return self.suggest
+    def is_default(self, value: Any) -> bool:
+        """Whether ``value`` means "back to default", so the keyword is left out of the layer (and the file).
+
+        That is :data:`DEFAULT` itself, None for an inferred count ("auto"), or a value
+        equal to torch's default and of its kind (True is not 1, [1, 1] is not 1).
+        """
+        if value is DEFAULT:
+            return True
+        if self.inferred:
+            return value is None
+        return self.default is not REQUIRED and type(value) is type(self.default) and value == self.default
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 A :class:`Stack` is a value: every edit produces a new one, so a snapshot for a
 worker thread is just a reference, and a cache can key on :meth:`Stack.key`.
 Edits are small objects whose ``apply`` returns the new stack and the edit that
-undoes it (the Qt side wraps them in ``QUndoCommand`` adapters).
-:class:`StackDocument` holds the current stack and tells subscribers about
-every change. No Qt, no torch.
+undoes it (the Qt side wraps them in ``QUndoCommand`` adapters); they name a
+layer by its :class:`~cnnviz.core.model.paths.LayerPath`, and ``describe`` gives
+their undo text. :class:`StackDocument` holds the current stack and tells
+subscribers about every change with a :class:`StackChange` (the edit and the
+report included). No Qt, no torch.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from cnnviz.core.model.layers import CATALOGUE, DEFAULT_LOSS, LOSSES
+from cnnviz.core.model.paths import LayerPath, PathLike
 
 
 def _canonical(obj: Any) -> str:
@@ -141,131 +144,207 @@ class Stack:
         return out
 
     def key(self) -> str:
-        """Canonical text of everything that defines the network; a cache key."""
-        return _canonical(self.to_dict())
+        """Canonical text of everything that defines the network; a cache key.
+
+        Written once per stack: a stack is immutable, so the text (and the hash made
+        from it) is kept on the instance, and an edit's new stack starts without one.
+        """
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = _canonical(self.to_dict())
+            object.__setattr__(self, "_key", key)
+        return key
 
     def __hash__(self) -> int:
-        return hash(self.key())
+        value = self.__dict__.get("_hash")
+        if value is None:
+            value = hash(self.key())
+            object.__setattr__(self, "_hash", value)
+        return value
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Stack):
             return NotImplemented
-        return self.key() == other.key()
+        return self is other or self.key() == other.key()
+
+    def layer_at(self, path: PathLike) -> Layer:
+        """The layer at ``path`` (an index, or a :class:`LayerPath`); IndexError if there is none."""
+        path = LayerPath.of(path)
+        layers = _container(self, path)
+        if not 0 <= path.index < len(layers):
+            raise IndexError(f"no layer at {path}")
+        return layers[path.index]
 
 
 # --------------------------------------------------------------------- edits
+def _container(stack: Stack, path: LayerPath) -> tuple[Layer, ...]:
+    """The list of layers that holds the layer at ``path``: the stack's own today (blocks will add theirs)."""
+    if not path.top_level:
+        raise IndexError(f"no layer at {path}: this stack has no blocks")
+    return stack.layers
+
+
+def _with_container(stack: Stack, path: LayerPath, layers: list[Layer]) -> Stack:
+    """``stack`` with the list that holds ``path`` replaced by ``layers``."""
+    if not path.top_level:
+        raise IndexError(f"no layer at {path}: this stack has no blocks")
+    return replace(stack, layers=tuple(layers))
+
+
+def _check_index(stack: Stack, path: LayerPath, allow_end: bool = False) -> None:
+    top = len(_container(stack, path)) + (1 if allow_end else 0)
+    if not 0 <= path.index < top:
+        raise IndexError(f"layer index {path} is outside 0..{top - 1}")
+
+
+def _check_type(layer: Layer) -> None:
+    if layer.type not in CATALOGUE:
+        raise KeyError(f"{layer.type} is not in the layer catalogue")
+
+
+def _label(stack: Stack, path: LayerPath) -> str:
+    try:
+        return stack.layer_at(path).label
+    except IndexError:
+        return "layer"
+
+
+def _as_path(edit: Edit, *names: str) -> None:
+    for name in names:  # frozen dataclasses: an int given for convenience becomes a LayerPath
+        object.__setattr__(edit, name, LayerPath.of(getattr(edit, name)))
+
+
 class Edit:
     """A change to a stack. ``apply`` returns (new stack, the edit that undoes it)."""
 
-    text = "Edit"
-
-    def apply(self, stack: Stack) -> tuple[Stack, "Edit"]:
+    def apply(self, stack: Stack) -> tuple[Stack, Edit]:
         raise NotImplementedError
 
-    def merge(self, later: "Edit") -> "Edit | None":
+    def describe(self, before: Stack) -> str:
+        """The undo text of this edit applied to ``before`` ("Change kernel_size of Conv2d")."""
+        return "Edit"
+
+    def merge(self, later: Edit) -> Edit | None:
         """One edit equivalent to self followed by ``later``, or None if they don't merge."""
         return None
 
 
-def _check_index(stack: Stack, index: int, allow_end: bool = False) -> None:
-    top = len(stack.layers) + (1 if allow_end else 0)
-    if not 0 <= index < top:
-        raise IndexError(f"layer index {index} is outside 0..{top - 1}")
-
-
 @dataclass(frozen=True)
 class InsertLayer(Edit):
-    index: int
+    """Put ``layer`` at ``path`` (an index will do): the layers from there on move one down."""
+
+    path: LayerPath
     layer: Layer
 
-    @property
-    def text(self) -> str:
-        return f"Add {self.layer.type}"
+    def __post_init__(self) -> None:
+        _as_path(self, "path")
+
+    def describe(self, before: Stack) -> str:
+        return f"Add {self.layer.label}"
 
     def apply(self, stack):
-        _check_index(stack, self.index, allow_end=True)
-        if self.layer.type not in CATALOGUE:
-            raise KeyError(f"{self.layer.type} is not in the layer catalogue")
-        layers = list(stack.layers)
-        layers.insert(self.index, self.layer)
-        return replace(stack, layers=tuple(layers)), RemoveLayer(self.index)
+        _check_index(stack, self.path, allow_end=True)
+        _check_type(self.layer)
+        layers = list(_container(stack, self.path))
+        layers.insert(self.path.index, self.layer)
+        return _with_container(stack, self.path, layers), RemoveLayer(self.path)
 
 
 @dataclass(frozen=True)
 class RemoveLayer(Edit):
-    index: int
+    """Take out the layer at ``path``."""
 
-    text = "Delete layer"
+    path: LayerPath
+
+    def __post_init__(self) -> None:
+        _as_path(self, "path")
+
+    def describe(self, before: Stack) -> str:
+        return f"Delete {_label(before, self.path)}"
 
     def apply(self, stack):
-        _check_index(stack, self.index)
-        layers = list(stack.layers)
-        removed = layers.pop(self.index)
-        return replace(stack, layers=tuple(layers)), InsertLayer(self.index, removed)
+        _check_index(stack, self.path)
+        layers = list(_container(stack, self.path))
+        removed = layers.pop(self.path.index)
+        return _with_container(stack, self.path, layers), InsertLayer(self.path, removed)
 
 
 @dataclass(frozen=True)
 class MoveLayer(Edit):
-    """Take the layer at ``source`` out and put it so that it ends at ``dest``."""
+    """Take the layer at ``source`` out and put it so that it ends at ``dest`` (a path in the result)."""
 
-    source: int
-    dest: int
+    source: LayerPath
+    dest: LayerPath
 
-    text = "Move layer"
+    def __post_init__(self) -> None:
+        _as_path(self, "source", "dest")
+
+    def describe(self, before: Stack) -> str:
+        return f"Move {_label(before, self.source)}"
 
     def apply(self, stack):
         _check_index(stack, self.source)
-        _check_index(stack, self.dest)
-        layers = list(stack.layers)
-        layers.insert(self.dest, layers.pop(self.source))
-        return replace(stack, layers=tuple(layers)), MoveLayer(self.dest, self.source)
+        layers = list(_container(stack, self.source))
+        moved = layers.pop(self.source.index)
+        without = _with_container(stack, self.source, layers)
+        _check_index(without, self.dest, allow_end=True)
+        layers = list(_container(without, self.dest))
+        layers.insert(self.dest.index, moved)
+        return _with_container(without, self.dest, layers), MoveLayer(self.dest, self.source)
 
 
 @dataclass(frozen=True)
 class ReplaceLayer(Edit):
-    """Put ``layer`` at ``index``. ``key`` lets consecutive edits of one field merge."""
+    """Put ``layer`` at ``path``. ``key`` names the keyword changed (or "name") so that edits of one field merge."""
 
-    index: int
+    path: LayerPath
     layer: Layer
     key: str | None = None
 
-    @property
-    def text(self) -> str:
-        return f"Change {self.key}" if self.key else f"Change {self.layer.type}"
+    def __post_init__(self) -> None:
+        _as_path(self, "path")
+
+    def describe(self, before: Stack) -> str:
+        label = _label(before, self.path)
+        if self.key == "name":
+            return f"Rename {label}"
+        return f"Change {self.key} of {label}" if self.key else f"Change {label}"
 
     def apply(self, stack):
-        _check_index(stack, self.index)
-        if self.layer.type not in CATALOGUE:
-            raise KeyError(f"{self.layer.type} is not in the layer catalogue")
-        layers = list(stack.layers)
-        old = layers[self.index]
-        layers[self.index] = self.layer
-        return replace(stack, layers=tuple(layers)), ReplaceLayer(self.index, old, self.key)
+        _check_index(stack, self.path)
+        _check_type(self.layer)
+        layers = list(_container(stack, self.path))
+        old = layers[self.path.index]
+        layers[self.path.index] = self.layer
+        return _with_container(stack, self.path, layers), ReplaceLayer(self.path, old, self.key)
 
     def merge(self, later):
-        if isinstance(later, ReplaceLayer) and self.key and later.index == self.index and later.key == self.key:
+        if isinstance(later, ReplaceLayer) and self.key and later.path == self.path and later.key == self.key:
             return later
         return None
 
 
-def set_param(stack: Stack, index: int, key: str, value: Any) -> ReplaceLayer:
-    """The edit that sets one keyword of one layer (None removes it: torch's default or inferred)."""
-    layer = stack.layers[index]
-    new = layer.without_param(key) if value is None and key in _removable(layer, key) else layer.with_param(key, value)
-    return ReplaceLayer(index, new, key=f"{index}.{key}")
+def set_param(stack: Stack, path: PathLike, key: str, value: Any) -> ReplaceLayer:
+    """The edit that sets one keyword of one layer.
 
-
-def _removable(layer: Layer, key: str) -> set[str]:
-    spec = CATALOGUE[layer.type]
-    p = spec.param_index.get(key)
-    return {key} if p is not None and (p.inferred or p.default is None) else set()
+    A value that means torch's default (:data:`~cnnviz.core.model.layers.DEFAULT`, the
+    default itself, None for an inferred count: :meth:`Param.is_default`) leaves the
+    keyword out of the layer, and so out of the file.
+    """
+    path = LayerPath.of(path)
+    layer = stack.layer_at(path)
+    spec = CATALOGUE.get(layer.type)
+    p = spec.param_index.get(key) if spec is not None else None
+    new = layer.without_param(key) if p is not None and p.is_default(value) else layer.with_param(key, value)
+    return ReplaceLayer(path, new, key=key)
 
 
 @dataclass(frozen=True)
 class SetInput(Edit):
     input: InputSpec
 
-    text = "Change input"
+    def describe(self, before: Stack) -> str:
+        return "Change input"
 
     def apply(self, stack):
         return replace(stack, input=self.input), SetInput(stack.input)
@@ -278,12 +357,24 @@ class SetInput(Edit):
 class SetLoss(Edit):
     loss: Loss
 
-    text = "Change loss"
+    def describe(self, before: Stack) -> str:
+        return "Change loss" if self.loss.type == before.loss.type else f"Use {self.loss.type}"
 
     def apply(self, stack):
         if self.loss.type not in LOSSES:
             raise KeyError(f"{self.loss.type} is not a supported loss")
         return replace(stack, loss=self.loss), SetLoss(stack.loss)
+
+
+def set_loss_param(loss: Loss, key: str, value: Any) -> SetLoss:
+    """The edit that sets one keyword of the loss; torch's default leaves it out (as :func:`set_param`)."""
+    p = LOSSES[loss.type].param(key)
+    params = dict(loss.params)
+    if p.is_default(value):
+        params.pop(key, None)
+    else:
+        params[key] = value
+    return SetLoss(Loss(loss.type, params))
 
 
 @dataclass(frozen=True)
@@ -293,8 +384,7 @@ class SetStack(Edit):
     stack: Stack
     label: str = "Change stack"
 
-    @property
-    def text(self) -> str:
+    def describe(self, before: Stack) -> str:
         return self.label
 
     def apply(self, stack):
@@ -308,8 +398,7 @@ class Batch(Edit):
     edits: tuple[Edit, ...]
     label: str = "Edit"
 
-    @property
-    def text(self) -> str:
+    def describe(self, before: Stack) -> str:
         return self.label
 
     def apply(self, stack):
@@ -321,7 +410,23 @@ class Batch(Edit):
 
 
 # ------------------------------------------------------------------ document
-Listener = Callable[[Stack, Stack], None]
+@dataclass(frozen=True, eq=False)
+class StackChange:
+    """What a subscriber hears after a change: the stacks before and after, the edit between, the report.
+
+    ``edit`` made ``new`` from ``old`` (for an undo, the inverse that was applied);
+    None when the stack was replaced outside the history (open, new). ``report``
+    is the document's analysis of ``new``, computed once for all subscribers
+    (None for a document made without ``analyse``).
+    """
+
+    old: Stack
+    new: Stack
+    edit: Edit | None
+    report: Any = None
+
+
+Listener = Callable[[StackChange], None]
 
 
 def config_with(config: TrainingConfig | None, **overrides: Any) -> TrainingConfig:
@@ -334,34 +439,54 @@ class StackDocument:
     """The stack being edited, with subscribers told of every change.
 
     Undo history lives with the caller (``QUndoStack`` in the app, a list in
-    tests): :meth:`apply` returns the inverse edit to keep.
+    tests): :meth:`apply` returns the inverse edit to keep. ``analyse`` (the app
+    passes :func:`cnnviz.core.shapes.infer`, which this package may not import)
+    is run once per change, and its result goes to every subscriber and
+    :attr:`report`.
     """
 
-    def __init__(self, stack: Stack | None = None) -> None:
+    def __init__(self, stack: Stack | None = None, analyse: Callable[[Stack], Any] | None = None) -> None:
         self._stack = stack if stack is not None else Stack()
         self._listeners: list[Listener] = []
+        self._analyse = analyse
+        self._analysed: tuple[Stack, Any] | None = None
 
     @property
     def stack(self) -> Stack:
         return self._stack
 
+    @property
+    def report(self) -> Any:
+        """``analyse`` of the current stack, computed once per stack; None without ``analyse``."""
+        if self._analyse is None:
+            return None
+        if self._analysed is None or self._analysed[0] is not self._stack:
+            self._analysed = (self._stack, self._analyse(self._stack))
+        return self._analysed[1]
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(old, new)`` after every change; returns an unsubscribe function."""
+        """Call ``listener(change)`` (a :class:`StackChange`) after every change; returns an unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def apply(self, edit: Edit) -> Edit:
+    def apply(self, edit: Edit) -> Edit | None:
+        """Apply ``edit`` and tell the subscribers; the edit that undoes it, or None if it changed nothing
+        (then nobody is told)."""
         new, inverse = edit.apply(self._stack)
-        self._set(new)
+        if new == self._stack:
+            return None
+        self._set(new, edit)
         return inverse
 
     def reset(self, stack: Stack) -> None:
         """Replace the stack outside the undo history (open, new)."""
-        self._set(stack)
+        self._set(stack, None)
 
-    def _set(self, new: Stack) -> None:
-        old, self._stack = self._stack, new
+    def _set(self, new: Stack, edit: Edit | None) -> None:
+        old = self._stack
         if old is new:
             return
+        self._stack = new
+        change = StackChange(old, new, edit, self.report)
         for listener in list(self._listeners):
-            listener(old, new)
+            listener(change)

@@ -1,37 +1,71 @@
 """The training loop with controls, for the window's worker thread and the command line alike.
 
-:class:`Control` is the thread-safe token the GUI thread (or a signal handler)
-pokes: pause, resume, single step, reset, cancel, and which sample to probe.
-:class:`Trainer` runs a :class:`~cnnviz.core.engine.Session` and honours each
-request at the next step boundary, never inside a step. Between requests it
-only trains: progress is read from the device at the reporting interval, a
-held-out evaluation runs every ``eval_every`` steps, and a probe of the chosen
-sample is taken at most ``probe_hz`` times a second by the wall clock (and only
-when someone listens). Callbacks are plain callables, called on the loop's
-thread; the Qt side turns them into signals. No Qt.
+:class:`Control` is the task object, as Orange3's ``TaskState`` is: the
+thread-safe token the GUI thread (or a signal handler) pokes, holding every
+request for the loop: pause, resume, single step, reset, cancel or interrupt,
+new settings, work to run at a boundary, and which sample to probe (one
+:class:`ProbeRequest`, the only way a probe's target travels). :class:`Trainer`
+runs a :class:`~cnnviz.core.run.engine.Session` and honours each request at the
+next step boundary, never inside a step. Between requests it only trains:
+progress is read from the device at the reporting interval, a held-out
+evaluation runs every ``eval_every`` steps, and a probe of the chosen sample is
+taken at most ``probe_hz`` times a second by the wall clock (and only when
+someone listens). Callbacks are plain callables, called on the loop's thread;
+the Qt side turns them into signals. No Qt, and importing this module imports
+no torch (the window's GUI thread reads :data:`PROBE_HZ` and makes requests).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import enum
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from cnnviz.core.run.engine import Evaluation, Session
+if TYPE_CHECKING:
+    from cnnviz.core.run.engine import Evaluation, Session
 
 PROBE_HZ = 30.0
+"""At most this many probes a second while training (the one definition; the window's worker uses it too)."""
 PROBE_BUDGET = 0.025
 """Share of the loop's wall time that probes may take: a slow probe (a big model, a busy CPU) comes less often."""
 
 
+class State(str, enum.Enum):
+    """What ``on_state`` reports and how a run ended (:attr:`RunResult.status`); equal to its string value."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESET = "reset"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class ProbeRequest:
-    """Which sample the views follow; the latest request wins."""
+    """Which sample the views follow: ``index`` of ``split``, or ``image``, a file of the person's own
+    (its class unknown: the loss is taken for the predicted class). The latest request wins."""
 
     index: int = 0
     split: str = "test"
     mode: str = "eval"
     with_identities: bool = True
+    image: str | None = None
+
+
+def take_probe(session: Session, request: ProbeRequest, image: Any = None):
+    """Take the probe ``request`` asks for; ``image``: the pixels of ``request.image`` when already loaded."""
+    if request.image:
+        if image is None:
+            from cnnviz.core import data
+
+            image = data.load_image(request.image, session.stack.input.shape)
+        return session.probe_image(image, mode=request.mode, with_identities=request.with_identities)
+    return session.probe(request.index, request.split, request.mode, request.with_identities)
 
 
 @dataclass(frozen=True)
@@ -48,9 +82,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a :meth:`Trainer.run` ended: ``status`` is ``"done"`` or ``"cancelled"``."""
+    """How a :meth:`Trainer.run` ended: ``status`` is :attr:`State.DONE` or :attr:`State.CANCELLED`."""
 
-    status: str
+    status: State
     step: int
     steps_run: int
     seconds: float
@@ -59,27 +93,37 @@ class RunResult:
     last_eval: Evaluation | None
 
 
+Job = tuple[Callable[[Any], Any], concurrent.futures.Future]
+
+
 class Control:
-    """Requests for a running loop, safe to call from any thread; each is honoured at a step boundary."""
+    """Requests for a loop, safe to call from any thread; each is honoured at a step boundary.
+
+    One control may serve many runs, one after another (the window's worker
+    keeps one for its lifetime, across sessions): :meth:`interrupt` ends a run
+    and leaves the control ready for the next; :meth:`cancel` ends every run.
+    """
 
     def __init__(self, paused: bool = False) -> None:
         self._cond = threading.Condition()
         self._paused = paused
         self._cancelled = False
+        self._interrupted = False
         self._reset = False
         self._single = 0
         self._probe_now = False
         self._probe = ProbeRequest()
         self._settings: dict = {}
-        self._version = 0
+        self._jobs: list[Job] = []
 
     def _poke(self) -> None:
-        self._version += 1
         self._cond.notify_all()
 
     def pause(self) -> None:
+        """Stop at the next boundary; single steps asked for and not yet run are dropped."""
         with self._cond:
             self._paused = True
+            self._single = 0
             self._poke()
 
     def resume(self) -> None:
@@ -102,8 +146,27 @@ class Control:
             self._poke()
 
     def cancel(self) -> None:
+        """End the run at the next boundary, and every later run at once; jobs not yet run are cancelled."""
         with self._cond:
             self._cancelled = True
+            jobs, self._jobs = self._jobs, []
+            self._poke()
+        for _fn, future in jobs:
+            future.cancel()
+
+    def interrupt(self) -> None:
+        """End the current run at the next boundary (its status: cancelled), paused, for the session is replaced.
+
+        The steps, the reset and the settings asked for so far are dropped
+        (they were for that session); the probe request and the jobs stay, for
+        the next run under this control. Honoured by the next run when none runs now.
+        """
+        with self._cond:
+            self._interrupted = True
+            self._paused = True
+            self._single = 0
+            self._reset = False
+            self._settings = {}
             self._poke()
 
     def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
@@ -116,11 +179,26 @@ class Control:
             self._poke()
 
     def request_probe(self, request: ProbeRequest | None = None, **changes) -> None:
-        """Follow another sample (or mode); a probe of it is taken at the next boundary, paused or not."""
+        """Follow another sample (or mode); a probe of it is taken at the next boundary, paused or not.
+
+        With neither argument: probe the current request again.
+        """
         with self._cond:
             self._probe = request if request is not None else replace(self._probe, **changes)
             self._probe_now = True
             self._poke()
+
+    def call_at_boundary(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:
+        """Run ``fn(session)`` on the loop's thread at the next step boundary (paused or not); the future has
+        its result or its exception. Cancelled, not run, once the control is cancelled."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._cancelled:
+                future.cancel()
+                return future
+            self._jobs.append((fn, future))
+            self._poke()
+        return future
 
     @property
     def paused(self) -> bool:
@@ -135,8 +213,18 @@ class Control:
         return self._probe
 
 
-# What the loop does next, decided under the control's lock.
-_CANCEL, _RESET, _PROBE, _ONE, _RUN, _WAIT, _CONFIGURE = range(7)
+class _Action(enum.Enum):
+    """What the loop does next, decided under the control's lock."""
+
+    CANCEL = enum.auto()     # cancelled or interrupted: end the run
+    DONE = enum.auto()       # the steps asked of run() are done
+    RESET = enum.auto()
+    CONFIGURE = enum.auto()
+    JOBS = enum.auto()
+    PROBE = enum.auto()
+    ONE = enum.auto()        # one single step, then paused again
+    RUN = enum.auto()        # one step of a running loop
+    WAIT = enum.auto()       # entering a pause
 
 
 class Trainer:
@@ -148,15 +236,17 @@ class Trainer:
     steps on the held-out split; ``on_probe(Probe)`` while training at most
     ``probe_hz`` times a second and so that probes take at most
     ``probe_budget`` of the wall time (a 1.3 ms probe at 2.5 %: every 52 ms),
-    and also after each single step and on every ``request_probe``; ``on_state(state, step)`` with ``"running"``,
-    ``"paused"``, ``"reset"``, ``"done"``, ``"cancelled"``.
+    and also after each single step and on every ``request_probe``; ``on_state(state, step)`` with a
+    :class:`State`. ``probe(request)`` takes each probe (default: :func:`take_probe` of the session);
+    ``on_probe`` gets what it returns.
     """
 
     def __init__(self, session: Session, control: Control | None = None, *,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_eval: Callable[[Evaluation], None] | None = None,
-                 on_probe: Callable[..., None] | None = None,
-                 on_state: Callable[[str, int], None] | None = None,
+                 on_probe: Callable[[Any], None] | None = None,
+                 on_state: Callable[[State, int], None] | None = None,
+                 probe: Callable[[ProbeRequest], Any] | None = None,
                  report_every: int = 50, report_seconds: float | None = None,
                  eval_every: int | None = None, probe_hz: float = PROBE_HZ,
                  probe_budget: float = PROBE_BUDGET) -> None:
@@ -166,6 +256,7 @@ class Trainer:
         self.on_eval = on_eval
         self.on_probe = on_probe
         self.on_state = on_state
+        self.probe = probe if probe is not None else (lambda request: take_probe(session, request))
         self.report_every = max(1, int(report_every))
         self.report_seconds = report_seconds
         self.eval_every = eval_every
@@ -177,9 +268,10 @@ class Trainer:
         self._steps_run = 0
         self._clock: float | None = None
         self._pending: dict = {}
+        self._jobs: list[Job] = []
 
     # ------------------------------------------------------------------ pieces
-    def _state(self, state: str) -> None:
+    def _state(self, state: State) -> None:
         if self.on_state is not None:
             self.on_state(state, self.session.step_count)
 
@@ -202,8 +294,16 @@ class Trainer:
     def _probe(self) -> None:
         if self.on_probe is None:
             return
-        r = self.control.probe_request
-        self.on_probe(self.session.probe(r.index, r.split, r.mode, r.with_identities))
+        self.on_probe(self.probe(self.control.probe_request))
+
+    def _run_jobs(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for fn, future in jobs:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(self.session))
+                except BaseException as exc:  # noqa: BLE001 - the caller's thread decides
+                    future.set_exception(exc)
 
     def _timed_probe(self) -> float:
         """Probe now; returns when the next one may come (rate and time-budget limits)."""
@@ -212,30 +312,36 @@ class Trainer:
         end = time.perf_counter()
         return end + max(self.probe_interval, (end - start) * (1.0 / self.probe_budget - 1.0))
 
-    def _next(self, until: int | None, waited_state: list[bool]) -> int:
+    def _next(self, until: int | None, waited_state: list[bool]) -> _Action:
         c = self.control
         with c._cond:
             while True:
                 if c._cancelled:
-                    return _CANCEL
+                    return _Action.CANCEL
+                if c._interrupted:
+                    c._interrupted = False
+                    return _Action.CANCEL
                 if c._reset:
                     c._reset = False
-                    return _RESET
+                    return _Action.RESET
                 if c._settings:
                     self._pending, c._settings = c._settings, {}
-                    return _CONFIGURE
+                    return _Action.CONFIGURE
+                if c._jobs:
+                    self._jobs, c._jobs = c._jobs, []
+                    return _Action.JOBS
                 if c._probe_now:
                     c._probe_now = False
-                    return _PROBE
+                    return _Action.PROBE
                 if until is not None and self.session.step_count >= until:
-                    return _CANCEL if c._cancelled else -1
+                    return _Action.DONE
                 if c._single > 0:
                     c._single -= 1
-                    return _ONE
+                    return _Action.ONE
                 if not c._paused:
-                    return _RUN
+                    return _Action.RUN
                 if not waited_state[0]:
-                    return _WAIT
+                    return _Action.WAIT
                 c._cond.wait(0.5)
 
     # ------------------------------------------------------------------ the loop
@@ -262,37 +368,40 @@ class Trainer:
         next_probe = 0.0
         report_at = self._clock + (self.report_seconds or float("inf"))
         waiting = [False]
-        status = "done"
-        self._state("running")
+        status = State.DONE
+        self._state(State.RUNNING)
         with session.rng_scope():
             try:
                 while True:
                     action = self._next(until, waiting)
-                    if action == -1:
+                    if action is _Action.DONE:
                         break
-                    if action == _CANCEL:
-                        status = "cancelled"
+                    if action is _Action.CANCEL:
+                        status = State.CANCELLED
                         break
-                    if action == _WAIT:  # entering a pause: show where we are, then sleep
+                    if action is _Action.WAIT:  # entering a pause: show where we are, then sleep
                         self._tick()
                         self._clock = None
                         self._report()
                         waiting[0] = True
-                        self._state("paused")
+                        self._state(State.PAUSED)
                         continue
-                    if action == _RESET:
+                    if action is _Action.RESET:
                         self._report()
                         session.reset()
                         since_report = since_eval = 0
                         if steps is not None:
                             until = int(steps)
-                        self._state("reset")
+                        self._state(State.RESET)
                         self._probe()
                         continue
-                    if action == _PROBE:
+                    if action is _Action.PROBE:
                         next_probe = self._timed_probe()
                         continue
-                    if action == _CONFIGURE:
+                    if action is _Action.JOBS:
+                        self._run_jobs()
+                        continue
+                    if action is _Action.CONFIGURE:
                         if "lr" in self._pending:
                             session.set_lr(self._pending["lr"])
                         if "batch_size" in self._pending:
@@ -301,13 +410,13 @@ class Trainer:
                     if waiting[0]:
                         waiting[0] = False
                         self._clock = time.perf_counter()
-                        self._state("running")
+                        self._state(State.RUNNING)
                     session.step()
                     self._steps_run += 1
                     since_report += 1
                     since_eval += 1
                     now = time.perf_counter()
-                    if action == _ONE or since_report >= self.report_every or now >= report_at:
+                    if action is _Action.ONE or since_report >= self.report_every or now >= report_at:
                         self._tick()
                         self._report()
                         since_report = 0
@@ -315,7 +424,7 @@ class Trainer:
                     if self.eval_every and since_eval >= self.eval_every:
                         self.evaluate()
                         since_eval = 0
-                    if self.on_probe is not None and (action == _ONE or now >= next_probe):
+                    if self.on_probe is not None and (action is _Action.ONE or now >= next_probe):
                         next_probe = self._timed_probe()
             finally:
                 self._tick()

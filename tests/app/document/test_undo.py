@@ -5,9 +5,74 @@ import pytest
 from PySide6.QtCore import QEvent, QModelIndex, Qt
 from PySide6.QtGui import QFocusEvent
 
+from cnnviz.app.document.undo import History, new_session
 from cnnviz.core.model import files
-from cnnviz.core.model.stack import Stack
+from cnnviz.core.model.stack import (
+    InputSpec,
+    InsertLayer,
+    Layer,
+    MoveLayer,
+    RemoveLayer,
+    SetInput,
+    Stack,
+    StackDocument,
+    set_param,
+)
 from tests.app.qt_helpers import field
+
+SMALL = Stack(input=InputSpec(1, 16, 16), layers=(Layer("Conv2d", {"out_channels": 4, "kernel_size": 3}),
+                                                   Layer("ReLU"), Layer("Flatten"), Layer("Linear", {"out_features": 3})))
+
+
+@pytest.fixture
+def history(qtbot):
+    """A History over a document of SMALL, and the changes its subscriber heard."""
+    document = StackDocument(SMALL)
+    heard = []
+    document.subscribe(heard.append)
+    history = History(document)
+    history.heard = heard
+    return history
+
+
+def test_a_push_applies_the_edit_once(history):
+    edit = InsertLayer(1, Layer("BatchNorm2d"))
+    assert history.push_edit(edit) is True
+    assert [c.edit for c in history.heard] == [edit], "push runs redo, and redo is the only apply"
+    assert history.count() == 1 and history.undoText() == "Add BatchNorm2d"
+    history.undo()
+    history.redo()
+    assert [type(c.edit) for c in history.heard] == [InsertLayer, RemoveLayer, InsertLayer]
+    assert history.document.stack.layers[1].type == "BatchNorm2d"
+
+
+def test_a_no_op_edit_leaves_no_command(history):
+    assert history.push_edit(MoveLayer(1, 1)) is False
+    assert history.push_edit(set_param(SMALL, 0, "out_channels", 4)) is False
+    assert history.push_edit(set_param(SMALL, 0, "stride", 1)) is False, "torch's default is the omitted keyword"
+    assert history.count() == 0 and history.heard == [] and history.document.stack is SMALL
+
+
+def test_a_bad_edit_raises_and_leaves_no_command(history):
+    with pytest.raises(IndexError):
+        history.push_edit(RemoveLayer(9))
+    assert history.count() == 0 and history.heard == []
+
+
+def test_edits_of_one_session_merge_and_undo_to_the_start(history):
+    session = new_session()
+    for value in (5, 6, 7):
+        assert history.push_edit(set_param(history.document.stack, 0, "out_channels", value), session)
+    assert history.count() == 1 and len(history.heard) == 3
+    assert history.undoText() == "Change out_channels of Conv2d"
+    history.undo()
+    assert history.document.stack == SMALL
+    history.redo()
+    assert history.document.stack.layers[0].params["out_channels"] == 7
+    other = new_session()
+    history.push_edit(SetInput(InputSpec(1, 20, 20)), other)
+    history.push_edit(SetInput(InputSpec(1, 16, 16)), other)
+    assert history.count() == 1, "back where the session started: the merged step is dropped"
 
 
 def _add(w):

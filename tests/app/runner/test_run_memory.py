@@ -2,8 +2,6 @@
 before it reads the data at that size (issue 8, item 3)."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from cnnviz.core import data

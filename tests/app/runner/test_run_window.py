@@ -275,7 +275,7 @@ def test_the_live_window_imports_torch_only_on_the_worker_thread():
 
 
 def test_large_weights_travel_only_for_the_selected_layer(live, examples, qtbot, monkeypatch):
-    from cnnviz.app.runner import live as live_session
+    from cnnviz.core.run import live as live_session
 
     monkeypatch.setattr(live_session, "SMALL_WEIGHTS", 0)
     window = live()

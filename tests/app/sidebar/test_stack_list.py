@@ -6,7 +6,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
 from cnnviz.app.sidebar import display as fmt
-from cnnviz.app.sidebar.stack_model import MESSAGE_ROLE, STATUS_ROLE, _layer_diff
+from cnnviz.app.sidebar.stack_model import MESSAGE_ROLE, STATUS_ROLE
 from cnnviz.core.model.stack import InputSpec, InsertLayer, Layer, MoveLayer, SetInput
 from tests.app.qt_helpers import field, layer_row_text, rows
 
@@ -165,16 +165,6 @@ def test_selection_signal_reports_kind_and_index(window, qtbot):
     window.stack_panel.select_row(0)
     window.stack_panel.select_row(window.stack_model.loss_row())
     assert seen == [("layer", 4), ("input", -1), ("loss", -1)]
-
-
-def test_layer_diff_finds_inserts_removals_and_moves():
-    a, b, c, d = (Layer(t) for t in ("ReLU", "Tanh", "GELU", "Sigmoid"))
-    assert _layer_diff((a, b, c), (a, d, b, c)) == ("insert", 1, 0)
-    assert _layer_diff((a, b, c), (a, c)) == ("remove", 1, 0)
-    assert _layer_diff((a, b, c, d), (b, c, a, d)) == ("move", 0, 2)
-    assert _layer_diff((a, b, c, d), (a, d, b, c)) == ("move", 3, 1)
-    assert _layer_diff((a, b), (a, c))[0] == "same"
-    assert _layer_diff((a,), (a, b, c))[0] == "reset"
 
 
 def test_f2_opens_an_inline_editor_for_the_label(window, qtbot):

@@ -1,6 +1,5 @@
 """The engine's Session: learning, determinism, reset, faults (NaN, OOM, class count, device), probes, modes."""
 import pickle
-import sys
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ builder are replaced by functions that fail the test if they are reached.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap

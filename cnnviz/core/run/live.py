@@ -1,0 +1,177 @@
+"""What a live explorer runs around a training session, without Qt (the window's worker thread uses it; a GPU
+machine without a display tests it):
+
+- :class:`LiveProbe`: the probe the :class:`~.training.Trainer` takes for a window, as a :class:`Snapshot`;
+- :class:`Latest`: the one-slot mailbox that makes the newest snapshot win between two threads;
+- :func:`carry_weights`: trained weights of unchanged layers carried from one build to the next;
+- :func:`warm_up_optimizer_once`: the first optimizer's imports, made early on a thread of their own.
+
+Importing this module imports no torch; the functions that need it import it.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from cnnviz.core.run.training import ProbeRequest, take_probe
+
+log = logging.getLogger("cnnviz.runner")
+
+SMALL_WEIGHTS = 65_536
+"""Weights of at most this many values travel with every probe (all of LeNet-5's); larger ones only for
+the selected layer."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A probe for the views and the weights the filter view may need; ``error`` when it failed.
+
+    ``target`` is the :class:`~.training.ProbeRequest` it answers; ``generation`` the build it was taken on.
+    """
+
+    generation: int
+    target: ProbeRequest
+    probe: Any = None
+    weights: dict[int, np.ndarray] = field(default_factory=dict)
+    error: str = ""
+
+
+class LiveProbe:
+    """Probes ``session`` for a window: ``live(request)`` is the :class:`Snapshot` of what ``request`` asks for.
+
+    Given to the :class:`~.training.Trainer` as its ``probe``, so the request
+    comes from the loop's :class:`~.training.Control` and nowhere else. The
+    person's own image is read once, not at every probe. The snapshot carries
+    every small layer's weights and those of the layer ``selected()`` names,
+    however large. A layer that fails while probing (BatchNorm in train mode on
+    one sample), a sample that is not there, or an image that cannot be read
+    becomes the snapshot's ``error``, not the end of training; running out of
+    memory is raised, as a training step's would be.
+    """
+
+    def __init__(self, session, generation: int = 0, selected: Callable[[], int | None] = lambda: None) -> None:
+        self.session = session
+        self.generation = generation
+        self.selected = selected
+        self._image_path: str | None = None
+        self._image = None
+
+    def __call__(self, request: ProbeRequest) -> Snapshot:
+        from cnnviz.core.run.faults import EngineError, OutOfMemory
+
+        try:
+            probe = take_probe(self.session, request, self._load_image(request))
+        except OutOfMemory:
+            raise
+        except (EngineError, ValueError) as exc:  # LayerFailed, no such sample, data.DataError for an image
+            return Snapshot(self.generation, request, error=str(exc))
+        return Snapshot(self.generation, request, probe, self.weights(self.selected()))
+
+    def weights(self, selected: int | None = None) -> dict[int, np.ndarray]:
+        """CPU copies of the 2-D and 4-D weights, by layer: the small ones and ``selected``'s."""
+        out = {}
+        for i, module in enumerate(self.session.model):
+            w = getattr(module, "weight", None)
+            if w is None or not hasattr(w, "dim") or w.dim() not in (2, 4):
+                continue
+            if i == selected or w.numel() <= SMALL_WEIGHTS:
+                out[i] = w.detach().float().cpu().numpy().copy()
+        return out
+
+    def _load_image(self, request: ProbeRequest):
+        if not request.image:
+            return None
+        if self._image_path != request.image:
+            from cnnviz.core import data
+
+            self._image = data.load_image(request.image, self.session.stack.input.shape)
+            self._image_path = request.image
+        return self._image
+
+
+class Latest:
+    """A one-slot mailbox between threads: ``put`` replaces, ``take`` empties; latest wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._full = False
+
+    def put(self, value: Any) -> bool:
+        """Store ``value``; True if the box was empty (the reader must be told)."""
+        with self._lock:
+            was_empty = not self._full
+            self._value, self._full = value, True
+            return was_empty
+
+    def take(self) -> Any:
+        """The value put last (None when empty), leaving the box empty."""
+        with self._lock:
+            value, self._value, self._full = self._value, None, False
+            return value
+
+
+def _layer_key(layer) -> str:
+    return layer.type + json.dumps(dict(layer.params), sort_keys=True)
+
+
+def carry_weights(old, new) -> str:
+    """Copy the trained parameters of layers unchanged between two sessions' stacks into ``new``.
+
+    Layers are matched in order by type and keywords (so an inserted or removed
+    layer does not shift the match), and copied only when every parameter and
+    buffer has the same shape. The step count carries over with them, so the
+    curves go on. Returns a sentence saying what was kept ("" if nothing).
+    """
+    import torch
+
+    a = [_layer_key(layer) for layer in old.stack.layers]
+    b = [_layer_key(layer) for layer in new.stack.layers]
+    with_params = [j for j, m in enumerate(new.model) if any(True for _ in m.parameters())]
+    kept = 0
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            i, j = block.a + k, block.b + k
+            source, target = old.model[i].state_dict(), new.model[j].state_dict()
+            if not source or source.keys() != target.keys() or any(
+                    source[n].shape != target[n].shape for n in source):
+                continue
+            with torch.no_grad():
+                new.model[j].load_state_dict({n: v.to(new.device) for n, v in source.items()})
+            kept += j in with_params
+    if not kept:
+        return ""
+    new.step_count = old.step_count
+    return f"kept the trained weights of {kept} of {len(with_params)} layers with parameters"
+
+
+_optimizer_warmed = threading.Event()
+
+
+def warm_up_optimizer() -> None:
+    """Make a throwaway optimizer: the first one imports torch._dynamo (about a second), which would otherwise
+    delay the first forward pass or stall the first training steps. A failure is only logged."""
+    import torch
+
+    try:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    except Exception:  # noqa: BLE001 - only a warm-up: the real optimizer reports its own failures
+        log.debug("optimizer warm-up failed", exc_info=True)
+
+
+def warm_up_optimizer_once() -> threading.Thread | None:
+    """Start :func:`warm_up_optimizer` on a daemon thread the first time (the worker calls it after the first
+    probe is delivered, so the first maps come first); returns that thread, and None every later time."""
+    if _optimizer_warmed.is_set():
+        return None
+    _optimizer_warmed.set()
+    thread = threading.Thread(target=warm_up_optimizer, name="cnnviz warm-up", daemon=True)
+    thread.start()
+    return thread
