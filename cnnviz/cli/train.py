@@ -1,7 +1,7 @@
 """``cnnviz train FILE``: headless training with a progress bar or JSON lines (SPEC §2).
 
 Settings come from the command line, then the file's ``training`` block, then
-the defaults of :class:`~cnnviz.core.stack.TrainingConfig`.
+the defaults of :class:`~cnnviz.core.model.stack.TrainingConfig`.
 
 With ``--json`` every line of standard output is one JSON object:
 ``{"event": "step", ...}`` every ``report`` steps (training loss per sample

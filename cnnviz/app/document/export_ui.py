@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, Signal
 from cnnviz.app.document.services import Asks, Remembers
 from cnnviz.core.model import outputs
 from cnnviz.core.model.stack import StackDocument
-from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.window")
 
@@ -43,7 +42,7 @@ class Exporter(QObject):
         self._finished_signal.connect(self.finish)
 
     def _target(self, title: str, suffix: str, filters: str) -> Path | None:
-        report = infer(self.document.stack)
+        report = self.document.report
         if report.problem:
             self.dialogs.error("Cannot export yet",
                                f"The stack cannot run, so it cannot be exported.\n\n{report.problem}")

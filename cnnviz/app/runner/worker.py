@@ -26,7 +26,7 @@ burst of edits costs one or two builds. Results: a probe is put in a one-slot
 box (:class:`~cnnviz.core.run.live.Latest`) and announced only if the box was
 empty, so a busy GUI reads the newest probe once instead of a backlog.
 
-Faults a person can cause (:class:`~cnnviz.core.faults.EngineError`: shape,
+Faults a person can cause (:class:`~cnnviz.core.run.faults.EngineError`: shape,
 device, data, class count, NaN, out of memory, a layer failing) come back as
 messages; anything else goes to ``crashed`` for the error reporter.
 """

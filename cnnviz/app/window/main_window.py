@@ -1,10 +1,10 @@
 """The explorer window: sidebar (palette, stack, properties), details, view areas, menus and files.
 
 The window wires the pieces together and owns no logic of its own: the stack
-lives in a :class:`~cnnviz.core.stack.StackDocument`, every change goes
-through :class:`~cnnviz.app.undo.History`, files through
-:class:`~cnnviz.app.files_ui.FileController`, dialogs through
-:class:`~cnnviz.app.dialogs.Dialogs`.
+lives in a :class:`~cnnviz.core.model.stack.StackDocument`, every change goes
+through :class:`~cnnviz.app.document.undo.History`, files through
+:class:`~cnnviz.app.document.files_ui.FileController`, dialogs through
+:class:`~cnnviz.app.window.dialogs.Dialogs`.
 
 Integration points for the views and the network runner:
 
@@ -26,7 +26,7 @@ from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToolBar, QToolButton, QWidget
 
 from cnnviz.app.document.export_ui import Exporter
 from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
@@ -38,10 +38,12 @@ from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import StackListModel
 from cnnviz.app.window.dialogs import Dialogs
 from cnnviz.app.window.settings import Locations, Settings
+from cnnviz.app.window.shortcuts import shortcut_rows, shortcuts_html
+from cnnviz.app.window.status_text import params_text, validity
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.layers import by_group
 from cnnviz.core.model.stack import Stack, StackDocument
-from cnnviz.core.shapes import fmt_shape, infer
+from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.window")
 
@@ -453,26 +455,13 @@ class MainWindow(QMainWindow):
         self.stackReplaced.emit()
 
     def _stack_changed(self) -> None:
-        stack = self.document.stack
         report = self.document.report
-        total = report.total_params
-        self.set_status("params", f"{total:,} parameters",
-                        f"{report.trainable_params:,} trainable; {report.total_macs:,} multiply-adds per sample")
-        bad = report.first_error
-        if bad is not None:
-            text = f"✗ layer {bad.index} ({bad.type}) cannot work"
-            tip = f"{bad.error}\n\nClick (or F8) to select it."
-        elif report.loss.error:
-            text, tip = "✗ the loss cannot work", report.loss.error
-        else:
-            warned = sum(1 for r in report.layers if r.warnings) + (1 if report.loss.warnings else 0)
-            text = f"✓ {fmt_shape(stack.input.shape)} → {fmt_shape(report.output_shape)}"
-            text += f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
-            tip = "Every layer works." + (" Warnings are marked ⚠ in the stack." if warned else "")
-        validity = self.status_fields["validity"]
-        validity.setText(text)
-        validity.setToolTip(tip)
-        validity.setStyleSheet("color: #c62828; font-weight: bold;" if not report.ok else "color: #2e7d32;")
+        self.set_status("params", *params_text(report))
+        state = validity(report)
+        field = self.status_fields["validity"]
+        field.setText(state.text)
+        field.setToolTip(state.tip)
+        field.setStyleSheet(state.style)
         self._update_title()
 
     def _update_title(self) -> None:
@@ -535,35 +524,11 @@ class MainWindow(QMainWindow):
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
         """(menu, action, keys) for every action with a shortcut, in menu order."""
-        rows = []
-        seen = set()
         fixed = {id(self.undo_action): "Undo the last edit", id(self.redo_action): "Redo"}  # their text changes
-
-        def walk(menu: QMenu, title: str) -> None:
-            for action in menu.actions():
-                if action.menu() is not None:
-                    walk(action.menu(), title)
-                    continue
-                keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
-                if keys and id(action) not in seen:
-                    seen.add(id(action))
-                    text = fixed.get(id(action)) or action.text().replace("&", "").rstrip("…").split("\t")[0]
-                    rows.append((title, text, ", ".join(keys)))
-
-        for action in self.menuBar().actions():
-            if action.menu() is not None and action.isVisible():
-                walk(action.menu(), action.text().replace("&", ""))
-        rows += [("Stack", "Add a layer type from the palette", "Double-click, Enter, or drag into the stack"),
-                 ("Stack", "Reorder", "Drag a row"),
-                 ("Stack", "Select the previous / next row", "Up, Down"),
-                 ("Properties", "Step a number", "Up, Down, Page Up, Page Down, mouse wheel")]
-        return rows
+        return shortcut_rows(self.menuBar(), fixed)
 
     def show_shortcuts(self) -> None:
-        body = "".join(f"<tr><td style='padding-right:14px; color:gray'>{html.escape(m)}</td>"
-                       f"<td style='padding-right:14px'>{html.escape(a)}</td><td><b>{html.escape(k)}</b></td></tr>"
-                       for m, a, k in self.shortcut_rows())
-        self.dialogs.show_text("Keyboard shortcuts", f"<h3>Keyboard shortcuts</h3><table cellpadding='3'>{body}</table>")
+        self.dialogs.show_text("Keyboard shortcuts", shortcuts_html(self.shortcut_rows()))
 
     def show_about(self) -> None:
         from cnnviz import __version__

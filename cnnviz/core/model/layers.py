@@ -2,7 +2,7 @@
 
 The file reader, the shape engine, the torch builder, the code exporter and the
 sidebar's property editor all read this table. Adding a layer type means adding
-one entry here plus its shape rule in ``shapes.py``; nothing else needs to know.
+one entry here plus its shape rule in ``cnnviz.core.shapes.rules``; nothing else needs to know.
 
 No torch and no Qt are imported here.
 """

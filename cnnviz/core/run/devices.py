@@ -186,7 +186,7 @@ def memory_allocated(device: torch.device) -> int | None:
 
 def free_memory(device: torch.device) -> int | None:
     """Bytes the device could still hand out (None where that is unknown); on the CPU,
-    :func:`cnnviz.core.memory.cpu_free_bytes` (available memory within the cgroup's limit)."""
+    :func:`cnnviz.core.run.memory.cpu_free_bytes` (available memory within the cgroup's limit)."""
     if device.type == "cpu":
         from cnnviz.core.run import memory
 

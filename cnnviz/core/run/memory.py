@@ -30,7 +30,7 @@ report, so this costs microseconds and imports neither torch nor Qt.
   workspace). Evaluation, without gradients, holds only the widest pair (plus
   MaxPool2d's indices, which CUDA computes anyway).
 * *data*: the images as the loader will hold them (its own budget,
-  :data:`~cnnviz.core.dataset.MAX_BYTES`, included) — the float32 arrays it
+  :data:`~cnnviz.core.data.dataset.MAX_BYTES`, included) — the float32 arrays it
   returns, unless they are already loaded, plus the normalised copy the
   session keeps on the device. A ``folder:`` set is not counted until it has
   been read (the loader's budget bounds it).
@@ -162,7 +162,7 @@ def estimate(report: StackReport, *, batch_size: int, optimizer: str = "adam", m
              weight_decay: float = 0.0, data_bytes: int = 0, device: str = "cpu") -> Estimate:
     """What training the stack of ``report`` at ``batch_size`` needs on a device of type ``device``.
 
-    ``report`` must be one without errors (:func:`cnnviz.core.build.check_buildable`);
+    ``report`` must be one without errors (:func:`cnnviz.core.run.build.check_buildable`);
     ``data_bytes`` is what the data set adds there (:func:`dataset_bytes`).
     """
     params = trainable = buffers = 0
@@ -253,7 +253,7 @@ def _activations(report: StackReport, mask_bytes: int) -> tuple[int, int, int, t
 def images_loaded(name: str, shape: tuple[int, int, int]) -> int | None:
     """How many images (training and held-out) ``data.load(name, shape)`` will hold; None when unknown.
 
-    The loader keeps a set under :data:`~cnnviz.core.dataset.MAX_BYTES` of
+    The loader keeps a set under :data:`~cnnviz.core.data.dataset.MAX_BYTES` of
     float32, trimming it to as many images as fit; at a size where not even two
     fit it refuses before allocating, so nothing is counted for it here.
     """

@@ -1,6 +1,6 @@
 """Shape inference by PyTorch's own formulas, without tensors.
 
-:func:`infer` walks a :class:`~cnnviz.core.stack.Stack` and returns, for every
+:func:`infer` walks a :class:`~cnnviz.core.model.stack.Stack` and returns, for every
 layer, its output shape (batch dimension left out), parameter count,
 multiply-accumulates, activation size and receptive field, or the sentence
 explaining why it cannot work and how to fix it. It imports neither torch nor
