@@ -1,13 +1,23 @@
 """Text for the sidebar's rows and panels, from a layer and its shape report. No Qt."""
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from cnnviz.core.model.layers import CATALOGUE, as_pair, resolved_params
 from cnnviz.core.model.stack import Layer
 from cnnviz.core.shapes import LayerReport, fmt_shape
 
-OK, WARNING, ERROR, UNREACHABLE = "ok", "warning", "error", "unreachable"
+class Status(str, enum.Enum):
+    """How a row of the stack stands: it works, it warns, it fails, or an earlier layer fails."""
+
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+    UNREACHABLE = "unreachable"
+
+
+OK, WARNING, ERROR, UNREACHABLE = Status.OK, Status.WARNING, Status.ERROR, Status.UNREACHABLE
 
 
 def pair_text(value: Any) -> str:

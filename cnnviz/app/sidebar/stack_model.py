@@ -13,6 +13,7 @@ edit handed to ``push``.
 """
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import replace
 from typing import Any, Callable
@@ -43,7 +44,15 @@ from cnnviz.core.shapes import StackReport, fmt_shape, infer
 ROWS_MIME = "application/x-cnnviz-layer-rows"
 TYPE_MIME = "application/x-cnnviz-layer-type"
 
-INPUT, LAYER, LOSS = "input", "layer", "loss"
+class RowKind(str, enum.Enum):
+    """What a row of the stack list stands for: the input, a layer, or the loss."""
+
+    INPUT = "input"
+    LAYER = "layer"
+    LOSS = "loss"
+
+
+INPUT, LAYER, LOSS = RowKind.INPUT, RowKind.LAYER, RowKind.LOSS
 
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 LAYER_INDEX_ROLE = Qt.ItemDataRole.UserRole + 2
