@@ -511,16 +511,25 @@ class MainWindow(QMainWindow):
         self.examples_menu.setToolTipsVisible(True)
 
     def reset_layout(self) -> None:
-        for dock in (self.palette_dock, self.stack_dock, self.properties_dock, self.details_dock):
+        for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
             dock.setFloating(False)
             dock.show()
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
             self.addDockWidget(left, dock, Qt.Orientation.Vertical)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.details_dock)
         self.resizeDocks([self.palette_dock, self.stack_dock, self.properties_dock], [190, 400, 330],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.stack_dock], [SIDEBAR_WIDTH], Qt.Orientation.Horizontal)
+        for area, docks in self._view_docks.items():  # every view's dock too: floated, hidden or moved
+            for i, dock in enumerate(docks):
+                dock.setFloating(False)
+                self.addDockWidget(_DOCK_AREAS[area], dock)
+                if i and area == "bottom":
+                    self.tabifyDockWidget(docks[i - 1], dock)
+                elif i:
+                    self.splitDockWidget(docks[i - 1], dock, Qt.Orientation.Vertical)
+                dock.show()
+        self.details_dock.raise_()  # the first of the bottom docks, tabbed with the views added there
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
         """(menu, action, keys) for every action with a shortcut, in menu order."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from cnnviz.core.shapes import StackReport, fmt_shape
 
 ERROR_STYLE = "color: #c62828; font-weight: bold;"
+WARNING_STYLE = "color: #9a6700;"
 OK_STYLE = "color: #2e7d32;"
 
 
@@ -19,7 +20,8 @@ class Validity:
 
 
 def validity(report: StackReport) -> Validity:
-    """``✗ layer 6 (MaxPool2d) cannot work``, ``✗ the loss cannot work`` or ``✓ 1×28×28 → 10, 2 warnings``."""
+    """``✗ layer 6 (MaxPool2d) cannot work``, ``✗ the loss cannot work``, ``⚠ 1×28×28 → 10, 2 warnings``
+    or ``✓ 1×28×28 → 10``."""
     bad = report.first_error
     if bad is not None:
         return Validity(f"✗ layer {bad.index} ({bad.type}) cannot work",
@@ -27,10 +29,11 @@ def validity(report: StackReport) -> Validity:
     if report.loss.error:
         return Validity("✗ the loss cannot work", report.loss.error, ERROR_STYLE)
     warned = sum(1 for r in report.layers if r.warnings) + (1 if report.loss.warnings else 0)
-    text = f"✓ {fmt_shape(report.input_shape)} → {fmt_shape(report.output_shape)}"
-    text += f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
-    tip = "Every layer works." + (" Warnings are marked ⚠ in the stack." if warned else "")
-    return Validity(text, tip, OK_STYLE)
+    flow = f"{fmt_shape(report.input_shape)} → {fmt_shape(report.output_shape)}"
+    if warned:  # it runs, but not as it should: no green tick beside a warning
+        return Validity(f"⚠ {flow}, {warned} warning{'s' if warned != 1 else ''}",
+                        "Every layer works. Warnings are marked ⚠ in the stack.", WARNING_STYLE)
+    return Validity(f"✓ {flow}", "Every layer works.", OK_STYLE)
 
 
 def params_text(report: StackReport) -> tuple[str, str]:

@@ -54,7 +54,7 @@ class Param:
     choices: tuple[str, ...] = ()
     shapes: bool = False      # does the value change output shapes?
     inferred: bool = False    # may be omitted: taken from the previous layer's output
-    suggest: Any = None       # value a freshly added layer starts with, for required params
+    suggest: Any = None       # value a layer added from the palette starts with (required params, Softmax dim)
     min_inclusive: bool = True
 
     @property
@@ -93,8 +93,9 @@ class LayerSpec:
         return self.param_index[name]
 
     def initial_params(self) -> dict[str, Any]:
-        """Keywords a layer added from the palette starts with: required ones only."""
-        return {p.name: p.suggest for p in self.params if p.required}
+        """Keywords a layer added from the palette starts with: the required ones, and those whose torch
+        default warns (Softmax's ``dim``, deprecated when left out: the palette gives ``dim=1``)."""
+        return {p.name: p.suggest for p in self.params if p.required or p.suggest is not None}
 
 
 GROUPS = (
@@ -231,11 +232,13 @@ _LAYERS: tuple[LayerSpec, ...] = (
     ),
     LayerSpec(
         "Softmax", "output", "exp(z_i) / sum_j exp(z_j) along dim: probabilities that sum to 1.",
-        (Param("dim", OPT_INT, None, "Dimension to normalise (1 or -1 for class scores; 0 is the batch).", -8, 7),),
+        (Param("dim", OPT_INT, None, "Dimension to normalise (1 or -1 for class scores; 0 is the batch).", -8, 7,
+               suggest=1),),
     ),
     LayerSpec(
         "LogSoftmax", "output", "log(softmax(z)), computed stably: z_i - logsumexp(z).",
-        (Param("dim", OPT_INT, None, "Dimension to normalise (1 or -1 for class scores; 0 is the batch).", -8, 7),),
+        (Param("dim", OPT_INT, None, "Dimension to normalise (1 or -1 for class scores; 0 is the batch).", -8, 7,
+               suggest=1),),
     ),
 )
 

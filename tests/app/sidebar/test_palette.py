@@ -123,3 +123,27 @@ def test_the_edit_menu_offers_every_layer_type_too(window):
 def test_mime_data_carries_the_type(window):
     data = window.palette.tree.mimeData([window.palette.tree.item_for("Linear")])
     assert bytes(data.data("application/x-cnnviz-layer-type").data()) == b"Linear"
+
+
+def test_softmax_and_log_softmax_arrive_with_dim_1_and_no_warning(window, qtbot, recwarn):
+    """Left out, torch's dim is deprecated and warns (and so does cnnviz): the palette gives dim=1."""
+    import warnings
+
+    import torch
+
+    for type_name in ("Softmax", "LogSoftmax"):
+        window.select_layer(len(window.document.stack.layers) - 1)
+        tree = window.palette.tree
+        item = tree.item_for(type_name)
+        tree.scrollToItem(item)
+        centre = tree.visualItemRect(item).center()
+        QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+        QTest.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+        layer = window.document.stack.layers[-1]
+        assert layer.type == type_name and layer.params == {"dim": 1}
+        report = window.document.report.layers[-1]
+        assert not any("dim" in w for w in report.warnings), report.warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's "Implicit dimension choice" would raise here
+            getattr(torch.nn, type_name)(**layer.params)(torch.zeros(2, 10))
+        window.history.undo()

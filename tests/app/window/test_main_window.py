@@ -216,3 +216,33 @@ def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples
     assert run(str(path)) == 0
     assert seen["names"] == ["Digits net"] and seen["icon"]
     assert QApplication.organizationName() == "cnnviz" and QApplication.applicationName() == "cnnviz"
+
+
+def test_a_warning_is_no_green_tick_in_the_status_bar(window):
+    """Softmax before CrossEntropyLoss runs but warns: the status bar says so, in amber, without a ✓."""
+    from cnnviz.core.model.stack import InsertLayer, Layer
+
+    validity = window.status_fields["validity"]
+    assert validity.text() == "✓ 1×28×28 → 10" and "2e7d32" in validity.styleSheet()
+    window.history.push_edit(InsertLayer(len(window.document.stack.layers), Layer("Softmax", {"dim": 1})))
+    assert validity.text() == "⚠ 1×28×28 → 10, 2 warnings"  # the Softmax row and the loss both warn
+    assert "✓" not in validity.text() and "9a6700" in validity.styleSheet()
+    window.history.undo()
+    assert validity.text() == "✓ 1×28×28 → 10"
+
+
+def test_reset_layout_brings_back_every_dock_the_views_included(window, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    softmax = window.add_view(QLabel("softmax"), "right", "Softmax")
+    loss = window.add_view(QLabel("loss"), "bottom", "Loss")
+    softmax.setFloating(True)
+    loss.setFloating(True)
+    window.details_dock.hide()
+    window.reset_layout()
+    docks = [softmax, loss, window.details_dock, window.palette_dock, window.stack_dock, window.properties_dock]
+    assert not any(d.isFloating() for d in docks)
+    assert all(d.isVisibleTo(window) or window.tabifiedDockWidgets(d) for d in docks)
+    assert window.dockWidgetArea(softmax) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert window.dockWidgetArea(loss) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert loss in window.tabifiedDockWidgets(window.details_dock)
