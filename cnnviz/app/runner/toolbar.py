@@ -23,6 +23,7 @@ from cnnviz.app.plain_text import tooltip
 from cnnviz.app.runner.messages import RunState
 from cnnviz.app.runner.services import Places
 from cnnviz.core import data
+from cnnviz.core.model.files import TRAINING_PARAMS
 from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
 
 OPEN_IMAGE = "\x00image"
@@ -105,7 +106,6 @@ class RunToolbar(QObject):
         self.clear_image_button.hide()
         for w in (self.prev_button, self.sample_spin, self.next_button, self.sample_label, self.clear_image_button):
             row.addWidget(w)
-        bar.addWidget(sample)
         self.sample_spin.valueChanged.connect(self._sample_changed)
         self.prev_button.clicked.connect(lambda: self.sample_spin.stepBy(-1))
         self.next_button.clicked.connect(lambda: self.sample_spin.stepBy(1))
@@ -156,6 +156,10 @@ class RunToolbar(QObject):
         self.settings_toolbar.setObjectName("training_toolbar")
         self.settings_toolbar.setMovable(False)
         tb = self.settings_toolbar
+        # The sample picker opens the second row, so the first keeps the device, the data and every Run
+        # action on screen from 1024 px on.
+        tb.addWidget(sample)
+        tb.addSeparator()
         tb.addWidget(_caption("optimizer", tb))
         self.optimizer_box = QComboBox(tb)
         self.optimizer_box.setObjectName("run_optimizer")
@@ -180,7 +184,7 @@ class RunToolbar(QObject):
         tb.addWidget(_caption("batch", tb))
         self.batch_spin = QSpinBox(tb)
         self.batch_spin.setObjectName("run_batch")
-        self.batch_spin.setRange(1, 1 << 20)
+        self.batch_spin.setRange(1, int(TRAINING_PARAMS["batch_size"].max))  # the file format's range
         self.batch_spin.setKeyboardTracking(False)
         self.batch_spin.setToolTip("Images per training step; a change applies from the next step")
         self.batch_spin.valueChanged.connect(lambda v: self.trainingEdited.emit("batch_size", int(v)))

@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import shiboken6
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToolBar, QToolButton, QWidget
@@ -58,6 +59,36 @@ _DOCK_AREAS = {
     "right": Qt.DockWidgetArea.RightDockWidgetArea,
     "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
 }
+
+
+class _ShortButton(QToolButton):
+    """A toolbar button for an action with a short fixed label, the action's full text in the tooltip.
+
+    The undo actions' text names the edit ("Undo Change kernel_size of Conv2d"); in the toolbar that
+    text would grow until it pushed the Run controls into the overflow menu.
+    """
+
+    def __init__(self, action: QAction, label: str, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._action = action
+        self.setText(label)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.clicked.connect(action.trigger)
+        action.changed.connect(self._follow)
+        action.destroyed.connect(self._forget)
+        self._follow()
+
+    def _forget(self) -> None:
+        self._action = None
+
+    def _follow(self) -> None:
+        action = self._action
+        if action is None or not shiboken6.isValid(action):  # the undo stack deletes its actions on closing
+            return
+        self.setEnabled(action.isEnabled())
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        text = action.text().replace("&", "")
+        self.setToolTip(f"{text} ({keys})" if keys else text)
 
 
 def default_example() -> Path:
@@ -316,7 +347,8 @@ class MainWindow(QMainWindow):
         self.main_toolbar.setMovable(False)
         self.main_toolbar.addActions([self.new_action, self.open_action, self.save_action])
         self.main_toolbar.addSeparator()
-        self.main_toolbar.addActions([self.undo_action, self.redo_action])
+        for action, label in ((self.undo_action, "Undo"), (self.redo_action, "Redo")):
+            self.main_toolbar.addWidget(_ShortButton(action, label, self.main_toolbar))
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.main_toolbar)
         self.run_toolbar = QToolBar("Run", self)
         self.run_toolbar.setObjectName("run_toolbar")
