@@ -68,7 +68,10 @@ class RunToolbar(QObject):
 
         self.device_box = QComboBox(bar)
         self.device_box.setObjectName("run_device")
-        self.device_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # As wide as "auto (cpu)", not as the longest device name (the list shows those in full):
+        # the data picker beside it keeps its whole name at 1024 px.
+        self.device_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_box.setMinimumContentsLength(11)
         self.device_box.setToolTip("Where the network runs: the devices this machine really has")
         self.device_box.activated.connect(self._device_chosen)
         bar.addWidget(self.device_box)

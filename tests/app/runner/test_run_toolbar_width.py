@@ -21,6 +21,9 @@ def _hidden_controls(window) -> list[str]:
     for box in (toolbar.device_box, toolbar.data_box):
         if not box.isVisible() or box.width() < box.minimumSizeHint().width():
             missing.append(box.objectName())
+    data = toolbar.data_box
+    if data.width() < data.fontMetrics().horizontalAdvance(data.currentText()) + 20:
+        missing.append(f"{data.objectName()} shows {data.currentText()!r} cut short")
     return missing
 
 
