@@ -7,6 +7,7 @@ import pytest
 from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
 from cnnviz.core.run import engine, training
 from cnnviz.core.run.faults import NonFiniteError
+from tests.core.run.threads import start, wait_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,27 +35,6 @@ class Recorder:
                     on_state=lambda state, step: self.states.append((state, step)))
 
 
-def start(trainer, steps=None):
-    box = {}
-
-    def target():
-        try:
-            box["result"] = trainer.run(steps)
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
-
-
-def wait_for(predicate, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def test_runs_the_steps_with_progress_eval_and_states():

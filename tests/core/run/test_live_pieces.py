@@ -14,6 +14,7 @@ import pytest
 from cnnviz.core.model.stack import InputSpec, Layer, Stack, TrainingConfig
 from cnnviz.core.run import engine, live, training
 from cnnviz.core.run.training import Control, ProbeRequest, State, Trainer
+from tests.core.run.threads import start, wait_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,27 +33,6 @@ def session(stack=STACK, **kw):
     return engine.Session(stack, TrainingConfig(**base))
 
 
-def start(trainer, steps=None):
-    box = {}
-
-    def target():
-        try:
-            box["result"] = trainer.run(steps)
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
-
-
-def wait_for(predicate, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def weights(s, i):
