@@ -45,6 +45,7 @@ class FileController(QObject):
     stackReplaced = Signal()       # after new/open/example/recover: the history was cleared
     stateChanged = Signal()        # path or unsaved state changed: update the title
     recentChanged = Signal()
+    saved = Signal(object)         # the Path just written by save/save as (the runner writes the weights beside it)
 
     def __init__(self, document: StackDocument, history: History, settings: Remembers, dialogs: Asks,
                  autosave_dir: str | Path, parent: QObject | None = None,
@@ -200,6 +201,7 @@ class FileController(QObject):
         self.recentChanged.emit()
         self.stateChanged.emit()
         log.info("saved %s", path)
+        self.saved.emit(self.path)
         return True
 
     # ----------------------------------------------------------------- autosave

@@ -20,9 +20,14 @@ def attach(window, **options):
     """
     from cnnviz.app.runner.controller import RunController
 
-    return RunController(window.document, window.history, shell=window, places=window, dialogs=window.dialogs,
-                         settings=window.settings, guards=window.files.guards,
-                         show_message=window.statusBar().showMessage, parent=window, **options)
+    files = window.files
+    options.setdefault("stack_path", lambda: files.path)
+    runner = RunController(window.document, window.history, shell=window, places=window, dialogs=window.dialogs,
+                           settings=window.settings, guards=files.guards,
+                           show_message=window.statusBar().showMessage, parent=window, **options)
+    files.stackReplaced.connect(runner.stack_opened)  # NAME.safetensors beside an opened stack is loaded
+    files.saved.connect(runner.stack_saved)           # and written beside a saved one, once trained
+    return runner
 
 
 __all__ = ["attach"]

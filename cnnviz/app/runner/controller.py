@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from cnnviz.app.document.undo import History
 from cnnviz.app.document.undo import new_session as new_merge_token
@@ -70,6 +70,15 @@ EDIT_LABELS = {
     "lr": "Change learning rate", "batch_size": "Change batch size", "optimizer": "Change optimizer",
     "data": "Change data set", "device": "Change device", "seed": "Change seed",
 }
+WEIGHTS_SUFFIX = ".safetensors"
+"""Trained weights are saved beside the stack, ``NAME.safetensors`` (:func:`cnnviz.core.run.weights.beside`,
+not imported here: it imports torch, which only the worker thread does)."""
+
+
+def weights_beside(stack_path) -> Path:
+    return Path(stack_path).with_suffix(WEIGHTS_SUFFIX)
+
+
 PAUSED_BY_EDIT = "Training paused: the stack changed, so the network is built again. Press Train to go on."
 LIVE_SETTINGS = ("lr", "batch_size")
 """Training settings a running session takes at its next step; any other change builds a new session."""
@@ -93,15 +102,37 @@ class RunController(QObject):
 
     ``shell`` and ``places`` are the window (:mod:`.services`); ``show_message(text, ms)``
     writes the status bar's transient message; ``guards`` is the list of close guards the
-    controller adds its own to while it runs.
+    controller adds its own to while it runs; ``stack_path()`` is the current file's path (None when unsaved).
+
+    **Weights beside the stack.** :meth:`stack_saved` (the file controller's
+    ``saved``) writes the session's weights to ``NAME.safetensors`` beside the
+    saved stack, on the worker thread at its next step boundary, when they are
+    not the seed's (trained, or loaded from a file); a network that has not
+    trained writes nothing and leaves an older file there as it is (the status
+    bar says so). :meth:`stack_opened` (``stackReplaced``) loads
+    ``NAME.safetensors`` beside an opened stack into the session built for it,
+    before its first probe. ``weights_unsaved`` is true once the network has
+    trained since the last build from the seed, reset, load or save; Reset and
+    the close guard (New, Open, Quit) ask first then.
     """
+
+    _weightsSaved = Signal(object, object, object)  # the weights file, the step saved (or None), the error
 
     def __init__(self, document: StackDocument, history: History, *, shell: Shell, places: Places,
                  dialogs: Asks, settings: Remembers, guards: list[Guard],
                  show_message: Callable[[str, int], None], parent: QObject | None = None,
                  threads: int | None = None, eval_every: int | None = EVAL_EVERY,
-                 start_delay_ms: int = START_DELAY_MS) -> None:
+                 start_delay_ms: int = START_DELAY_MS,
+                 stack_path: Callable[[], Path | None] | None = None) -> None:
         super().__init__(parent)
+        self._stack_path = stack_path or (lambda: None)
+        self._load_next: Path | None = None  # the weights file to load into the next build
+        self.trained = False
+        """The session's weights are not the seed's (trained, or loaded from a file): Save writes them."""
+        self.weights_unsaved = False
+        """Trained since the last build from the seed, reset, load or save: Reset, New, Open and Quit ask first."""
+        self._saved_step = 0   # the step count of the weights last saved or loaded (0: the seed's)
+        self._weights_saving = 0
         self.document = document
         self.history = history
         self.shell = shell
@@ -173,6 +204,8 @@ class RunController(QObject):
         # The document's change events: the one subscription.
         self._unsubscribe = document.subscribe(lambda change: self._stack_changed(change.new))
         guards.append(self.guard)
+        guards.append(self.weights_guard)
+        self._weightsSaved.connect(self._weights_written)
         shell.closing.connect(self.shutdown)
         app = QCoreApplication.instance()
         if app is not None:
@@ -180,6 +213,7 @@ class RunController(QObject):
 
         self.hub.show_message("Loading torch…")
         self._set_run_status("loading torch…")
+        self.stack_opened()
         self._stack_changed(document.stack)
         self._selection_changed(*shell.selection())
         if shell.isVisible():
@@ -217,8 +251,9 @@ class RunController(QObject):
         for timer in (self._post_timer, self._show_timer, self._status_timer):
             timer.stop()
         self._unsubscribe()
-        if self.guard in self._guards:
-            self._guards.remove(self.guard)
+        for guard in (self.guard, self.weights_guard):
+            if guard in self._guards:
+                self._guards.remove(guard)
         if not self.worker.shutdown(wait=True):
             log.warning("the runner's thread did not end in time")
 
@@ -232,6 +267,72 @@ class RunController(QObject):
             return False
         self.pause()
         return True
+
+    def weights_guard(self, reason: str) -> bool:
+        """The window's close guard for trained weights not saved: ask before closing or replacing the stack."""
+        if self._closed or not self.weights_unsaved:
+            return True
+        return self.dialogs.ask_yes_no(
+            "Trained weights not saved", "The trained weights are not saved: discard them?",
+            f"Save (Ctrl+S) writes them beside the stack as NAME{WEIGHTS_SUFFIX}. "
+            f"Yes discards them{' before ' + reason if reason else ''}; No keeps everything as it is.")
+
+    # ================================================================ weights beside the stack
+    def stack_opened(self) -> None:
+        """A stack was opened (or replaced): load the weights file beside it, if any, into the session built next."""
+        path = self._stack_path()
+        beside = weights_beside(path) if path is not None else None
+        self._load_next = beside if beside is not None and beside.exists() else None
+
+    def stack_saved(self, stack_path) -> None:
+        """The stack was written to ``stack_path``: write the trained weights beside it (on the worker thread)."""
+        if self._closed:
+            return
+        target = weights_beside(stack_path)
+        if not self.trained or self.built is None:
+            if target.exists():
+                self._show_message(f"The network has not trained, so {target.name} beside the stack was left "
+                                   f"as it was.", 10000)
+            return
+        stack = self.document.stack
+        key = network_key(stack)
+
+        def save(session):
+            if session is None or network_key(session.stack) != key:
+                raise RuntimeError("the network was being built again for the edited stack; save again once "
+                                   "it has been built")
+            from cnnviz.core.run import weights
+
+            weights.save(session.model, stack, target, stack_path=stack_path)
+            return session.step_count
+
+        future = self.worker.call_at_boundary(save)
+        self._weights_saving += 1
+
+        def done(f) -> None:
+            if f.cancelled():
+                return
+            error = f.exception()
+            result = None if error is not None else f.result()
+            if result is None and error is None:
+                error = RuntimeError("no network is running")
+            self._weightsSaved.emit(target, result, error)
+
+        future.add_done_callback(done)
+
+    def _weights_written(self, target: Path, step, error) -> None:
+        self._weights_saving = max(0, self._weights_saving - 1)
+        if self._closed:
+            return
+        if error is not None:
+            self.dialogs.error("Trained weights not saved",
+                               f"The stack was saved, but the trained weights were not written to "
+                               f"{target}.\n\n{error}")
+            return
+        self._saved_step = int(step)
+        p = self.last_progress
+        self.weights_unsaved = p is not None and p.step > self._saved_step
+        self._show_message(f"Saved the trained weights (step {self._saved_step:,}) to {target.name}.", 10000)
 
     # ================================================================ the stack
     def _stack_changed(self, stack: Stack) -> None:
@@ -250,6 +351,7 @@ class RunController(QObject):
         self._pending = None
         if not report.ok:
             message = cannot_run_message(report)
+            self._load_next = None  # a stack that cannot run loads no weights
             if message != self._refused_message:
                 self._refused_message = message
                 self._posted_key = self._posted_config = None
@@ -258,6 +360,11 @@ class RunController(QObject):
             return
         self._refused_message = None
         key = network_key(stack)
+        load, self._load_next = self._load_next, None
+        if load is not None:
+            self._posted_key, self._posted_config = key, config
+            self._post(Build(self.generation + 1, stack, config, weights=str(load)))
+            return
         if key == self._posted_key and self._posted_config is not None and same_session(self._posted_config, config):
             changes = {k: getattr(config, k) for k in LIVE_SETTINGS
                        if getattr(config, k) != getattr(self._posted_config, k)}
@@ -307,7 +414,12 @@ class RunController(QObject):
     def step(self) -> None:
         self.worker.step(1)
 
-    def reset(self) -> None:
+    def reset(self, ask: bool = True) -> None:
+        """Weights back to the seed's; asks first when trained weights are not saved."""
+        if ask and self.weights_unsaved and not self.dialogs.ask_yes_no(
+                "Trained weights not saved", "The trained weights are not saved: reset them anyway?",
+                f"Save (Ctrl+S) writes them beside the stack as NAME{WEIGHTS_SUFFIX}."):
+            return
         self.worker.reset()
 
     def set_target(self, target: ProbeRequest) -> None:
@@ -364,6 +476,15 @@ class RunController(QObject):
         if not info.kept:
             self.hub.clear_curves()
             self.last_progress = None
+            self.trained = self.weights_unsaved = False
+            self._saved_step = 0
+        if info.weights_loaded:
+            self.trained, self.weights_unsaved, self._saved_step = True, False, info.step
+            self._show_message(f"Loaded the trained weights in {Path(info.weights_loaded).name}.", 10000)
+        if info.weights_error:
+            self.dialogs.error("Cannot load the trained weights",
+                               f"The stack is open with its seed's weights; the weights beside it were not "
+                               f"loaded.\n\n{info.weights_error}")
         notes = ([info.kept[:1].upper() + info.kept[1:] + "."] if info.kept else []) + list(info.notes)
         if self._paused_by_edit:
             notes.insert(0, PAUSED_BY_EDIT)
@@ -378,6 +499,8 @@ class RunController(QObject):
         if generation != self.generation or (self.state is RunState.REFUSED and self.hub.message == message):
             return
         self.built = None
+        self.trained = self.weights_unsaved = False  # the worker dropped the session and its weights
+        self._saved_step = 0
         self._set_state(RunState.REFUSED)
         self.hub.show_message(message)
         self._set_run_status("cannot run", message)
@@ -413,6 +536,8 @@ class RunController(QObject):
 
     def _progressed(self, progress) -> None:
         self.last_progress = progress
+        if progress.step > self._saved_step:
+            self.trained = self.weights_unsaved = True
         self.hub.add_progress(progress)
         self._show_run_status()
 
@@ -422,11 +547,15 @@ class RunController(QObject):
         if state is State.RESET:
             self.hub.clear_curves()
             self.last_progress = None
+            self.trained = self.weights_unsaved = False
+            self._saved_step = 0
             self._show_message("Weights back to the seed's: step 0.", 5000)
         elif state is State.RUNNING:
             self._set_state(RunState.RUNNING)
         elif state is State.PAUSED:
             self._set_state(RunState.PAUSED)
+        if state is not State.RESET and (state is State.RUNNING or step > self._saved_step):
+            self.trained = self.weights_unsaved = True  # training: before its first progress report
         self._show_run_status(step)
 
     def _faulted(self, error) -> None:
@@ -442,7 +571,7 @@ class RunController(QObject):
             if dialogs.ask_yes_no("Training stopped: NaN or Inf", str(error),
                                   f"Lower the learning rate to {lower:g} and reset the weights?"):
                 self.edit_training("lr", lower)
-                self.reset()
+                self.reset(ask=False)  # NaN weights are nothing to keep
         elif isinstance(error, OutOfMemory):
             if dialogs.ask_yes_no("Out of memory", str(error),
                                   f"Train with a batch of {error.suggested_batch} instead?"):

@@ -42,6 +42,9 @@ class Build:
     """Why there is no stack to run (the core's sentence), when ``stack`` is None."""
     keep_weights: bool = True
     """Carry trained weights of unchanged layers over from the session being replaced."""
+    weights: str | None = None
+    """A weights file (``NAME.safetensors`` beside an opened stack) to load into the new session before its
+    first probe; then nothing is carried over."""
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,7 @@ class Built:
     kept: str
     """What happened to the weights: "" (from the seed) or which trained layers were kept."""
     step: int
+    weights_loaded: str = ""
+    """The weights file loaded into this session (its warnings are among ``notes``), or ""."""
+    weights_error: str = ""
+    """Why the :class:`Build`'s weights file was not loaded (the located WeightsError), or ""."""

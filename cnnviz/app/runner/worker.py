@@ -288,8 +288,16 @@ class RunWorker(QObject):
         if self._superseded():
             session.close()
             return live
-        kept = ""
-        if old is not None and build.keep_weights and old.step_count > 0 \
+        kept, loaded, refused, weight_notes = "", "", "", ()
+        if build.weights is not None:
+            from cnnviz.core.run.faults import EngineError
+
+            try:
+                weight_notes = tuple(session.load_weights(build.weights))
+                loaded = str(build.weights)
+            except EngineError as exc:  # a WeightsError: the file does not fit; the session keeps the seed's
+                refused = str(exc)
+        elif old is not None and build.keep_weights and old.step_count > 0 \
                 and old.config.seed == config.seed and old.data_name == session.data_name:
             kept = carry_weights(old, session)
         self._drop(old)
@@ -306,8 +314,9 @@ class RunWorker(QObject):
         self.ready.emit(Built(
             generation=build.generation, stack=build.stack, config=config, device=session.device_info,
             data_name=session.data_name, classes=session.classes, test_labels=np.asarray(test.labels).copy(),
-            notes=tuple(getattr(session.data, "notes", ())) + session.notes,
-            description=session.describe(), kept=kept, step=session.step_count))
+            notes=tuple(getattr(session.data, "notes", ())) + session.notes + weight_notes,
+            description=session.describe(), kept=kept, step=session.step_count,
+            weights_loaded=loaded, weights_error=refused))
         return new
 
     def _drop(self, session) -> None:

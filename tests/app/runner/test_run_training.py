@@ -58,13 +58,15 @@ def test_step_runs_one_step_and_refreshes_the_probe(live, qtbot):
     assert "step 1" in window.status_fields["run"].text()
 
 
-def test_reset_goes_back_to_the_seeds_weights_and_clears_the_curves(live, qtbot):
+def test_reset_goes_back_to_the_seeds_weights_and_clears_the_curves(live, qtbot, dialogs):
     window = live()
     runner = window.runner
     runner.worker.step(20)
     qtbot.waitUntil(lambda: runner.last_progress is not None and runner.last_progress.step == 20, timeout=20_000)
     assert train_points(runner) > 0
+    dialogs.yes_no_answers.append(True)  # the trained weights are not saved: reset them anyway
     runner.toolbar.reset_action.trigger()
+    assert dialogs.questions[-1][0] == "Trained weights not saved"
     snap = wait_probe(qtbot, runner, lambda s: s.probe.step == 0)
     assert train_points(runner) == 0 and runner.hub.curves.is_empty
     np.testing.assert_allclose(snap.probe.activations[0], torch_forward(window.document.stack, 0, 0),
@@ -96,10 +98,11 @@ def test_closing_while_training_asks_and_stops_the_worker(live, qtbot, dialogs):
     assert not window.close()
     assert dialogs.questions[-1] == ("Training is running", "Training is running: stop it?")
     assert window.isVisible() and runner.worker._thread.isRunning()
-    dialogs.yes_no_answers.append(True)
+    dialogs.yes_no_answers.extend([True, True])  # stop training; discard the trained weights
     window.files._forced_dirty = False
     window.history.setClean()
     assert window.close()
+    assert dialogs.questions[-1][0] == "Trained weights not saved"
     assert not runner.worker._thread.isRunning()
 
 
@@ -160,7 +163,7 @@ def test_an_unexpected_error_in_the_worker_reaches_the_error_dialog(live, qtbot,
     wait_probe(qtbot, runner, lambda s: s.probe.index == 1)
 
 
-def test_the_keyboard_drives_the_run(live, qtbot):
+def test_the_keyboard_drives_the_run(live, qtbot, dialogs):
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
@@ -174,6 +177,7 @@ def test_the_keyboard_drives_the_run(live, qtbot):
     wait_state(qtbot, runner, "running")
     QTest.keyClick(window.stack_view, Qt.Key.Key_F6)
     wait_state(qtbot, runner, "paused")
+    dialogs.yes_no_answers.append(True)  # the trained weights are not saved: reset them anyway
     QTest.keyClick(window.stack_view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     wait_probe(qtbot, runner, lambda s: s.probe.step == 0)
     QTest.keyClick(window.stack_view, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
