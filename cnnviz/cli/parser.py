@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", choices=("module", "functional"), default="module",
                    help="python only: nn.Sequential of nn layers (default), or explicit parameters with "
                         "torch.nn.functional")
-    p.add_argument("--weights", metavar="PATH", help="onnx only: weights to include (safetensors)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="trained weights to include (safetensors); with --to python, -o NAME.py is needed "
+                        "and they are written beside it as NAME.safetensors")
     p.add_argument("--force", action="store_true", help="let -o replace an existing stack file")
     return parser

@@ -70,17 +70,46 @@ class Exporter(QObject):
             return None
 
     def export_python(self, style: str = "module") -> None:
+        """The code; with a live model, its trained weights beside it (``NAME.safetensors``, loaded by
+        ``build_model(WEIGHTS)``) and the training data's class names and normalisation."""
         label = "PyTorch code" + (" (functional)" if style == "functional" else "")
         target = self._target(f"Export {label}", ".py", "Python files (*.py);;All files (*)")
         if target is None:
             return
         stack = self.document.stack
+        opened = self._stack_path()
+        live_model = self._live_model()  # a future: the trained weights
+        if live_model is not None:
+            from cnnviz.core import export
+
+            try:  # before any work: the weights beside the code must be writable, and not the stack's own
+                export.check_targets(target, inputs=(opened,), force=True, protect=self._saved_weights(opened))
+            except outputs.OutputRefused as exc:
+                live_model.cancel()
+                self.dialogs.error("Cannot export there", str(exc))
+                return
 
         def work() -> None:
             from cnnviz.core import export
-            outputs.atomic_write(target, export.to_python(stack, style=style).encode("utf-8"))
+            model = None
+            if live_model is not None:
+                try:
+                    model = live_model.result(timeout=60)
+                except Exception:  # noqa: BLE001 - no live model in time: export the code alone, and say so
+                    log.warning("the live model was not available; exporting the code without weights")
+            if model is None:
+                outputs.atomic_write(target, export.to_python(stack, style=style).encode("utf-8"))
+                return
+            classes, mean, std = _training_data(stack)
+            export.write_python_with_weights(stack, target, model, style, classes=classes, mean=mean, std=std,
+                                             inputs=(opened,), force=True, protect=self._saved_weights(opened))
 
         self._run(label, target, work)
+
+    @staticmethod
+    def _saved_weights(opened: Path | None) -> tuple[Path, ...]:
+        """The weights the window saves beside the open stack (``NAME.safetensors``): never replaced by an export."""
+        return (opened.with_suffix(".safetensors"),) if opened else ()
 
     def export_onnx(self) -> None:
         target = self._target("Export ONNX", ".onnx", "ONNX models (*.onnx);;All files (*)")
@@ -136,3 +165,18 @@ class Exporter(QObject):
             self.dialogs.error(f"Cannot export {what}", text)
         else:
             self._report_exception(error)
+
+
+def _training_data(stack) -> tuple[tuple[str, ...] | None, tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The class names and normalisation of the data the live model trains on (the stack's ``training``
+    block, or the default); (None, None, None) when they cannot be read (the export goes on without them)."""
+    from cnnviz.core import data
+    from cnnviz.core.model.stack import TrainingConfig
+
+    config = stack.training or TrainingConfig()
+    try:
+        split = data.load(config.data, stack.input.shape, config.seed)
+    except Exception as exc:  # noqa: BLE001 - a folder gone since training: the code and weights are still worth having
+        log.info("no class names or normalisation in the export: %s", exc)
+        return None, None, None
+    return split.classes, split.mean, split.std

@@ -8,6 +8,7 @@ from cnnviz.core.model.layers import CATALOGUE, as_pair, resolved_params
 from cnnviz.core.model.stack import Layer
 from cnnviz.core.shapes import LayerReport, fmt_shape
 
+
 class Status(str, enum.Enum):
     """How a row of the stack stands: it works, it warns, it fails, or an earlier layer fails."""
 

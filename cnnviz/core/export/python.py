@@ -13,11 +13,23 @@ numbers for the same weights (parameters are declared in the same order).
 Text from the stack (its name, description and labels) reaches the code
 only as escaped docstrings and comments, and the result is parsed before it
 is returned (docs/security.md).
+
+Given ``weights`` (the name of a safetensors file beside the ``.py``, as
+:func:`cnnviz.core.export.write_python_with_weights` writes it),
+``build_model(weights=...)`` loads trained weights with a lazy import of
+safetensors (cnnviz's tensor names, ``"0.weight"``, mapped to the functional
+style's own), and ``WEIGHTS`` is that file's path. Given ``classes`` and
+``mean``/``std``, the file also defines ``CLASSES`` (the names as ``repr``
+literals: data, never code), ``MEAN``, ``STD``, ``preprocess(image)`` and
+``classify(model, image)``, so that it classifies an image as the window does.
+Without them the file is as before, and imports only torch.
 """
 from __future__ import annotations
 
 import keyword
+import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from cnnviz.core.model import text
@@ -116,13 +128,117 @@ def _wrap(words: str, width: int = 79) -> list[str]:
     return out
 
 
-def _footer(stack: Stack, report: StackReport) -> list[str]:
+class _Extras:
+    """What a classifier export adds: the weights file's name, the class names, the normalisation."""
+
+    def __init__(self, stack: Stack, weights: str | None, classes: Sequence[str] | None,
+                 mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+        channels = stack.input.channels
+        if weights is not None and (not isinstance(weights, str) or not weights):
+            raise ExportError("the weights file must be named by a non-empty string")
+        self.weights = weights
+        self.classes = None if classes is None else tuple(str(c) for c in classes)
+        if (mean is None) != (std is None):
+            raise ExportError("the normalisation needs both mean and std")
+        self.mean = self.std = None
+        if mean is not None:
+            self.mean, self.std = _channels(mean, channels, "mean"), _channels(std, channels, "std")
+            if any(v <= 0 for v in self.std):
+                raise ExportError("every std must be positive")
+        self.helpers = self.classes is not None or self.mean is not None
+
+    @property
+    def any(self) -> bool:
+        return self.weights is not None or self.helpers
+
+
+def _channels(values: Sequence[float], channels: int, what: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ExportError(f"the {what} must be numbers, one per channel") from None
+    if len(out) == 1 and channels > 1:
+        out = out * channels
+    if len(out) != channels or not all(math.isfinite(v) for v in out):
+        raise ExportError(f"the {what} must be {channels} finite number(s), one per channel; got {len(out)}")
+    return out
+
+
+def _load_lines(keys: dict[str, str] | None) -> list[str]:
+    """The end of ``build_model(weights)``: the lazy safetensors import and the load."""
+    lines = ["    if weights is not None:",
+             "        from safetensors.torch import load_file  # only when weights are given",
+             "",
+             "        state = load_file(weights)"]
+    if keys is not None:  # cnnviz's files name tensors as nn.Sequential does ("0.weight")
+        lines += ["        names = {" + ", ".join(f"{k!r}: {v!r}" for k, v in keys.items()) + "}",
+                  "        state = {names.get(key, key): value for key, value in state.items()}"]
+    lines += ["        model.load_state_dict(state)", "    return model"]
+    return lines
+
+
+_BUILD_DOC = '    """The model; with ``weights`` (a safetensors file, such as WEIGHTS), its trained weights."""'
+
+
+def _helpers(stack: Stack, report: StackReport, extras: _Extras) -> list[str]:
+    lines: list[str] = []
+    if extras.weights is not None:
+        lines += ["# The trained weights exported beside this file: build_model(WEIGHTS) (needs safetensors).",
+                  f"WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), {extras.weights!r})"]
+    if not extras.helpers:
+        return lines
+    if extras.classes is not None:
+        lines += ["# The class names, in the order of the outputs.", "CLASSES = ("]
+        lines += [f"    {name!r}," for name in extras.classes]
+        lines.append(")")
+    if extras.mean is not None:
+        lines += ["# The normalisation of the training data, per channel: (x - MEAN) / STD.",
+                  f"MEAN = {extras.mean!r}", f"STD = {extras.std!r}"]
+    lines += ["", "",
+              "def preprocess(image: torch.Tensor) -> torch.Tensor:",
+              '    """An image C×H×W (or a batch N×C×H×W) with values in [0, 1], as the model takes it: N×C×H×W."""',
+              "    x = torch.as_tensor(image, dtype=torch.float32)",
+              "    if x.dim() == 3:",
+              "        x = x.unsqueeze(0)"]
+    if extras.mean is not None:
+        lines += ["    mean = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)",
+                  "    std = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)",
+                  "    x = (x - mean) / std"]
+    lines.append("    return x")
+    last = report.layers[-1].type if report.layers else None
+    if last == "Softmax":
+        probs = "y"
+    elif last == "LogSoftmax":
+        probs = "y.exp()"
+    else:
+        probs = "torch.softmax(y, dim=1)"
+    name = "CLASSES[index] if index < len(CLASSES) else str(index)" if extras.classes is not None else "str(index)"
+    lines += ["", "",
+              "def classify(model: nn.Module, image: torch.Tensor) -> tuple[str, float]:",
+              '    """The class the model (in eval mode) gives one image C×H×W in [0, 1], and its probability."""',
+              "    was_training = model.training",
+              "    model.eval()",
+              "    try:",
+              "        with torch.no_grad():",
+              "            y = model(preprocess(image)).reshape(1, -1)",
+              "    finally:",
+              "        model.train(was_training)",
+              f"    p = {probs}[0]",
+              "    index = int(p.argmax())",
+              f"    return {name}, float(p[index])"]
+    return lines
+
+
+def _footer(stack: Stack, report: StackReport, extras: _Extras | None = None) -> list[str]:
     c, h, w = report.input_shape
+    extras = extras or _Extras(stack, None, None, None, None)
+    helpers = _helpers(stack, report, extras)
     return [
         "",
         "",
         f"INPUT_SHAPE = ({c}, {h}, {w})",
         f"NUM_PARAMETERS = {report.total_params}",
+        *helpers,
         "",
         "",
         "def build_loss() -> nn.Module:",
@@ -130,7 +246,7 @@ def _footer(stack: Stack, report: StackReport) -> list[str]:
         "",
         "",
         'if __name__ == "__main__":',
-        "    model = build_model()",
+        "    model = build_model(WEIGHTS)" if extras.weights is not None else "    model = build_model()",
         "    x = torch.zeros(2, *INPUT_SHAPE)",
         "    y = model(x)",
         "    n = sum(p.numel() for p in model.parameters())",
@@ -139,18 +255,29 @@ def _footer(stack: Stack, report: StackReport) -> list[str]:
     ]
 
 
-def to_python(stack: Stack, style: str = "module") -> str:
-    """Standalone Python source defining ``build_model()`` and ``build_loss()``."""
+def to_python(stack: Stack, style: str = "module", *, weights: str | None = None,
+              classes: Sequence[str] | None = None, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> str:
+    """Standalone Python source defining ``build_model()`` and ``build_loss()``.
+
+    ``weights``: the name of the safetensors file that will lie beside the
+    ``.py`` (``build_model(weights=...)`` and ``WEIGHTS``); ``classes``,
+    ``mean``, ``std``: the class names and per-channel normalisation
+    (``CLASSES``, ``MEAN``, ``STD``, ``preprocess``, ``classify``).
+    """
     if style not in STYLES:
         raise ExportError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
     report = checked_report(stack)
+    extras = _Extras(stack, weights, classes, mean, std)
     lines = _header(stack, report, style)
+    stdlib = (["import math"] if style == "functional" else []) + (["import os"] if weights is not None else [])
+    if stdlib:
+        lines[-2:-2] = [*stdlib, ""]
     if style == "module":
-        lines += _module_body(report)
+        lines += _module_body(report, weights is not None)
     else:
-        lines[-2:-2] = ["import math", ""]
-        lines += ["import torch.nn.functional as F"] + _functional_body(stack, report)
-    code = "\n".join(lines + _footer(stack, report))
+        lines += ["import torch.nn.functional as F"] + _functional_body(stack, report, weights is not None)
+    code = "\n".join(lines + _footer(stack, report, extras))
     _check_code(code)
     return code
 
@@ -172,18 +299,24 @@ def _check_code(code: str) -> None:
                               f"this is a bug in cnnviz")
 
 
-def _module_body(report: StackReport) -> list[str]:
-    lines = ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
+def _module_body(report: StackReport, weights: bool = False) -> list[str]:
+    if weights:
+        lines = ["", "", "def build_model(weights: str | None = None) -> nn.Module:", _BUILD_DOC,
+                 "    model = nn.Sequential("]
+    else:
+        lines = ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
     for r in report.layers:
         note = f"  # {r.index}: -> {fmt_shape(r.output_shape)}"
         if r.label != r.type:
             note += f" ({text.for_comment(r.label)})"
         lines.append(f"        nn.{r.type}({_call_args(r.type, r.resolved)}),{note}")
     lines.append("    )")
+    if weights:
+        lines += _load_lines(None)
     return lines
 
 
-def _functional_body(stack: Stack, report: StackReport) -> list[str]:
+def _functional_body(stack: Stack, report: StackReport, weights: bool = False) -> list[str]:
     cls = _identifier(stack.name)
     init = [f"class {cls}(nn.Module):",
             f'    """{text.for_docstring(stack.name)} with explicit parameters and torch.nn.functional calls."""',
@@ -231,7 +364,31 @@ def _functional_body(stack: Stack, report: StackReport) -> list[str]:
     else:
         reset = []
     body = init + reset + fwd
-    return ["", "", *body, "", "", "def build_model() -> nn.Module:", f"    return {cls}()"]
+    if not weights:
+        return ["", "", *body, "", "", "def build_model() -> nn.Module:", f"    return {cls}()"]
+    keys = _sequential_keys(report)
+    return ["", "", *body, "", "", "def build_model(weights: str | None = None) -> nn.Module:", _BUILD_DOC,
+            f"    model = {cls}()", *_load_lines(keys)]
+
+
+def _sequential_keys(report: StackReport) -> dict[str, str]:
+    """nn.Sequential's state-dict names (cnnviz's weights files) → the functional style's attributes."""
+    keys: dict[str, str] = {}
+    for r in report.layers:
+        p, i = r.resolved, r.index
+        if r.type in ("Conv2d", "Linear"):
+            keys[f"{i}.weight"] = f"w{i}"
+            if p["bias"]:
+                keys[f"{i}.bias"] = f"b{i}"
+        elif r.type == "BatchNorm2d":
+            if p["affine"]:
+                keys[f"{i}.weight"] = f"w{i}"
+                if p["bias"]:
+                    keys[f"{i}.bias"] = f"b{i}"
+            if p["track_running_stats"]:
+                keys.update({f"{i}.running_mean": f"mean{i}", f"{i}.running_var": f"var{i}",
+                             f"{i}.num_batches_tracked": f"seen{i}"})
+    return keys
 
 
 def _conv_call(i: int, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
