@@ -54,7 +54,9 @@ class Exporter(QObject):
             return None
         opened = self._stack_path()
         if opened:
-            base = opened.with_suffix(suffix)
+            # net.cnnviz → net_model.py, whose weights (net_model.safetensors) leave the stack's own
+            # net.safetensors alone; ONNX keeps the plain name (net.onnx holds its weights inside).
+            base = opened.with_name(f"{opened.stem}_model{suffix}") if suffix == ".py" else opened.with_suffix(suffix)
         else:
             stem = re.sub(r"[^A-Za-z0-9_]+", "_", self.document.stack.name.lower()).strip("_") or "model"
             base = Path(self.settings.last_folder() or Path.home()) / (stem + suffix)

@@ -84,3 +84,13 @@ def test_without_a_live_model_the_code_comes_alone(qtbot, dialogs, tmp_path):
     qtbot.waitUntil(lambda: not exporter.busy, timeout=60_000)
     assert (tmp_path / "net.py").is_file() and not (tmp_path / "net.safetensors").exists()
     assert "def build_model() -> nn.Module:" in (tmp_path / "net.py").read_text(encoding="utf-8")
+
+
+def test_the_suggested_python_name_leaves_the_stacks_own_weights_alone(make_window, examples, dialogs, tmp_path):
+    net = tmp_path / "net.cnnviz"
+    net.write_bytes(examples["lenet5"].read_bytes())
+    window = make_window(net)
+    dialogs.save_answers.append(None)  # look at what is suggested, then cancel
+    window.export_module_action.trigger()
+    title, suggested = dialogs.questions[-1]
+    assert suggested.endswith(str(tmp_path / "net_model.py"))
