@@ -21,7 +21,7 @@ h2 { margin: 0 0 2px 0; }
 .doc { color: palette(placeholder-text); margin: 0 0 6px 0; }
 .box { margin: 4px 0 6px 0; }
 .label { color: palette(placeholder-text); padding-right: 12px; }
-pre { margin: 2px 0 6px 0; }
+pre { margin: 2px 0 6px 0; white-space: pre-wrap; }
 """
 
 
@@ -93,7 +93,20 @@ def _wrapped_formula(line: str) -> str:
     if len(parts) < 3:
         return line
     indent = " " * (len(parts[0]) + 1)
-    return f"{parts[0]} = {parts[1]}\n{indent}= " + " = ".join(parts[2:])
+    numbers = " = ".join(parts[2:]).replace("; ", f";\n{indent}  ")  # a remark after the numbers: its own line
+    return f"{parts[0]} = {parts[1]}\n{indent}= " + numbers
+
+
+HIDE_INTRO = "cnnviz:hide-intro"
+
+
+def intro_box(stack: Stack) -> str:
+    """The opened stack's description above a layer's details, with a link that hides it."""
+    name = f" “{escape(stack.name)}”" if stack.name else ""
+    return (f"<table class='box' width='100%' cellpadding='6' cellspacing='0' "
+            f"style='background-color:#e8f0fe; border-left: 4px solid #1a73e8;'><tr><td>"
+            f"<span style='color:#1a73e8'><b>About{name}</b></span> "
+            f"<a href='{HIDE_INTRO}'>Hide</a><br>{escape(stack.description)}</td></tr></table>")
 
 
 def layer_html(stack: Stack, report: StackReport, i: int) -> str:
@@ -186,7 +199,9 @@ class DetailsPanel(QTextBrowser):
         super().__init__(parent)
         self.stack_document = document
         self.kind, self.index = "", -1
+        self.intro = False  # the stack's description shown above a layer's or the loss's details
         self.setOpenLinks(False)
+        self.anchorClicked.connect(self._link)
         self.document().setDefaultStyleSheet(_CSS)
         unsubscribe = document.subscribe(lambda change: self.refresh())
         self.destroyed.connect(lambda *_: unsubscribe())
@@ -196,14 +211,29 @@ class DetailsPanel(QTextBrowser):
         self.kind, self.index = kind, index
         self.refresh()
 
+    def show_intro(self) -> None:
+        """A stack was opened: show its description (if any) above whatever is selected, until hidden."""
+        self.intro = bool(self.stack_document.stack.description)
+        self.refresh()
+        self.verticalScrollBar().setValue(0)
+
+    def hide_intro(self) -> None:
+        self.intro = False
+        self.refresh()
+
+    def _link(self, url) -> None:
+        if url.toString() == HIDE_INTRO:
+            self.hide_intro()
+
     def html(self) -> str:
         stack = self.stack_document.stack
         report = self.stack_document.report  # inferred once per change by the document
+        intro = intro_box(stack) if self.intro and stack.description else ""
         if self.kind == "layer" and 0 <= self.index < len(stack.layers):
-            return layer_html(stack, report, self.index)
+            return intro + layer_html(stack, report, self.index)
         if self.kind == "loss":
-            return loss_html(stack, report)
-        return input_html(stack, report)
+            return intro + loss_html(stack, report)
+        return input_html(stack, report)  # the description is part of the input row's details
 
     def refresh(self) -> None:
         bar = self.verticalScrollBar()

@@ -367,6 +367,13 @@ class StackPanel(QWidget):
     def select_layer(self, i: int) -> None:
         self.select_row(self.model.row_of_layer(i))
 
+    def show_from_top(self) -> None:
+        """Scroll to the input row (row 0), then as little as needed to keep the selected row in view too."""
+        self.view.scrollToTop()
+        current = self.view.currentIndex()
+        if current.isValid():
+            self.view.scrollTo(current)
+
     def _selection_model_changed(self, *args) -> None:
         row = self.selected_row()
         if row >= 0:

@@ -484,6 +484,8 @@ class MainWindow(QMainWindow):
     def _stack_replaced(self) -> None:
         stack = self.document.stack
         self.stack_panel.select_row(1 if stack.layers else 0)
+        self.stack_panel.show_from_top()  # the input row stays in view above the selected first layer
+        self.details.show_intro()  # the stack's description, above the layer's details until hidden
         self.stackReplaced.emit()
 
     def _stack_changed(self) -> None:
@@ -597,7 +599,12 @@ class MainWindow(QMainWindow):
         if not self._layout_restored:
             self._restore_layout()
             self._layout_restored = True
+            QTimer.singleShot(0, self._reveal_stack_top)  # once the docks have their sizes
         super().showEvent(event)
+
+    def _reveal_stack_top(self) -> None:
+        if shiboken6.isValid(self) and shiboken6.isValid(self.stack_panel):
+            self.stack_panel.show_from_top()
 
     def _restore_layout(self, views_only: bool = False) -> None:
         geometry = self.settings.window_bytes("geometry")

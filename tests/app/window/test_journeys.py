@@ -61,5 +61,5 @@ def test_dilation_grows_the_receptive_field(make_window, examples):
     before = window.details.toPlainText()
     field(window, "dilation").h.setValue(8)
     after = window.details.toPlainText()
-    size = lambda text: int(text.split("receptive field")[1].split("px")[0].strip().split("×")[0])  # noqa: E731
+    size = lambda text: int(text.split("\nreceptive field\n")[1].split("px")[0].strip().split("×")[0])  # noqa: E731
     assert size(after) > size(before)
