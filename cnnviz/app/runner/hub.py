@@ -14,6 +14,9 @@ GUI thread only; no torch.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
 from cnnviz.app.runner.services import Places
@@ -156,25 +159,56 @@ class ViewsHub(QObject):
         if kind == "layer" and 0 <= index < len(p.activations):
             label = p.layer_labels[index]
             act = p.activations[index]
-            self.maps.set_maps(act, f"layer {index} · {label} · {fmt_shape(act.shape)}")
+            what = self._vector_meaning(p, index)
+            self.maps.set_maps(act, f"layer {index} · {label} · {fmt_shape(act.shape)}{self._as_maps(what)}", **what)
             grad = p.activation_grads[index]
             if grad is None:
                 self.grad_maps.clear(f"The loss does not depend on layer {index} ({label})'s output")
             else:
-                self.grad_maps.set_maps(grad, f"dL/d(output of layer {index} · {label})")
+                self.grad_maps.set_maps(grad, f"dL/d(output of layer {index} · {label}){self._as_maps(what)}", **what)
         elif kind == "input" or not p.activations:
             self.maps.set_maps(p.image, f"input · {fmt_shape(p.image.shape)}")
             self.grad_maps.set_maps(p.input_grad, "dL/d(input): which pixels the loss is sensitive to")
         else:
             last = len(p.activations) - 1
-            self.maps.set_maps(p.activations[last], f"output · layer {last} · {p.layer_labels[last]}")
+            what = self._vector_meaning(p, last)
+            self.maps.set_maps(p.activations[last], f"output · layer {last} · {p.layer_labels[last]}", **what)
             grad = p.activation_grads[last]
             if grad is not None:
-                self.grad_maps.set_maps(grad, f"dL/d(output of layer {last})")
+                self.grad_maps.set_maps(grad, f"dL/d(output of layer {last})", **what)
         self._route_filters(snap, (kind, index))
         self.softmax.set_distribution(p.softmax, p.log_softmax, true_class=None if own else p.label,
                                       classes=p.classes)
         self._route_gradient(p, own)
+
+    def _vector_meaning(self, p, index: int) -> dict:
+        """What the values of a 1-D activation are, as FeatureMapView's keywords: ``classes`` for the
+        logits (this and every later output hold one value per class), ``origin_shape`` for a
+        Flatten's output (or an elementwise layer's after it): the (C, H, W) it was flattened from."""
+        act = p.activations[index]
+        if np.ndim(act) != 1:
+            return {}
+        k = len(p.classes)
+        if k and act.size == k and all(np.ndim(a) == 1 and np.size(a) == k for a in p.activations[index:]):
+            return {"classes": p.classes}
+        layers = self._report.layers if self._report is not None else ()
+        i = index
+        while 0 <= i < len(layers):
+            r = layers[i]
+            if r.type == "Flatten":
+                shape = r.input_shape
+                if shape is not None and len(shape) == 3 and math.prod(shape) == act.size:
+                    return {"origin_shape": tuple(shape)}
+                return {}
+            if r.type == "Linear" or r.input_shape != r.output_shape:
+                return {}
+            i -= 1
+        return {}
+
+    @staticmethod
+    def _as_maps(what: dict) -> str:
+        shape = what.get("origin_shape")
+        return f" · shown as the {fmt_shape(shape)} it was flattened from" if shape else ""
 
     def _route_filters(self, snap: Snapshot, selection: tuple[str, int]) -> None:
         kind, index = selection
@@ -194,7 +228,8 @@ class ViewsHub(QObject):
 
     def _route_gradient(self, p, own: bool) -> None:
         ids = p.identities
-        self.gradient.set_norms(p.layer_labels, p.weight_norms, p.grad_norms)
+        labels = [f"{i} {label}" for i, label in enumerate(p.layer_labels)]
+        self.gradient.set_norms(labels, p.weight_norms, p.grad_norms)
         if ids is None:
             return
         where = f"sample {p.index}" if not own else "your image"

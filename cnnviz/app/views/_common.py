@@ -7,6 +7,7 @@ per-frame ``autoLevels``.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -138,6 +139,31 @@ def label_style(widget: QtWidgets.QWidget) -> dict[str, str]:
     _, fg = palette_colors(widget)
     size = widget.font().pointSizeF()
     return {"color": fg.name(), "font-size": f"{size if size > 0 else 9:.0f}pt"}
+
+def class_ticks(fm: QtGui.QFontMetrics, names: Sequence[str], room: float) -> list[tuple[int, str]]:
+    """Tick labels for one bar per class, ``room`` pixels apart: every name, elided to fit.
+
+    When even "Ab…" does not fit under each bar, every n-th name is shown, elided to the room of
+    n bars, so an axis always reads class names (never bare class numbers that say nothing).
+    """
+    k = len(names)
+    room = max(float(room), 1.0)
+    every = 1 if room >= fm.horizontalAdvance("Ab…") else max(1, math.ceil(fm.horizontalAdvance("Abc…") / room))
+    elide = QtCore.Qt.TextElideMode.ElideRight
+    width = int(every * room - (3 if every > 1 else 0))
+    return [(i, fm.elidedText(str(names[i]), elide, width)) for i in range(0, k, every)]
+
+
+def scientific_ticks(values: Sequence[float], scale: float = 1.0, spacing: float = 0.0) -> list[str]:
+    """Tick strings of an axis in its own units, 3 significant digits: '-5e-09', '0', '2.5e-07'."""
+    out = []
+    for v in values:
+        v = float(v) * scale
+        if spacing and abs(v) < 1e-6 * abs(spacing * scale):
+            v = 0.0
+        out.append("0" if v == 0 else f"{v:.3g}")
+    return out
+
 
 
 class GridLines(QtWidgets.QGraphicsPathItem):

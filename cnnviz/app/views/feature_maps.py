@@ -47,7 +47,10 @@ class FeatureMapView(ViewPanel):
       (symmetric about 0 when the values take both signs), ``"symmetric"``, ``"minmax"``,
       ``(low, high)``, or None to keep the current choice (the person's, from the menu).
       Symmetric levels use a diverging colour map centred at 0, others a sequential
-      one. For gradient maps (dL/d activation) use a second view set to
+      one. ``classes``: one name per value of a vector (the last layer's logits): the hover
+      then reads "Ankle boot · 0.12". ``origin_shape``: the (C, H, W) a vector was flattened
+      from (after Flatten): it is shown as those C maps, the hover naming the flat index too.
+      For gradient maps (dL/d activation) use a second view set to
       ``set_level_mode("symmetric")`` once, so the person's choice for activations stays.
     - ``clear(message)``: back to the hint.
 
@@ -66,6 +69,8 @@ class FeatureMapView(ViewPanel):
         self._maps: np.ndarray | None = None
         self._vector = False
         self._title = ""
+        self._classes: list[str] | None = None
+        self._origin: tuple[int, int, int] | None = None
         self._level_mode: str | tuple[float, float] = "auto"
         self._levels: tuple[float, float] = (0.0, 1.0)
         self._symmetric = False
@@ -102,6 +107,7 @@ class FeatureMapView(ViewPanel):
         outer.addWidget(self.graphics, 1)
         self.status = status_label(content)
         outer.addWidget(self.status)
+        self.status.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # class and layer names are not markup
         self._set_content(content)
 
         layout = self.graphics.ci
@@ -209,10 +215,19 @@ class FeatureMapView(ViewPanel):
         self._input_vb.setMaximumHeight(box)
 
     def set_maps(self, maps: np.ndarray, title: str = "",
-                 levels: str | tuple[float, float] | None = None) -> None:
-        """Show ``maps`` (see the class docstring for shapes and ``levels``); redraws within ~33 ms."""
+                 levels: str | tuple[float, float] | None = None,
+                 classes=None, origin_shape: tuple[int, ...] | None = None) -> None:
+        """Show ``maps`` (see the class docstring for shapes, ``levels``, ``classes`` and
+        ``origin_shape``); redraws within ~33 ms."""
         raw = np.asarray(maps)
+        self._origin = None
+        if raw.ndim == 1 and origin_shape is not None and len(origin_shape) == 3 \
+                and math.prod(int(n) for n in origin_shape) == raw.size and raw.size:
+            self._origin = tuple(int(n) for n in origin_shape)
+            raw = raw.reshape(self._origin)
         self._vector = raw.ndim <= 1
+        self._classes = [str(c) for c in classes] if classes is not None and self._vector \
+            and len(classes) == raw.size else None
         self._maps = as_maps(raw)
         self._title = title
         if levels is not None:
@@ -303,6 +318,16 @@ class FeatureMapView(ViewPanel):
     @property
     def gap(self) -> int:
         return 0 if self._vector else self._gap
+
+    @property
+    def origin_shape(self) -> tuple[int, int, int] | None:
+        """The (C, H, W) the vector shown was flattened from, or None."""
+        return self._origin
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The names of a vector's values (the logits' classes), or None."""
+        return self._classes
 
     @property
     def enlarged_channel(self) -> int | None:
@@ -462,6 +487,10 @@ class FeatureMapView(ViewPanel):
         if kind == "map":
             _, ch, y, x, v = info
             text = f"channel {ch}  ·  y {y}, x {x}  ·  value {fmt_value(v)}"
+            if self._origin is not None:
+                _, h, w = self._origin
+                text = f"value {(ch * h + y) * w + x} of the flattened vector  ·  from ({ch}, {y}, {x})  ·  " \
+                       f"{text}"
             rect = self.receptive_rect(y, x)
             if rect is not None:
                 self._rf_item.setRect(rect)
@@ -473,7 +502,10 @@ class FeatureMapView(ViewPanel):
             self.status.setText(text)
         elif kind == "unit":
             _, i, v = info
-            self.status.setText(f"unit {i}  ·  value {fmt_value(v)}")
+            if self._classes is not None:
+                self.status.setText(f"{self._classes[i]}  ·  {fmt_value(v)}  ·  unit {i}")
+            else:
+                self.status.setText(f"unit {i}  ·  value {fmt_value(v)}")
         else:
             _, y, x, v = info
             text = ", ".join(fmt_value(c) for c in v) if isinstance(v, list) else fmt_value(v)
@@ -482,7 +514,8 @@ class FeatureMapView(ViewPanel):
             rect = self.tile_rect(info[1])
             self._highlight.setRect(rect)
             self._highlight.show()
-            self._channel_tag.setText(str(info[1]))
+            tag = self._classes[info[1]] if kind == "unit" and self._classes is not None else str(info[1])
+            self._channel_tag.setText(tag)
             self._channel_tag.setPos(rect.topLeft())
             self._channel_tag.show()
         else:

@@ -18,10 +18,12 @@ from cnnviz.app.views._common import (
     VERMILION,
     GridLines,
     ViewPanel,
+    class_ticks,
     graphics_widget,
     label_style,
     make_throttler,
     palette_colors,
+    scientific_ticks,
     status_label,
     style_axes,
 )
@@ -47,12 +49,8 @@ def _one_row(values: np.ndarray, what: str) -> np.ndarray:
 
 
 def _name_ticks(widget: QtWidgets.QWidget, names: Sequence[str], room: float) -> list[tuple[int, str]]:
-    fm = widget.fontMetrics()
-    if room >= fm.horizontalAdvance("Ab…"):
-        elide = QtCore.Qt.TextElideMode.ElideRight
-        return [(i, fm.elidedText(n, elide, int(room))) for i, n in enumerate(names)]
-    every = max(1, math.ceil(fm.horizontalAdvance("000") / max(room, 1)))
-    return [(i, str(i)) for i in range(0, len(names), every)]
+    """Class (or layer) names under the bars, elided the way the softmax view elides them."""
+    return class_ticks(widget.fontMetrics(), names, room)
 
 
 class GradientView(ViewPanel):
@@ -142,6 +140,10 @@ class GradientView(ViewPanel):
         style_axes(self.diff_plot, self)
         GridLines(self.diff_plot)
         self.diff_plot.setLabel("left", "difference", **style)
+        # The difference in its own units (1e-09 …): no "(×0.001)" scale that leaves ticks reading 500.
+        diff_axis = self.diff_plot.getAxis("left")
+        diff_axis.enableAutoSIPrefix(False)
+        diff_axis.tickStrings = scientific_ticks
         self.diff_plot.setXLink(self.pair_plot)
         self.diff_bars = pg.BarGraphItem(x=[0], height=[0], width=0.6, brush=VERMILION, pen=None)
         self.diff_plot.addItem(self.diff_bars)
@@ -362,5 +364,5 @@ class GradientView(ViewPanel):
         if i is None:
             self.norms_label.setText("Point at a layer to read its norms")
             return
-        self.norms_label.setText(f"<b>{self._norm_labels[i]}</b>: ‖W‖ = {fmt_value(float(self._weight_norms[i]))}"
+        self.norms_label.setText(f"<b>{escaped(self._norm_labels[i])}</b>: ‖W‖ = {fmt_value(float(self._weight_norms[i]))}"
                                  f"  ·  ‖dL/dW‖ = {fmt_value(float(self._grad_norms[i]))}")

@@ -16,6 +16,7 @@ from cnnviz.app.views._common import (
     VERMILION,
     GridLines,
     ViewPanel,
+    class_ticks,
     graphics_widget,
     make_throttler,
     palette_colors,
@@ -254,11 +255,8 @@ class SoftmaxView(ViewPanel):
             rows = max(self.graphics.height() - 40, 1) / max(fm.height(), 1)
             every = max(1, math.ceil(k / max(rows, 1)))
             ticks = [(i, fm.elidedText(self._classes[i], elide, 140)) for i in range(0, k, every)]
-        elif room >= fm.horizontalAdvance("Ab…"):
-            ticks = [(i, fm.elidedText(name, elide, int(room))) for i, name in enumerate(self._classes)]
         else:
-            every = max(1, math.ceil(fm.horizontalAdvance("000") / max(room + 6, 1)))
-            ticks = [(i, str(i)) for i in range(0, k, every)]
+            ticks = class_ticks(fm, self._classes, room)
         axis.setTicks([ticks])
 
     def _name(self, i: int) -> str:
