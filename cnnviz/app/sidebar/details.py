@@ -6,12 +6,13 @@ formula with the numbers filled in and the receptive field growing.
 from __future__ import annotations
 
 from html import escape
+from typing import Callable
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
-from cnnviz.core.model.stack import Layer, Stack, StackDocument
+from cnnviz.core.model.stack import Edit, Layer, Stack, StackDocument
 from cnnviz.core.model.units import format_bytes
 from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
 
@@ -98,6 +99,16 @@ def _wrapped_formula(line: str) -> str:
 
 
 HIDE_INTRO = "cnnviz:hide-intro"
+FIX_LINK = "cnnviz:fix:"  # + "<layer>:<n>": apply the n-th fix offered for that layer
+
+
+def fixes_html(r: LayerReport) -> str:
+    """One link per fix the core proposes for the layer: clicking applies it (undoable)."""
+    if not r.fixes:
+        return ""
+    links = " · ".join(f"<a href='{FIX_LINK}{r.index}:{n}' title='{escape(str(fix), quote=True)}'>"
+                       f"Apply: {escape(fix.label)}</a>" for n, fix in enumerate(r.fixes))
+    return f"<p class='fixes' style='margin:4px 0 8px 0'>{links}</p>"
 
 
 def intro_box(stack: Stack) -> str:
@@ -129,6 +140,7 @@ def layer_html(stack: Stack, report: StackReport, i: int) -> str:
         out.append(error_box(r.error))
     for w in r.warnings:
         out.append(warning_box(w))
+    out.append(fixes_html(r))
     pairs = [("shape", f"<b>{escape(fmt_shape(r.input_shape))} → {escape(fmt_shape(r.output_shape))}</b>"
                        + ("" if r.ok else " (fails)"))]
     if r.ok:
@@ -195,9 +207,11 @@ def loss_html(stack: Stack, report: StackReport) -> str:
 class DetailsPanel(QTextBrowser):
     """Rich text about the selected row; follows the document."""
 
-    def __init__(self, document: StackDocument, parent: QWidget | None = None) -> None:
+    def __init__(self, document: StackDocument, parent: QWidget | None = None,
+                 push: Callable[[Edit], bool] | None = None) -> None:
         super().__init__(parent)
         self.stack_document = document
+        self._push = push  # History.push_edit: how an applied fix reaches the stack (None: fixes are not offered)
         self.kind, self.index = "", -1
         self.intro = False  # the stack's description shown above a layer's or the loss's details
         self.setOpenLinks(False)
@@ -222,8 +236,22 @@ class DetailsPanel(QTextBrowser):
         self.refresh()
 
     def _link(self, url) -> None:
-        if url.toString() == HIDE_INTRO:
+        text = url.toString()
+        if text == HIDE_INTRO:
             self.hide_intro()
+        elif text.startswith(FIX_LINK):
+            i, n = (int(part) for part in text[len(FIX_LINK):].split(":"))
+            self.apply_fix(i, n)
+
+    def apply_fix(self, i: int, n: int) -> bool:
+        """Apply the ``n``-th fix offered for layer ``i`` through the history (Ctrl+Z undoes it)."""
+        from cnnviz.core.shapes.inference import fix_edit
+
+        layers = self.stack_document.report.layers
+        push = self._push
+        if push is None or not 0 <= i < len(layers) or not 0 <= n < len(layers[i].fixes):
+            return False
+        return push(fix_edit(self.stack_document.stack, i, layers[i].fixes[n]))
 
     def html(self) -> str:
         stack = self.stack_document.stack

@@ -30,6 +30,8 @@ from cnnviz.app.sidebar.stack_model import (
     StackListModel,
 )
 from cnnviz.core.model.stack import InsertLayer, MoveLayer, RemoveLayer
+from cnnviz.core.shapes.inference import fix_edit
+from cnnviz.core.shapes.reports import Fix
 
 RED = QColor("#c62828")
 RED_TINT = QColor(198, 40, 40, 28)
@@ -242,6 +244,7 @@ class StackListView(QListView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
         self.setMouseTracking(True)
         self.context_actions: list[QAction | None] = []
+        self.row_actions = None  # set by StackPanel: (row, parent) -> actions for that row, first in the menu
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -275,16 +278,30 @@ class StackListView(QListView):
         self.setState(QAbstractItemView.State.NoState)
         self.viewport().update()
 
-    def contextMenuEvent(self, event) -> None:
-        if not self.context_actions:
-            return
+    def build_menu(self, pos: QPoint) -> QMenu | None:
+        """The context menu for the row at ``pos`` (viewport coordinates): its fixes, then the list's actions."""
         menu = QMenu(self)
+        index = self.indexAt(pos)
+        extra = self.row_actions(index.row(), menu) if self.row_actions is not None and index.isValid() else []
+        for action in extra:
+            menu.addAction(action)
+        if extra and self.context_actions:
+            menu.addSeparator()
         for action in self.context_actions:
             if action is None:
                 menu.addSeparator()
             else:
                 menu.addAction(action)
-        menu.exec(event.globalPos())
+        if menu.isEmpty():
+            menu.deleteLater()
+            return None
+        return menu
+
+    def contextMenuEvent(self, event) -> None:
+        menu = self.build_menu(event.pos())
+        if menu is not None:
+            menu.exec(event.globalPos())
+            menu.deleteLater()
 
 
 class StackPanel(QWidget):
@@ -317,6 +334,7 @@ class StackPanel(QWidget):
                                           scoped=True)
         self.view.context_actions = [self.rename_action, self.duplicate_action, None, self.move_up_action,
                                      self.move_down_action, None, self.delete_action]
+        self.view.row_actions = self.fix_actions
 
         self.view.selectionModel().selectionChanged.connect(self._selection_model_changed)
         model.requestSelect.connect(self.select_row)
@@ -343,6 +361,27 @@ class StackPanel(QWidget):
         else:
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         return action
+
+    def fix_actions(self, row: int, parent=None) -> list[QAction]:
+        """One action per fix the core proposes for the layer on ``row`` (its error's, the Softmax dim's)."""
+        if self.model.kind(row) != LAYER:
+            return []
+        i = row - 1
+        layers = self.model.document.report.layers
+        if not 0 <= i < len(layers):
+            return []
+        actions = []
+        for fix in layers[i].fixes:
+            action = QAction(f"Apply fix: {fix.label}", parent if parent is not None else self)
+            action.setToolTip(f"Use {fix} (undo with Ctrl+Z)")
+            action.setStatusTip(action.toolTip())
+            action.triggered.connect(lambda _=False, i=i, fix=fix: self.apply_fix(i, fix))
+            actions.append(action)
+        return actions
+
+    def apply_fix(self, i: int, fix: Fix) -> bool:
+        """Apply one proposed fix to layer ``i`` as one undoable edit."""
+        return self._push(fix_edit(self.model.document.stack, i, fix))
 
     # ------------------------------------------------------------- selection
     def selected_row(self) -> int:

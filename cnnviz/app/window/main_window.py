@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
         self.stack_panel = StackPanel(self.stack_model, self.history.push_edit, self)
         self.stack_view = self.stack_panel.view
         self.properties = PropertyEditor(self.document, self.history, self)
-        self.details = DetailsPanel(self.document, self)
+        self.details = DetailsPanel(self.document, self, push=self.history.push_edit)
         self.details.setObjectName("details")
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea

@@ -17,11 +17,12 @@ from functools import lru_cache
 from typing import Callable
 
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, resolved_params
-from cnnviz.core.model.stack import Layer, Loss, Stack
+from cnnviz.core.model.stack import Batch, Edit, Layer, Loss, SetInput, Stack, set_param
 from cnnviz.core.model.validate import check_params
 from cnnviz.core.shapes import lints
 from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding  # noqa: F401  (part of this module's API)
 from cnnviz.core.shapes.reports import (
+    Fix,
     LayerFail,
     LayerReport,
     LossReport,
@@ -73,7 +74,7 @@ def _walk(input_shape: tuple[int, int, int], layers: tuple[Layer, ...], stop_at:
         except LayerFail as fail:
             reports.append(LayerReport(i, layer.type, label, shape, resolved=ctx.p, error=fail.text,
                                        error_code=fail.code, error_param=fail.param, error_axis=fail.axis,
-                                       error_fixes=fail.fixes))
+                                       error_fixes=fail.fixes, error_offers=fail.offers))
             shape = None
             continue
         trainable = out.params
@@ -137,7 +138,7 @@ def _with_input_fix(stack: Stack, reports: list[LayerReport]) -> list[LayerRepor
     need = _minimum_input(stack, bad.index)
     if need is not None:
         base = bad.error[:len(bad.error) - len(_with_fixes("", bad.error_fixes))]
-        fixes = bad.error_fixes + (f"an input of at least {need[0]}×{need[1]}",)
+        fixes = bad.error_fixes + (Fix(f"an input of at least {need[0]}×{need[1]}", input=need),)
         reports[bad.index] = replace(bad, error=_with_fixes(base, fixes), error_fixes=fixes)
     return reports
 
@@ -171,3 +172,16 @@ def _loss_report(loss: Loss, reports: list[LayerReport], input_shape) -> LossRep
         return LossReport(loss.type, resolved, error=f"weight has {len(weight)} entries but the stack scores "
                                                      f"{_count(out[0], 'classes')}: give one weight per class")
     return LossReport(loss.type, resolved)
+
+
+def fix_edit(stack: Stack, index: int, fix: Fix) -> Edit:
+    """The undoable edit that applies ``fix``, proposed for layer ``index`` of ``stack``."""
+    edits: list[Edit] = []
+    current = stack
+    for key, value in fix.params:
+        edit = set_param(current, index, key, value)
+        current, _ = edit.apply(current)
+        edits.append(edit)
+    if fix.input is not None:
+        edits.append(SetInput(replace(stack.input, height=fix.input[0], width=fix.input[1])))
+    return Batch(tuple(edits), f"Apply fix: {fix.label}")  # one undo step, named after the fix

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,47 @@ class ReceptiveField:
     start: tuple[float, float] = (0.5, 0.5)
 
 
+class Fix(str):
+    """A proposed change: reads (and compares) as its text, and carries the change itself.
+
+    ``params``: the failing layer's keywords to set, as (key, value) pairs; ``input``: a new
+    (height, width) for the input. Each is what the rule checked to work.
+    """
+
+    params: tuple[tuple[str, Any], ...]
+    input: tuple[int, int] | None
+
+    def __new__(cls, text: str, params: Any = (), input: tuple[int, int] | None = None) -> Self:
+        self = super().__new__(cls, text)
+        self.params = tuple(dict(params).items())
+        self.input = input
+        return self
+
+    def __reduce__(self):
+        return (Fix, (str(self), self.params, self.input))
+
+    @property
+    def label(self) -> str:
+        """What applying it does, e.g. ``padding 1`` or ``input 36×36``."""
+        parts = [f"{k}={_value_text(v)}" for k, v in self.params]
+        if self.input is not None:
+            parts.append(f"input {self.input[0]}×{self.input[1]}")
+        return ", ".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
+
+
+def applicable(fixes: Any) -> tuple[Fix, ...]:
+    """The fixes among ``fixes`` (texts or warnings) that carry a change to apply."""
+    return tuple(f for f in fixes if isinstance(f, Fix) and (f.params or f.input is not None))
+
+
 @dataclass
 class LayerFail(Exception):
     code: str
@@ -26,6 +67,7 @@ class LayerFail(Exception):
     param: str | None = None
     axis: int | None = None  # 0 height, 1 width: where a spatial failure happened
     fixes: tuple[str, ...] = ()  # changes that make the layer work, each checked; joined into the message
+    offers: tuple[Fix, ...] = ()  # changes the message already names in its own words (not joined again)
 
     @property
     def text(self) -> str:
@@ -61,12 +103,18 @@ class LayerReport:
     error_param: str | None = None
     error_axis: int | None = None  # 0 height, 1 width, for a failure along one spatial axis
     error_fixes: tuple[str, ...] = ()  # the changes the error proposes, each checked to work
+    error_offers: tuple[Fix, ...] = ()  # further changes the error's sentence names (e.g. set in_features to 32)
     warnings: tuple[str, ...] = ()
     reachable: bool = True
 
     @property
     def ok(self) -> bool:
         return self.output_shape is not None
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        """Every change offered for this layer, from its error and its warnings, that can be applied."""
+        return applicable(self.error_fixes) + applicable(self.error_offers) + applicable(self.warnings)
 
     @property
     def activation_elements(self) -> int:

@@ -11,7 +11,7 @@ from cnnviz.core.model.layers import CATALOGUE, MAX_KERNEL, as_pair
 from cnnviz.core.model.stack import Layer
 from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding
 from cnnviz.core.shapes.formulas import rf_step as _rf_step
-from cnnviz.core.shapes.reports import LayerFail, LayerReport, ReceptiveField, _or_list, fmt_shape
+from cnnviz.core.shapes.reports import Fix, LayerFail, LayerReport, ReceptiveField, _or_list, fmt_shape
 
 _AXES = ("height", "width")
 _SYM = ("H", "W")
@@ -110,7 +110,8 @@ def _infer_count(ctx: Ctx, key: str, actual: int, noun: str) -> int:
     if given != actual:
         raise LayerFail("channels" if noun == "channels" else "features",
                         f"{key} is {given} but {ctx.source()} gives {_count(actual, noun)}: "
-                        f"set {key} to {actual}, or leave it out to take it from the previous layer", key)
+                        f"set {key} to {actual}, or leave it out to take it from the previous layer", key,
+                        offers=(Fix(f"set {key} to {actual}", {key: actual}),))
     return given
 
 
@@ -134,11 +135,12 @@ def _rule_conv2d(ctx: Ctx) -> Out:
         fixes = []
         half = [(d[a] * (k[a] - 1)) // 2 for a in range(2)]
         if not ctx.probing and _works(ctx, stride=1):
-            fixes.append("stride 1")
+            fixes.append(Fix("stride 1", {"stride": 1}))
         if not ctx.probing and _works(ctx, padding=half):
-            fixes.append(f"padding {_pair_text(half)} instead of 'same' (the stride still shrinks the maps)")
+            fixes.append(Fix(f"padding {_pair_text(half)} instead of 'same' (the stride still shrinks the maps)",
+                             {"padding": half[0] if half[0] == half[1] else half}))
         if not ctx.probing and not fixes and _works(ctx, stride=1, padding_mode="zeros"):
-            fixes.append("stride 1 with padding_mode 'zeros'")
+            fixes.append(Fix("stride 1 with padding_mode 'zeros'", {"stride": 1, "padding_mode": "zeros"}))
         raise LayerFail("same_stride", f"padding='same' only works with stride 1 (torch refuses it for strided "
                                        f"convolutions) but stride is {_pair_text(list(s))}", "padding",
                         fixes=tuple(fixes))
@@ -201,14 +203,14 @@ def _pad_mode_fixes(ctx: Ctx, a: int, k: tuple[int, int], d: tuple[int, int], si
     fixed = (_with_axis(pad, a, _mode_pad_limit(mode, size[a])) if isinstance(pad, list)
              else min(_mode_pad_limit(mode, n) for n in size))
     if min(as_pair(fixed)) >= 0 and _works(ctx, padding=fixed):
-        fixes.append(f"padding ≤ {_axis_text(pad, fixed, a)}")
+        fixes.append(Fix(f"padding ≤ {_axis_text(pad, fixed, a)}", {"padding": fixed}))
     modes = [m for m in ("replicate", "zeros") if _works(ctx, padding_mode=m)]
     if modes:
-        fixes.append("padding_mode " + " or ".join(f"'{m}'" for m in modes))
+        fixes.append(Fix("padding_mode " + " or ".join(f"'{m}'" for m in modes), {"padding_mode": modes[0]}))
     else:
         need = max(0, *(math.ceil((d[b] * (k[b] - 1) + 1 - size[b]) / 2) for b in range(2)))
         if _works(ctx, padding_mode="zeros", padding=need):
-            fixes.append(f"padding_mode 'zeros' with padding ≥ {need}")
+            fixes.append(Fix(f"padding_mode 'zeros' with padding ≥ {need}", {"padding_mode": "zeros", "padding": need}))
     return tuple(fixes)
 
 
@@ -260,18 +262,18 @@ def _window_message(ctx: Ctx, a: int, k: tuple[int, int], d: tuple[int, int], si
             top = _mode_pad_limit(p.get("padding_mode", "zeros"), sizes[a] if listed else min(sizes))
             if ctx.layers[ctx.index].type != "Conv2d":
                 top = min(top, k[a] // 2 if listed else min(k) // 2)
-            fixes.append(f"padding ≥ {lo}" if top >= MAX_PADDING_HINT or lo.startswith("[") else
-                         f"padding {lo}" if top <= int(lo) else f"padding from {lo} to {top}")
+            fixes.append(Fix(f"padding ≥ {lo}" if top >= MAX_PADDING_HINT or lo.startswith("[") else
+                             f"padding {lo}" if top <= int(lo) else f"padding from {lo} to {top}", {"padding": need}))
     if "dilation" in p and d[a] > 1 and k[a] > 1:
         dil = first_working("dilation", [(padded[b] - 1) // (k[b] - 1) if k[b] > 1 else d[b] for b in range(2)],
                             min)
         if dil is not None and min(as_pair(dil)) >= 1:
-            fixes.append(f"dilation ≤ {_axis_text(p['dilation'], dil, a)}")
+            fixes.append(Fix(f"dilation ≤ {_axis_text(p['dilation'], dil, a)}", {"dilation": dil}))
     small = first_working(kernel_key, [min(k[b], (padded[b] - 1) // d[b] + 1) for b in range(2)], min)
     if small is not None:
-        fixes.append(f"kernel ≤ {_axis_text(p[kernel_key], small, a)}")
+        fixes.append(Fix(f"kernel ≤ {_axis_text(p[kernel_key], small, a)}", {kernel_key: small}))
     if "ceil_mode" in p and not p["ceil_mode"] and _works(ctx, ceil_mode=True):
-        fixes.append("ceil_mode=true")
+        fixes.append(Fix("ceil_mode=true", {"ceil_mode": True}))
     return text, tuple(fixes)
 
 
@@ -291,14 +293,16 @@ def _pool_common(ctx: Ctx, name: str, dilation: bool) -> Out:
             if not ctx.probing:
                 lower = _pair_or_int(p["padding"], [min(pad[b], k[b] // 2) for b in range(2)], min)
                 if _works(ctx, padding=lower):
-                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)}")
+                    fixes.append(Fix(f"padding ≤ {_axis_text(p['padding'], lower, a)}", {"padding": lower}))
                 wider = _pair_or_int(p["kernel_size"], [max(k[b], 2 * pad[b]) for b in range(2)], max)
                 if max(as_pair(wider)) <= MAX_KERNEL and _works(ctx, kernel_size=wider):
-                    fixes.append(f"a kernel of at least {_axis_text(p['kernel_size'], wider, a)}")
+                    fixes.append(Fix(f"a kernel of at least {_axis_text(p['kernel_size'], wider, a)}",
+                                     {"kernel_size": wider}))
                 if not fixes and "dilation" in p and _works(ctx, padding=lower, dilation=1):
-                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)} with dilation 1")
+                    fixes.append(Fix(f"padding ≤ {_axis_text(p['padding'], lower, a)} with dilation 1",
+                                     {"padding": lower, "dilation": 1}))
                 if not fixes:  # nothing alone makes the layer work: at least get past torch's padding limit
-                    fixes.append(f"padding ≤ {_axis_text(p['padding'], lower, a)}")
+                    fixes.append(Fix(f"padding ≤ {_axis_text(p['padding'], lower, a)}", {"padding": lower}))
             raise LayerFail("pool_pad", f"padding {pad[a]} is more than half the kernel {k[a]} in the {_AXES[a]} "
                                         f"(torch allows at most {k[a] // 2})", "padding", a, tuple(fixes))
     for a in range(2):  # torch checks the padding limit on both axes before any output size
@@ -439,7 +443,8 @@ def _rule_linear(ctx: Ctx) -> Out:
             origin = f" (Flatten turns {fmt_shape(before)} into {n})"
         raise LayerFail("features", f"in_features is {ctx.p['in_features']} but {ctx.source()} gives "
                                     f"{_count(n, 'features')}{origin}: set in_features to {n}, or leave it out "
-                                    f"to take it from the previous layer", "in_features")
+                                    f"to take it from the previous layer", "in_features",
+                        offers=(Fix(f"set in_features to {n}", {"in_features": n}),))
     _infer_count(ctx, "in_features", n, "features")
     out_f = ctx.p["out_features"]
     params = n * out_f + (out_f if ctx.p["bias"] else 0)
@@ -457,7 +462,8 @@ def _rule_softmax(ctx: Ctx) -> Out:
     warnings = []
     if ctx.p["dim"] is None:
         implicit = 0 if rank in (0, 1, 3) else 1
-        warnings.append(f"dim is not set: torch picks dim={implicit} implicitly (and warns); set dim=1")
+        warnings.append(Fix(f"dim is not set: torch picks dim={implicit} implicitly (and warns); set dim=1",
+                            {"dim": 1}))
         dim = implicit
     else:
         dim = _norm_dim(ctx, "dim", ctx.p["dim"], rank)
