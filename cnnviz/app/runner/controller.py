@@ -49,7 +49,17 @@ from cnnviz.app.runner.messages import Build, Built, RunState
 from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
 from cnnviz.app.runner.toolbar import RunToolbar
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
-from cnnviz.core.model.stack import SetStack, Stack, StackDocument, TrainingConfig
+from cnnviz.core.model.layers import MAX_INPUT_CHANNELS, MAX_INPUT_SIZE
+from cnnviz.core.model.stack import (
+    Batch,
+    InputSpec,
+    SetInput,
+    SetStack,
+    Stack,
+    StackDocument,
+    TrainingConfig,
+    set_param,
+)
 from cnnviz.core.run.live import Snapshot
 from cnnviz.core.run.training import ProbeRequest, State
 
@@ -159,6 +169,9 @@ class RunController(QObject):
         self._start_scheduled = False
         self._paused_by_edit = False
         self._pending: tuple | None = None
+        self._data_shown: str | None = None   # the data set the toolbar's labels and the curves are of
+        self._offer_for: str | None = None    # the newly chosen data set the stack is offered to fit
+        self._natives: dict[str, tuple] = {}  # data set -> (its own image shape or None, its classes)
         self._post_timer = QTimer(self)
         self._post_timer.setSingleShot(True)
         self._post_timer.setInterval(0)
@@ -197,6 +210,8 @@ class RunController(QObject):
         t.imageRequested.connect(self.open_image)
         t.folderRequested.connect(self.open_folder)
         t.imageCleared.connect(lambda: self.set_target(replace(self.target, image=None)))
+        t.adaptRequested.connect(self.fit_to_data)
+        t.adaptDismissed.connect(lambda: setattr(self, "_offer_for", None))
 
         self.hub.filtersWanted.connect(lambda: self.forward())
         self.hub.layerActivated.connect(shell.select_layer)
@@ -340,8 +355,71 @@ class RunController(QObject):
         self.hub.set_report(stack, report)
         config = stack.training or TrainingConfig()
         self.toolbar.show_config(config)
+        if self._data_shown is not None and config.data != self._data_shown:
+            # Another data set: its samples' labels and the curves of the old one describe nothing now.
+            self.toolbar.clear_session()
+            self.hub.clear_curves()
+            self.last_progress = None
+            self._offer_for = config.data
+        self._data_shown = config.data
+        self._show_fit(stack, config)
         self._pending = (stack, report, config)
         self._post_timer.start()
+
+    # ================================================================ the data set's own shape and classes
+    def _native(self, name: str) -> tuple:
+        """(the data set's own image shape or None, its classes); a folder is surveyed once, from its headers."""
+        if name not in self._natives:
+            from cnnviz.core import data
+
+            try:
+                self._natives[name] = data.native(name)
+            except (data.DataError, OSError) as exc:
+                log.info("cannot survey %s: %s", name, exc)
+                self._natives[name] = (None, ())
+        return self._natives[name]
+
+    def _fit_edits(self, stack: Stack, config: TrainingConfig) -> tuple[list, str]:
+        """The edits that fit the input and the last Linear to the data set, and what they do in words."""
+        shape, classes = self._native(config.data)
+        edits, words = [], []
+        if (shape is not None and tuple(shape) != stack.input.shape and 1 <= shape[0] <= MAX_INPUT_CHANNELS
+                and 1 <= shape[1] <= MAX_INPUT_SIZE and 1 <= shape[2] <= MAX_INPUT_SIZE):
+            edits.append(SetInput(InputSpec(*shape)))
+            words.append(f"{shape[0]}×{shape[1]}×{shape[2]} input")
+        last = next((i for i in range(len(stack.layers) - 1, -1, -1) if stack.layers[i].type == "Linear"), None)
+        if classes and last is not None and stack.layers[last].params.get("out_features") != len(classes):
+            edits.append(set_param(stack, last, "out_features", len(classes)))
+            words.append(f"{len(classes)} classes")
+        return edits, " and ".join(words)
+
+    def _show_fit(self, stack: Stack, config: TrainingConfig) -> None:
+        """State what is done to the data set's images to fit the input; offer to fit a newly chosen data set."""
+        from cnnviz.app.runner.toolbar import data_label
+
+        shape, _classes = self._native(config.data)
+        parts = []
+        if shape is not None:
+            (c0, h0, w0), (c, h, w) = shape, stack.input.shape
+            if (h0, w0) != (h, w):
+                parts.append(f"resized from {h0}×{w0} to {h}×{w}")
+            if c0 != c:
+                parts.append({(3, 1): "RGB → grey", (1, 3): "grey → RGB"}.get((c0, c), f"{c0} → {c} channels"))
+        self.toolbar.set_conversion(", ".join(parts))
+        offer = ""
+        if self._offer_for == config.data:
+            edits, words = self._fit_edits(stack, config)
+            if edits:
+                offer = f"Use {words} for {data_label(config.data)}"
+        self.toolbar.show_offer(offer, f"{offer}: one edit, undone with Ctrl+Z" if offer else "")
+
+    def fit_to_data(self) -> None:
+        """Fit the input and the last Linear's classes to the data set: one undoable edit."""
+        stack = self.document.stack
+        config = stack.training or TrainingConfig()
+        edits, words = self._fit_edits(stack, config)
+        if edits:
+            self.history.push_edit(Batch(tuple(edits), f"Use {words}"))
 
     def _send_stack(self) -> None:
         """Send the newest stack to the worker: edits within one pass of the event loop make one request."""
@@ -499,6 +577,7 @@ class RunController(QObject):
         if generation != self.generation or (self.state is RunState.REFUSED and self.hub.message == message):
             return
         self.built = None
+        self.toolbar.clear_session()  # no samples now: no "true:" label of the dropped session's
         self.trained = self.weights_unsaved = False  # the worker dropped the session and its weights
         self._saved_step = 0
         self._set_state(RunState.REFUSED)

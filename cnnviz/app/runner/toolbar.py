@@ -56,6 +56,8 @@ class RunToolbar(QObject):
     imageRequested = Signal()
     folderRequested = Signal()
     imageCleared = Signal()
+    adaptRequested = Signal()              # the offer to fit the input and classes to the data set
+    adaptDismissed = Signal()
 
     def __init__(self, places: Places, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +66,7 @@ class RunToolbar(QObject):
         self._classes: tuple[str, ...] = ()
         self._devices: list = []
         self._image_name = ""
+        self._conversion = ""
         bar = places.run_toolbar
 
         self.device_box = QComboBox(bar)
@@ -107,7 +110,24 @@ class RunToolbar(QObject):
         self.clear_image_button.setAutoRaise(True)
         self.clear_image_button.setToolTip("Back to the data set's samples")
         self.clear_image_button.hide()
-        for w in (self.prev_button, self.sample_spin, self.next_button, self.sample_label, self.clear_image_button):
+        # What is done to the data set's images to fit the input (resize, RGB → grey): stated beside the sample.
+        self.conversion_label = QLabel(sample)
+        self.conversion_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.conversion_label.setObjectName("run_conversion")
+        self.conversion_label.hide()
+        # The one-click offer to fit the input and the last Linear to a newly chosen data set (not modal).
+        self.adapt_button = QToolButton(sample)
+        self.adapt_button.setObjectName("run_adapt")
+        self.adapt_button.hide()
+        self.adapt_button.clicked.connect(self.adaptRequested.emit)
+        self.dismiss_adapt_button = QToolButton(sample)
+        self.dismiss_adapt_button.setText("✕")
+        self.dismiss_adapt_button.setAutoRaise(True)
+        self.dismiss_adapt_button.setToolTip("Keep the stack's input and classes as they are")
+        self.dismiss_adapt_button.hide()
+        self.dismiss_adapt_button.clicked.connect(lambda: (self.show_offer(""), self.adaptDismissed.emit()))
+        for w in (self.prev_button, self.sample_spin, self.next_button, self.sample_label, self.clear_image_button,
+                  self.conversion_label, self.adapt_button, self.dismiss_adapt_button):
             row.addWidget(w)
         self.sample_spin.valueChanged.connect(self._sample_changed)
         self.prev_button.clicked.connect(lambda: self.sample_spin.stepBy(-1))
@@ -237,6 +257,29 @@ class RunToolbar(QObject):
             self.sample_spin.setRange(0, max(0, len(test_labels) - 1))
         self._show_sample_label()
 
+    def clear_session(self) -> None:
+        """The samples and their labels are gone (the data set changed, or the session was dropped)."""
+        self.set_session((), np.zeros(0, dtype=np.int64))
+
+    def show_offer(self, text: str, tip: str = "") -> None:
+        """Offer (``text``, the button's) to fit the stack to the data set; "" hides the offer."""
+        self.adapt_button.setText(text)
+        self.adapt_button.setToolTip(tooltip(tip or text))
+        self.adapt_button.setVisible(bool(text))
+        self.dismiss_adapt_button.setVisible(bool(text))
+
+    @property
+    def offer(self) -> str:
+        return self.adapt_button.text() if not self.adapt_button.isHidden() else ""
+
+    def set_conversion(self, text: str, tip: str = "") -> None:
+        """What is done to the data set's images to fit the input ("" when nothing is)."""
+        self.conversion_label.setText(f"({text})" if text else "")
+        self.conversion_label.setToolTip(tooltip(tip or text))
+        self.conversion_label.setVisible(bool(text))
+        self._conversion = text
+        self._show_sample_label()
+
     def show_image(self, name: str) -> None:
         """The person's own image is running instead of a sample ("" back to samples)."""
         self._image_name = name
@@ -316,10 +359,12 @@ class RunToolbar(QObject):
             label = int(self._labels[i])
             name = self._classes[label] if 0 <= label < len(self._classes) else str(label)
             self.sample_label.setText(f"true: {name}")
+            conversion = f"\nThe images are {self._conversion} to fit the input." if self._conversion else ""
             self.sample_label.setToolTip(tooltip(f"Held-out sample {i} of {len(self._labels):,}; "
-                                                 f"its true class is {name}"))
+                                                 f"its true class is {name}{conversion}"))
         else:
             self.sample_label.setText("")
+            self.sample_label.setToolTip("")
 
     # ================================================================ edits
     def _device_chosen(self, index: int) -> None:

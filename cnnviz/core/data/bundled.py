@@ -70,6 +70,7 @@ from cnnviz.core.data.dataset import (
 from cnnviz.core.data.images import (
     MAX_FOLDER_IMAGES,
     load_folder,
+    survey_folder,
 )
 from cnnviz.core.data.synthetic import SHAPE_CLASSES, SHAPES_TEST, SHAPES_TRAIN, _load_shapes
 from cnnviz.core.model import assets
@@ -117,6 +118,28 @@ def load(name: str, shape: Sequence[int], seed: int = 0, *, progress: Progress |
     _cache_put(key, split)
     return split
 
+
+
+NATIVE_SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28)}
+"""The bundled sets' own image size (channels, height, width); the generated shapes have any size."""
+
+
+def native(name: str) -> tuple[tuple[int, int, int] | None, tuple[str, ...]]:
+    """A data set's own image shape (None where any size fits: the shapes) and its classes.
+
+    A folder is surveyed from its file headers (:func:`~cnnviz.core.data.images.survey_folder`);
+    a :class:`DataError` when it cannot be read.
+    """
+    if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+        survey = survey_folder(name[len(FOLDER_PREFIX):])
+        return (survey.channels, survey.height, survey.width), survey.classes
+    if name == "digits":
+        return NATIVE_SHAPES[name], DIGIT_CLASSES
+    if name == "fashion-mnist":
+        return NATIVE_SHAPES[name], FASHION_CLASSES
+    if name == "shapes":
+        return None, tuple(SHAPE_CLASSES)
+    raise DataError(f"{name!r} is not a data set")
 
 
 def describe(name: str) -> str:

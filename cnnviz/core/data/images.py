@@ -628,3 +628,57 @@ def _read_many(root: Path, files: list[tuple[str, int, int, int]], train: np.nda
     if filled[1] < len(test):
         test_x = test_x.copy()
     return train_x, readable[:len(train)], test_x, readable[len(train):], failures
+
+
+SURVEY_IMAGES = 256
+""":func:`survey_folder` reads the headers of at most this many images, spread over the classes."""
+
+
+@dataclass(frozen=True)
+class FolderSurvey:
+    """What a folder of images holds, from its file headers only (:func:`survey_folder`)."""
+
+    channels: int
+    """3 when any image surveyed is in colour, else 1."""
+    height: int
+    width: int
+    """The most common size among the images surveyed."""
+    classes: tuple[str, ...]
+    counts: tuple[int, ...]
+    """Image files found per class."""
+
+
+def survey_folder(path: str | os.PathLike) -> FolderSurvey:
+    """The common size, channels and classes of a folder of images, reading Pillow headers only (no pixels).
+
+    The folder is scanned as :func:`load_folder` scans it; at most :data:`SURVEY_IMAGES` headers
+    are read, spread evenly over the files. A :class:`DataError` when no image header can be read.
+    """
+    from PIL import Image
+
+    try:
+        root = Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(f"{path}: there is no such folder (the home folder in it is unknown)") from None
+    scan = _scan_folder(root)
+    files = scan.files
+    counts = [0] * len(scan.classes)
+    for _, label, _, _ in files:
+        counts[label] += 1
+    picks = files if len(files) <= SURVEY_IMAGES else [files[int(i)] for i in
+                                                        np.linspace(0, len(files) - 1, SURVEY_IMAGES)]
+    sizes: collections.Counter = collections.Counter()
+    colour = False
+    for relative, _, _, _ in picks:
+        try:
+            with _open_regular(root / relative) as fh, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(fh) as image:  # lazy: the header only
+                    sizes[(image.height, image.width)] += 1
+                    colour = colour or image.mode not in _GREY_MODES
+        except Exception:  # noqa: BLE001, S112 - a file that cannot be read is skipped, as load_folder does
+            continue
+    if not sizes:
+        raise DataError(f"{root}: no image in it could be read")
+    (height, width), _ = max(sizes.items(), key=lambda kv: (kv[1], kv[0]))
+    return FolderSurvey(3 if colour else 1, int(height), int(width), tuple(scan.classes), tuple(counts))
