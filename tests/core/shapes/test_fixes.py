@@ -9,20 +9,7 @@ from hypothesis import strategies as st
 from cnnviz.core.shapes import infer
 from cnnviz.core.shapes.inference import fix_edit
 from cnnviz.core.shapes.reports import Fix
-from tests.core.shapes.test_shapes_messages import _FIXABLE, CI, L, S, example, spatial_layer
-
-_STACKS = [
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=3, dilation=3)),
-    S(1, 5, 3, L("Conv2d", out_channels=2, kernel_size=7)),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=[1, 7], padding=[0, 0])),
-    S(1, 2, 2, L("Conv2d", out_channels=2, kernel_size=5, padding_mode="reflect")),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=3, padding=5, padding_mode="reflect")),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=7, padding="same", stride=2)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=3, padding=2)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=7)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=3, dilation=3)),
-    S(3, 5, 5, L("AvgPool2d", kernel_size=[2, 7], padding=[1, 0])),
-]
+from tests.core.shapes.stacks import CI, FIXABLE, FIXABLE_STACKS, L, S, example, spatial_layer
 
 
 def check_structured_fixes(stack, strict: bool = True) -> int:
@@ -45,7 +32,7 @@ def check_structured_fixes(stack, strict: bool = True) -> int:
     return len(results)
 
 
-@pytest.mark.parametrize("stack", _STACKS)
+@pytest.mark.parametrize("stack", FIXABLE_STACKS)
 def test_structured_fixes_work(stack):
     assert check_structured_fixes(stack) >= 1
 
@@ -86,7 +73,7 @@ def test_softmax_without_dim_offers_dim_1(kind):
 def test_every_structured_fix_works(c, h, w, layers):
     stack = S(c, h, w, *layers)
     bad = infer(stack).first_error
-    if bad is None or bad.error_code not in _FIXABLE:
+    if bad is None or bad.error_code not in FIXABLE:
         return
     check_structured_fixes(stack, strict=False)
 

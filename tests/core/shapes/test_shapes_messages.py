@@ -16,29 +16,15 @@ from hypothesis import strategies as st
 
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.layers import as_pair
-from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack
+from cnnviz.core.model.stack import InputSpec, Loss, Stack
 from cnnviz.core.shapes import STRICTER, ReceptiveField, infer
-
-CI = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
-
-def L(type_: str, **params) -> Layer:  # noqa: N802
-    return Layer(type_, params)
-
-
-def S(c: int, h: int, w: int, *layers: Layer, loss: Loss | None = None) -> Stack:  # noqa: N802
-    return Stack(input=InputSpec(c, h, w), layers=tuple(layers), loss=loss or Loss())
+from tests.core.shapes.stacks import CI, FIXABLE, FIXABLE_STACKS, L, S, example, spatial_layer
 
 
 def error_of(stack: Stack):
     bad = infer(stack).first_error
     assert bad is not None, "expected an error"
     return bad
-
-
-def example(name: str) -> Stack:
-    return files.load(assets.path("examples", name))
 
 
 # ------------------------------------------------------------------ errors
@@ -256,18 +242,7 @@ def assert_fixes_work(stack: Stack, strict: bool = True) -> int:
     return len(bad.error_fixes)
 
 
-@pytest.mark.parametrize("stack", [
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=3, dilation=3)),
-    S(1, 5, 3, L("Conv2d", out_channels=2, kernel_size=7)),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=[1, 7], padding=[0, 0])),
-    S(1, 2, 2, L("Conv2d", out_channels=2, kernel_size=5, padding_mode="reflect")),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=3, padding=5, padding_mode="reflect")),
-    S(1, 5, 5, L("Conv2d", out_channels=2, kernel_size=7, padding="same", stride=2)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=3, padding=2)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=7)),
-    S(3, 5, 5, L("MaxPool2d", kernel_size=3, dilation=3)),
-    S(3, 5, 5, L("AvgPool2d", kernel_size=[2, 7], padding=[1, 0])),
-])
+@pytest.mark.parametrize("stack", FIXABLE_STACKS)
 def test_proposed_fixes_work(stack):
     assert assert_fixes_work(stack) >= 1
 
@@ -278,36 +253,13 @@ def test_broken_example_fixes_work():
     assert "an input of at least 36×36" in infer(stack).first_error.error_fixes
 
 
-_FIXABLE = {"kernel", "too_small", "pad_mode", "pool_pad", "same_stride"}
-_small_pair = st.one_of(st.integers(1, 9), st.lists(st.integers(1, 9), min_size=2, max_size=2))
-
-
-@st.composite
-def spatial_layer(draw):
-    kind = draw(st.sampled_from(["Conv2d", "MaxPool2d", "AvgPool2d"]))
-    params = {"kernel_size": draw(_small_pair)}
-    if kind == "Conv2d":
-        params["out_channels"] = 2
-        params["padding"] = draw(st.one_of(st.integers(0, 4), st.lists(st.integers(0, 4), min_size=2, max_size=2),
-                                           st.sampled_from(["same", "valid"])))
-        params["padding_mode"] = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
-        params["stride"] = draw(st.sampled_from([1, 1, 2]))
-    else:
-        params["padding"] = draw(st.integers(0, 3))
-        params["ceil_mode"] = draw(st.booleans())
-        params["stride"] = draw(st.sampled_from([None, 1, 2, 3]))
-    if kind != "AvgPool2d":
-        params["dilation"] = draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=2, max_size=2)))
-    return Layer(kind, params)
-
-
 @CI
 @given(c=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12),
        layers=st.lists(spatial_layer(), min_size=1, max_size=4))
 def test_every_proposed_fix_works(c, h, w, layers):
     stack = S(c, h, w, *layers)
     bad = infer(stack).first_error
-    if bad is None or bad.error_code not in _FIXABLE:
+    if bad is None or bad.error_code not in FIXABLE:
         return
     assert bad.error_fixes, f"no fix proposed for {bad.error!r} in {stack}"
     assert_fixes_work(stack, strict=False)
