@@ -11,10 +11,13 @@ What an edit does:
   session and the views say which layer to fix;
 * a change of layers, input, loss, optimizer, data set, device or seed builds a
   new session (training stops at the next step boundary and stays paused; the
-  status bar says so). Once trained, layers whose type, keywords and shapes are
-  unchanged keep their trained weights (:func:`~cnnviz.core.run.live.carry_weights`),
-  unless the seed or the data set changed; an untrained network starts from
-  the seed, exactly as ``cnnviz train`` would build it;
+  status bar says so). Once trained, every layer whose parameter shapes are
+  unchanged keeps its trained weights, found by its identity (through moves,
+  keyword edits, an invalid stack in between, undo and redo:
+  :class:`~cnnviz.core.run.kept.KeptWeights` on the worker), unless the seed or
+  the data set changed; a layer whose shape changed starts from the seed and
+  gets its trained weights back when the edit is undone; an untrained network
+  starts from the seed, exactly as ``cnnviz train`` would build it;
 * a new learning rate or batch size goes to the running session at its next
   step, without a rebuild.
 
@@ -137,6 +140,7 @@ class RunController(QObject):
         super().__init__(parent)
         self._stack_path = stack_path or (lambda: None)
         self._load_next: Path | None = None  # the weights file to load into the next build
+        self._fresh_next = False  # the next build keeps nothing of the session it replaces (another stack)
         self.trained = False
         """The session's weights are not the seed's (trained, or loaded from a file): Save writes them."""
         self.weights_unsaved = False
@@ -295,6 +299,9 @@ class RunController(QObject):
     # ================================================================ weights beside the stack
     def stack_opened(self) -> None:
         """A stack was opened (or replaced): load the weights file beside it, if any, into the session built next."""
+        self.worker.forget_weights()  # another stack's layers: nothing kept for undo applies to it
+        self._fresh_next = True  # and the session of the stack it replaces is not remembered either
+        self.weights_unsaved = False
         path = self._stack_path()
         beside = weights_beside(path) if path is not None else None
         self._load_next = beside if beside is not None and beside.exists() else None
@@ -304,6 +311,10 @@ class RunController(QObject):
         if self._closed:
             return
         target = weights_beside(stack_path)
+        if self.built is None and self.weights_unsaved:
+            self._show_message(f"The stack cannot run as it is, so its trained weights were not written to "
+                               f"{target.name}: undo to a stack that runs (Ctrl+Z) and save again.", 15000)
+            return
         if not self.trained or self.built is None:
             if target.exists():
                 self._show_message(f"The network has not trained, so {target.name} beside the stack was left "
@@ -379,12 +390,14 @@ class RunController(QObject):
                 self._natives[name] = (None, ())
         return self._natives[name]
 
-    def _fit_edits(self, stack: Stack, config: TrainingConfig) -> tuple[list, str]:
-        """The edits that fit the input and the last Linear to the data set, and what they do in words."""
+    def _fit_edits(self, stack: Stack, config: TrainingConfig, classes_only: bool = False) -> tuple[list, str]:
+        """The edits that fit the input and the last Linear to the data set, and what they do in words
+        (``classes_only``: only the last Linear's class count)."""
         shape, classes = self._native(config.data)
         edits, words = [], []
-        if (shape is not None and tuple(shape) != stack.input.shape and 1 <= shape[0] <= MAX_INPUT_CHANNELS
-                and 1 <= shape[1] <= MAX_INPUT_SIZE and 1 <= shape[2] <= MAX_INPUT_SIZE):
+        if (not classes_only and shape is not None and tuple(shape) != stack.input.shape
+                and 1 <= shape[0] <= MAX_INPUT_CHANNELS and 1 <= shape[1] <= MAX_INPUT_SIZE
+                and 1 <= shape[2] <= MAX_INPUT_SIZE):
             edits.append(SetInput(InputSpec(*shape)))
             words.append(f"{shape[0]}×{shape[1]}×{shape[2]} input")
         last = next((i for i in range(len(stack.layers) - 1, -1, -1) if stack.layers[i].type == "Linear"), None)
@@ -393,8 +406,14 @@ class RunController(QObject):
             words.append(f"{len(classes)} classes")
         return edits, " and ".join(words)
 
+    def _offer(self, stack: Stack, config: TrainingConfig) -> tuple[list, str]:
+        """What the data offer proposes now: everything for a newly chosen data set; otherwise the class count
+        alone when the last Linear scores another number of classes than the data set has (a run refused)."""
+        return self._fit_edits(stack, config, classes_only=self._offer_for != config.data)
+
     def _show_fit(self, stack: Stack, config: TrainingConfig) -> None:
-        """State what is done to the data set's images to fit the input; offer to fit a newly chosen data set."""
+        """State what is done to the data set's images to fit the input; offer to fit a newly chosen data set,
+        or to score as many classes as it has."""
         from cnnviz.app.runner.toolbar import data_label
 
         shape, _classes = self._native(config.data)
@@ -406,18 +425,15 @@ class RunController(QObject):
             if c0 != c:
                 parts.append({(3, 1): "RGB → grey", (1, 3): "grey → RGB"}.get((c0, c), f"{c0} → {c} channels"))
         self.toolbar.set_conversion(", ".join(parts))
-        offer = ""
-        if self._offer_for == config.data:
-            edits, words = self._fit_edits(stack, config)
-            if edits:
-                offer = f"Use {words} for {data_label(config.data)}"
+        edits, words = self._offer(stack, config)
+        offer = f"Use {words} for {data_label(config.data)}" if edits else ""
         self.toolbar.show_offer(offer, f"{offer}: one edit, undone with Ctrl+Z" if offer else "")
 
     def fit_to_data(self) -> None:
-        """Fit the input and the last Linear's classes to the data set: one undoable edit."""
+        """Apply the offer (the input and the last Linear's classes, or the classes alone): one undoable edit."""
         stack = self.document.stack
         config = stack.training or TrainingConfig()
-        edits, words = self._fit_edits(stack, config)
+        edits, words = self._offer(stack, config)
         if edits:
             self.history.push_edit(Batch(tuple(edits), f"Use {words}"))
 
@@ -427,13 +443,14 @@ class RunController(QObject):
             return
         stack, report, config = self._pending
         self._pending = None
+        keep, self._fresh_next = not self._fresh_next, False
         if not report.ok:
             message = cannot_run_message(report)
             self._load_next = None  # a stack that cannot run loads no weights
             if message != self._refused_message:
                 self._refused_message = message
                 self._posted_key = self._posted_config = None
-                self._post(Build(self.generation + 1, None, config, message))
+                self._post(Build(self.generation + 1, None, config, message, keep_weights=keep))
                 self._refused(self.generation, "stack", message)  # at once: no need to wait for the worker
             return
         self._refused_message = None
@@ -443,7 +460,7 @@ class RunController(QObject):
             self._posted_key, self._posted_config = key, config
             self._post(Build(self.generation + 1, stack, config, weights=str(load)))
             return
-        if key == self._posted_key and self._posted_config is not None and same_session(self._posted_config, config):
+        if keep and key == self._posted_key and self._posted_config is not None and same_session(self._posted_config, config):
             changes = {k: getattr(config, k) for k in LIVE_SETTINGS
                        if getattr(config, k) != getattr(self._posted_config, k)}
             self._posted_config = config
@@ -451,7 +468,7 @@ class RunController(QObject):
                 self.worker.configure(**changes)
             return
         self._posted_key, self._posted_config = key, config
-        self._post(Build(self.generation + 1, stack, config))
+        self._post(Build(self.generation + 1, stack, config, keep_weights=keep))
 
     def _post(self, build: Build) -> None:
         self.generation = build.generation
@@ -554,8 +571,11 @@ class RunController(QObject):
         if not info.kept:
             self.hub.clear_curves()
             self.last_progress = None
-            self.trained = self.weights_unsaved = False
-            self._saved_step = 0
+            self.trained = False
+            # Weights trained for layers this network does not have now are kept for undo: still unsaved work.
+            self.weights_unsaved = info.remembered_step > self._saved_step
+            if not info.remembered_step:
+                self._saved_step = 0
         if info.weights_loaded:
             self.trained, self.weights_unsaved, self._saved_step = True, False, info.step
             self._show_message(f"Loaded the trained weights in {Path(info.weights_loaded).name}.", 10000)
@@ -578,8 +598,8 @@ class RunController(QObject):
             return
         self.built = None
         self.toolbar.clear_session()  # no samples now: no "true:" label of the dropped session's
-        self.trained = self.weights_unsaved = False  # the worker dropped the session and its weights
-        self._saved_step = 0
+        # The worker dropped the session but keeps its trained weights for undo: still unsaved if they were.
+        self.trained = False
         self._set_state(RunState.REFUSED)
         self.hub.show_message(message)
         self._set_run_status("cannot run", message)

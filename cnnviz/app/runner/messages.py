@@ -41,7 +41,8 @@ class Build:
     message: str = ""
     """Why there is no stack to run (the core's sentence), when ``stack`` is None."""
     keep_weights: bool = True
-    """Carry trained weights of unchanged layers over from the session being replaced."""
+    """Remember the trained weights of the session being replaced, and give the new one those that fit
+    (by layer identity and shape: :class:`~cnnviz.core.run.kept.KeptWeights`)."""
     weights: str | None = None
     """A weights file (``NAME.safetensors`` beside an opened stack) to load into the new session before its
     first probe; then nothing is carried over."""
@@ -67,3 +68,5 @@ class Built:
     """The weights file loaded into this session (its warnings are among ``notes``), or ""."""
     weights_error: str = ""
     """Why the :class:`Build`'s weights file was not loaded (the located WeightsError), or ""."""
+    remembered_step: int = 0
+    """The highest step of the trained weights the worker keeps for undo (0: none), used or not."""

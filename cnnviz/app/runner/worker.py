@@ -44,7 +44,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from cnnviz.app.runner.messages import Build, Built
-from cnnviz.core.run.live import Latest, LiveProbe, Snapshot, carry_weights, warm_up_optimizer_once
+from cnnviz.core.run.kept import KeptWeights
+from cnnviz.core.run.live import Latest, LiveProbe, Snapshot, warm_up_optimizer_once
 from cnnviz.core.run.training import PROBE_HZ, Control, ProbeRequest, State, Trainer
 
 log = logging.getLogger("cnnviz.runner")
@@ -134,6 +135,8 @@ class RunWorker(QObject):
         self._shutdown = False
         self._has_session = False
         self._selected: int | None = None
+        self.kept = KeptWeights()
+        """The trained weights of every layer by identity and shape, kept across rebuilds, invalid stacks and undo."""
         self.control = Control(paused=True)
         """Every request for the loop (any thread), kept across sessions: the task object."""
         self._box = Latest()
@@ -167,9 +170,14 @@ class RunWorker(QObject):
         self.control.step(n)
 
     def reset(self) -> None:
-        """Weights from the seed, a fresh optimizer, step 0; paused afterwards."""
+        """Weights from the seed, a fresh optimizer, step 0; paused afterwards. Nothing trained is kept."""
         self.control.pause()
+        self.kept.forget()
         self.control.reset()
+
+    def forget_weights(self) -> None:
+        """Another stack is opened: the trained weights kept for this one's layers are dropped."""
+        self.kept.forget()
 
     def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
         """A new learning rate or batch size for the running session, from the next step on."""
@@ -265,6 +273,8 @@ class RunWorker(QObject):
         from cnnviz.core.run import engine
 
         old = live.session if live is not None else None
+        if build.keep_weights:
+            self.kept.remember(old)  # before anything drops it: an invalid stack, a refusal, a new build
         if build.stack is None:
             self._drop(old)
             self.refused.emit(build.generation, "stack", build.message)
@@ -290,6 +300,7 @@ class RunWorker(QObject):
             return live
         kept, loaded, refused, weight_notes = "", "", "", ()
         if build.weights is not None:
+            self.kept.forget()
             from cnnviz.core.run.faults import EngineError
 
             try:
@@ -297,9 +308,8 @@ class RunWorker(QObject):
                 loaded = str(build.weights)
             except EngineError as exc:  # a WeightsError: the file does not fit; the session keeps the seed's
                 refused = str(exc)
-        elif old is not None and build.keep_weights and old.step_count > 0 \
-                and old.config.seed == config.seed and old.data_name == session.data_name:
-            kept = carry_weights(old, session)
+        elif build.keep_weights:
+            kept = self.kept.restore(session).sentence([layer.label for layer in build.stack.layers])
         self._drop(old)
         new = LiveProbe(session, build.generation, selected=lambda: self._selected)
         with self._cond:
@@ -316,7 +326,7 @@ class RunWorker(QObject):
             data_name=session.data_name, classes=session.classes, test_labels=np.asarray(test.labels).copy(),
             notes=tuple(getattr(session.data, "notes", ())) + session.notes + weight_notes,
             description=session.describe(), kept=kept, step=session.step_count,
-            weights_loaded=loaded, weights_error=refused))
+            weights_loaded=loaded, weights_error=refused, remembered_step=self.kept.step))
         return new
 
     def _drop(self, session) -> None:

@@ -476,7 +476,7 @@ class StackPanel(QWidget):
         i = self.selected_layer()
         if i is None:
             return
-        if self._push(InsertLayer(i + 1, self.model.stack.layers[i])):
+        if self._push(InsertLayer(i + 1, self.model.stack.layers[i].copy())):
             self.select_layer(i + 1)
 
     def move_selected(self, step: int) -> None:

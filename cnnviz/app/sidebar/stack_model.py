@@ -281,7 +281,7 @@ class StackListModel(QAbstractItemModel):
         if kind == LAYER:
             path = self.path_of(index)
             layer = self._stack.layer_at(path)
-            renamed = Layer(layer.type, layer.params, text or None)
+            renamed = replace(layer, name=text or None)
             return self._push(ReplaceLayer(path, renamed, key="name"))
         if kind == INPUT and text:
             return self._push(SetStack(replace(self._stack, name=text), "Rename stack"))

@@ -11,6 +11,7 @@ report included). No Qt, no torch.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -23,13 +24,29 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+_uids = itertools.count(1)
+
+
+def new_uid() -> int:
+    """A layer identity never handed out before in this process."""
+    return next(_uids)
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """One layer: a catalogue type, the keywords given for it, an optional label."""
+    """One layer: a catalogue type, the keywords given for it, an optional label.
+
+    ``uid`` is the layer's runtime identity, never written to a file and not part
+    of equality: two identical Conv2d are two layers, and a layer keeps its
+    identity through keyword edits (:meth:`with_param`), Replace, Move and
+    undo, which is how trained weights find their layer again. Every new
+    ``Layer`` gets a fresh one; :meth:`copy` makes a duplicate with its own.
+    """
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
+    uid: int = field(default_factory=new_uid, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", dict(self.params))
@@ -52,6 +69,10 @@ class Layer:
     def without_param(self, key: str) -> "Layer":
         params = {k: v for k, v in self.params.items() if k != key}
         return replace(self, params=params)
+
+    def copy(self) -> "Layer":
+        """The same layer as a new one (a duplicate or a paste): same content, its own identity."""
+        return replace(self, uid=new_uid())
 
     @property
     def label(self) -> str:
@@ -315,7 +336,8 @@ class ReplaceLayer(Edit):
         _check_type(self.layer)
         layers = list(_container(stack, self.path))
         old = layers[self.path.index]
-        layers[self.path.index] = self.layer
+        # The replacement takes over the identity of the layer it replaces (its weights follow by shape).
+        layers[self.path.index] = self.layer if self.layer.uid == old.uid else replace(self.layer, uid=old.uid)
         return _with_container(stack, self.path, layers), ReplaceLayer(self.path, old, self.key)
 
     def merge(self, later):

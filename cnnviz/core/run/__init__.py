@@ -5,7 +5,8 @@
 - :mod:`.training`: the loop (:class:`~.training.Trainer`), its :class:`~.training.Control` and the
   :class:`~.training.ProbeRequest` (which sample to probe).
 - :mod:`.live`: what a live window runs around the loop: :class:`~.live.LiveProbe` (a probe as a
-  :class:`~.live.Snapshot`), :class:`~.live.Latest`, :func:`~.live.carry_weights`, the optimizer warm-up.
+  :class:`~.live.Snapshot`), :class:`~.live.Latest`, the optimizer warm-up; :mod:`.kept`: the trained
+  weights that outlive a rebuild (:class:`~.kept.KeptWeights`, by layer identity and shape).
 - :mod:`.probes`, :mod:`.identities`: what the views draw, and dL/dz = softmax(z) − onehot(y).
 - :mod:`.weights`: safetensors beside a stack; :mod:`.memory`: the estimate that refuses a run too big.
 - :mod:`.faults`: every error a person can cause (:class:`~.faults.EngineError`).
@@ -21,7 +22,7 @@ import importlib
 _API = {
     "Session": "engine", "Evaluation": "engine", "check_memory": "engine",
     "Trainer": "training", "Control": "training", "Progress": "training", "ProbeRequest": "training",
-    "State": "training", "LiveProbe": "live", "Snapshot": "live", "Latest": "live", "carry_weights": "live",
+    "State": "training", "LiveProbe": "live", "Snapshot": "live", "Latest": "live", "KeptWeights": "kept",
     "EngineError": "faults", "DeviceError": "faults", "StackRefused": "faults", "DataUnavailable": "faults",
     "NonFiniteError": "faults", "OutOfMemory": "faults", "NotEnoughMemory": "faults", "LayerFailed": "faults",
     "WeightsError": "weights", "build_model": "build", "build_loss": "build",

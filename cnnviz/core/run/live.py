@@ -3,15 +3,12 @@ machine without a display tests it):
 
 - :class:`LiveProbe`: the probe the :class:`~.training.Trainer` takes for a window, as a :class:`Snapshot`;
 - :class:`Latest`: the one-slot mailbox that makes the newest snapshot win between two threads;
-- :func:`carry_weights`: trained weights of unchanged layers carried from one build to the next;
 - :func:`warm_up_optimizer_once`: the first optimizer's imports, made early on a thread of their own.
 
 Importing this module imports no torch; the functions that need it import it.
 """
 from __future__ import annotations
 
-import difflib
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -115,41 +112,6 @@ class Latest:
         with self._lock:
             value, self._value, self._full = self._value, None, False
             return value
-
-
-def _layer_key(layer) -> str:
-    return layer.type + json.dumps(dict(layer.params), sort_keys=True)
-
-
-def carry_weights(old, new) -> str:
-    """Copy the trained parameters of layers unchanged between two sessions' stacks into ``new``.
-
-    Layers are matched in order by type and keywords (so an inserted or removed
-    layer does not shift the match), and copied only when every parameter and
-    buffer has the same shape. The step count carries over with them, so the
-    curves go on. Returns a sentence saying what was kept ("" if nothing).
-    """
-    import torch
-
-    a = [_layer_key(layer) for layer in old.stack.layers]
-    b = [_layer_key(layer) for layer in new.stack.layers]
-    with_params = [j for j, m in enumerate(new.model) if any(True for _ in m.parameters())]
-    kept = 0
-    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            i, j = block.a + k, block.b + k
-            source, target = old.model[i].state_dict(), new.model[j].state_dict()
-            if not source or source.keys() != target.keys() or any(
-                    source[n].shape != target[n].shape for n in source):
-                continue
-            with torch.no_grad():
-                new.model[j].load_state_dict({n: v.to(new.device) for n, v in source.items()})
-            kept += j in with_params
-    if not kept:
-        return ""
-    new.step_count = old.step_count
-    return f"kept the trained weights of {kept} of {len(with_params)} layers with parameters"
 
 
 _optimizer_warmed = threading.Event()

@@ -95,3 +95,23 @@ def test_a_folder_of_rgb_images_states_the_conversion_and_offers_its_shape(make_
     window.undo_action.trigger()  # Ctrl+Z: both in one step
     assert window.document.stack.input == InputSpec(1, 8, 8)
     assert window.document.stack.layers[-1].params["out_features"] == 10
+
+
+def test_a_class_count_that_does_not_fit_is_fixed_in_one_click(make_window, qtbot):
+    """The engine refuses a network that scores 12 classes on digits; the offer fits the last Linear."""
+    from cnnviz.core.model.stack import set_param
+
+    window = make_window(stack=small_stack("digits", shape=(1, 8, 8)), live=True)
+    runner, toolbar = window.runner, window.runner.toolbar
+    wait_probe(qtbot, runner)
+    assert toolbar.offer == ""
+    window.history.push_edit(set_param(window.document.stack, 1, "out_features", 12))
+    qtbot.waitUntil(lambda: runner.state == "refused", timeout=20_000)
+    assert "scores 12 classes but digits has 10" in runner.hub.message
+    assert toolbar.offer == "Use 10 classes for digits"  # the classes only: the input already fits
+    toolbar.adapt_button.click()
+    assert window.document.stack.layers[1].params["out_features"] == 10
+    wait_probe(qtbot, runner)
+    assert runner.state == "paused" and toolbar.offer == ""
+    window.undo_action.trigger()
+    assert window.document.stack.layers[1].params["out_features"] == 12

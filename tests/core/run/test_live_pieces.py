@@ -85,61 +85,6 @@ def test_latest_between_two_threads_loses_no_announcement_and_ends_with_the_newe
     assert len(announced) == len(taken)  # one announcement per value the reader found: none lost, none extra
 
 
-# ------------------------------------------------------------------ carry_weights
-def trained(steps=5, stack=STACK):
-    s = session(stack)
-    with s.rng_scope():
-        for _ in range(steps):
-            s.step()
-    return s
-
-
-def test_carry_weights_keeps_every_unchanged_layer_and_the_step_count():
-    old, new = trained(), session()
-    assert not np.allclose(weights(old, 0), weights(new, 0))
-    message = live.carry_weights(old, new)
-    assert message == "kept the trained weights of 2 of 2 layers with parameters"
-    np.testing.assert_array_equal(weights(new, 0), weights(old, 0))
-    np.testing.assert_array_equal(weights(new, 4), weights(old, 4))
-    np.testing.assert_array_equal(new.model[4].bias.detach().numpy(), old.model[4].bias.detach().numpy())
-    assert new.step_count == old.step_count == 5
-
-
-def test_carry_weights_matches_layers_by_type_and_keywords_across_an_insertion():
-    old = trained()
-    layers = list(STACK.layers)
-    layers.insert(3, Layer("Dropout", {"p": 0.5}))  # the Linear moves from index 4 to 5
-    new = session(replace(STACK, layers=tuple(layers)))
-    message = live.carry_weights(old, new)
-    assert message == "kept the trained weights of 2 of 2 layers with parameters"
-    np.testing.assert_array_equal(weights(new, 5), weights(old, 4))
-
-
-def test_carry_weights_skips_a_layer_whose_shapes_changed_and_keeps_the_rest():
-    old = trained()
-    layers = list(STACK.layers)
-    layers[0] = Layer("Conv2d", {"out_channels": 6, "kernel_size": 3, "padding": 1})  # new keywords, new shapes
-    new = session(replace(STACK, layers=tuple(layers)))
-    fresh = weights(new, 4)
-    message = live.carry_weights(old, new)
-    # the Linear's keywords are unchanged but its input grew (6×4×4): same key, other shape, not copied
-    assert message == ""
-    np.testing.assert_array_equal(weights(new, 4), fresh)
-    assert new.step_count == 0  # nothing kept: the curves start again
-
-
-def test_carry_weights_with_one_layer_kept_says_so():
-    old = trained()
-    layers = list(STACK.layers)
-    layers[4] = Layer("Linear", {"out_features": 10, "bias": False})  # another key: not matched
-    new = session(replace(STACK, layers=tuple(layers)))
-    new_fresh = weights(new, 4)
-    assert live.carry_weights(old, new) == "kept the trained weights of 1 of 2 layers with parameters"
-    np.testing.assert_array_equal(weights(new, 0), weights(old, 0))
-    np.testing.assert_array_equal(weights(new, 4), new_fresh)
-    assert new.step_count == 5
-
-
 # ------------------------------------------------------------------ the warm-up
 def test_the_optimizer_warm_up_starts_once(monkeypatch):
     monkeypatch.setattr(live, "_optimizer_warmed", threading.Event())
