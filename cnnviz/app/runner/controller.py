@@ -47,22 +47,13 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from cnnviz.app.document.undo import History
 from cnnviz.app.document.undo import new_session as new_merge_token
+from cnnviz.app.runner.data_fit import DataFit
 from cnnviz.app.runner.hub import ViewsHub, network_key
 from cnnviz.app.runner.messages import Build, Built, RunState
 from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
 from cnnviz.app.runner.toolbar import RunToolbar
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
-from cnnviz.core.model.layers import MAX_INPUT_CHANNELS, MAX_INPUT_SIZE
-from cnnviz.core.model.stack import (
-    Batch,
-    InputSpec,
-    SetInput,
-    SetStack,
-    Stack,
-    StackDocument,
-    TrainingConfig,
-    set_param,
-)
+from cnnviz.core.model.stack import SetStack, Stack, StackDocument, TrainingConfig
 from cnnviz.core.run.live import Snapshot
 from cnnviz.core.run.training import ProbeRequest, State
 
@@ -156,6 +147,7 @@ class RunController(QObject):
         self._show_message = show_message
         self.hub = ViewsHub(document, places, self)
         self.toolbar = RunToolbar(places, self)
+        self.data_fit = DataFit(self.toolbar, history)
         self.worker = RunWorker(self, threads=threads, eval_every=eval_every)
         self.start_delay_ms = start_delay_ms
         self.generation = 0
@@ -174,8 +166,6 @@ class RunController(QObject):
         self._paused_by_edit = False
         self._pending: tuple | None = None
         self._data_shown: str | None = None   # the data set the toolbar's labels and the curves are of
-        self._offer_for: str | None = None    # the newly chosen data set the stack is offered to fit
-        self._natives: dict[str, tuple] = {}  # data set -> (its own image shape or None, its classes)
         self._post_timer = QTimer(self)
         self._post_timer.setSingleShot(True)
         self._post_timer.setInterval(0)
@@ -214,8 +204,8 @@ class RunController(QObject):
         t.imageRequested.connect(self.open_image)
         t.folderRequested.connect(self.open_folder)
         t.imageCleared.connect(lambda: self.set_target(replace(self.target, image=None)))
-        t.adaptRequested.connect(self.fit_to_data)
-        t.adaptDismissed.connect(lambda: setattr(self, "_offer_for", None))
+        t.adaptRequested.connect(lambda: self.data_fit.apply(self.document.stack))
+        t.adaptDismissed.connect(self.data_fit.dismiss)
 
         self.hub.filtersWanted.connect(lambda: self.forward())
         self.hub.layerActivated.connect(shell.select_layer)
@@ -371,71 +361,11 @@ class RunController(QObject):
             self.toolbar.clear_session()
             self.hub.clear_curves()
             self.last_progress = None
-            self._offer_for = config.data
+            self.data_fit.chosen(config.data)
         self._data_shown = config.data
-        self._show_fit(stack, config)
+        self.data_fit.show(stack, config)
         self._pending = (stack, report, config)
         self._post_timer.start()
-
-    # ================================================================ the data set's own shape and classes
-    def _native(self, name: str) -> tuple:
-        """(the data set's own image shape or None, its classes); a folder is surveyed once, from its headers."""
-        if name not in self._natives:
-            from cnnviz.core import data
-
-            try:
-                self._natives[name] = data.native(name)
-            except (data.DataError, OSError) as exc:
-                log.info("cannot survey %s: %s", name, exc)
-                self._natives[name] = (None, ())
-        return self._natives[name]
-
-    def _fit_edits(self, stack: Stack, config: TrainingConfig, classes_only: bool = False) -> tuple[list, str]:
-        """The edits that fit the input and the last Linear to the data set, and what they do in words
-        (``classes_only``: only the last Linear's class count)."""
-        shape, classes = self._native(config.data)
-        edits, words = [], []
-        if (not classes_only and shape is not None and tuple(shape) != stack.input.shape
-                and 1 <= shape[0] <= MAX_INPUT_CHANNELS and 1 <= shape[1] <= MAX_INPUT_SIZE
-                and 1 <= shape[2] <= MAX_INPUT_SIZE):
-            edits.append(SetInput(InputSpec(*shape)))
-            words.append(f"{shape[0]}×{shape[1]}×{shape[2]} input")
-        last = next((i for i in range(len(stack.layers) - 1, -1, -1) if stack.layers[i].type == "Linear"), None)
-        if classes and last is not None and stack.layers[last].params.get("out_features") != len(classes):
-            edits.append(set_param(stack, last, "out_features", len(classes)))
-            words.append(f"{len(classes)} classes")
-        return edits, " and ".join(words)
-
-    def _offer(self, stack: Stack, config: TrainingConfig) -> tuple[list, str]:
-        """What the data offer proposes now: everything for a newly chosen data set; otherwise the class count
-        alone when the last Linear scores another number of classes than the data set has (a run refused)."""
-        return self._fit_edits(stack, config, classes_only=self._offer_for != config.data)
-
-    def _show_fit(self, stack: Stack, config: TrainingConfig) -> None:
-        """State what is done to the data set's images to fit the input; offer to fit a newly chosen data set,
-        or to score as many classes as it has."""
-        from cnnviz.app.runner.toolbar import data_label
-
-        shape, _classes = self._native(config.data)
-        parts = []
-        if shape is not None:
-            (c0, h0, w0), (c, h, w) = shape, stack.input.shape
-            if (h0, w0) != (h, w):
-                parts.append(f"resized from {h0}×{w0} to {h}×{w}")
-            if c0 != c:
-                parts.append({(3, 1): "RGB → grey", (1, 3): "grey → RGB"}.get((c0, c), f"{c0} → {c} channels"))
-        self.toolbar.set_conversion(", ".join(parts))
-        edits, words = self._offer(stack, config)
-        offer = f"Use {words} for {data_label(config.data)}" if edits else ""
-        self.toolbar.show_offer(offer, f"{offer}: one edit, undone with Ctrl+Z" if offer else "")
-
-    def fit_to_data(self) -> None:
-        """Apply the offer (the input and the last Linear's classes, or the classes alone): one undoable edit."""
-        stack = self.document.stack
-        config = stack.training or TrainingConfig()
-        edits, words = self._offer(stack, config)
-        if edits:
-            self.history.push_edit(Batch(tuple(edits), f"Use {words}"))
 
     def _send_stack(self) -> None:
         """Send the newest stack to the worker: edits within one pass of the event loop make one request."""
