@@ -24,6 +24,8 @@ from cnnviz.core.model.layers import (
     LOSSES,
     MAX_INPUT_CHANNELS,
     MAX_INPUT_SIZE,
+    BLOCKS,
+    MAX_BLOCK_DEPTH,
     MAX_LAYERS,
     Param,
 )
@@ -31,18 +33,26 @@ from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss
 from cnnviz.core.model.validate import check_params, check_value
 
 FORMAT = "cnnviz.stack"
-VERSION = 1
+VERSION = 2
+"""The version this cnnviz reads up to; a file is written as version 1 unless it holds a block (SPEC §3.1)."""
+FIRST_WITH_BLOCKS = 2
 SUFFIX = ".cnnviz"
 MAX_FILE_BYTES = 1 << 20
-MAX_DEPTH = 16
+MAX_DEPTH = 6 + 3 * (MAX_BLOCK_DEPTH + 1)
+"""JSON nesting: the document, its layers, a layer's keywords and a pair (4 levels), plus 3 per block
+(a Concat's branches, a branch, an entry) for 8 blocks inside each other, and one more block level, so
+that a ninth block is refused as one."""
 MAX_TEXT = 10_000  # characters in a name or description
 MAX_DIGITS = 40  # digits in one integer: far beyond any limit, far below Python's int-parsing guard
 
 # Migrations from version n to n + 1, each a function of the parsed document.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: lambda doc: doc,  # version 2 adds blocks: a version 1 file is a version 2 file without any
+}
 
 _TOP_KEYS = ("format", "version", "name", "description", "input", "layers", "loss", "training")
 _LAYER_KEYS = ("type", "params", "name")
+_BLOCK_KEYS = {"Residual": ("type", "name", "body", "shortcut"), "Concat": ("type", "name", "branches")}
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
 
 
@@ -210,30 +220,74 @@ def _read_input(value: Any) -> InputSpec:
     return InputSpec(**dims)
 
 
-def _read_layer(i: int, entry: Any) -> Layer:
-    where = f"layers[{i}]"
+class _Count:
+    """Layers read so far, at every depth, against :data:`MAX_LAYERS`."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, where: str) -> None:
+        self.n += 1
+        _expect(self.n <= MAX_LAYERS, f"more than {MAX_LAYERS} layers (counted at every depth, a block and "
+                                      f"each layer inside it); at most {MAX_LAYERS} are allowed", where)
+
+
+def _read_layers(value: Any, where: str, count: _Count, depth: int, blocks: bool) -> tuple[Layer, ...]:
+    _expect(isinstance(value, list), f"expected a list of layers, got {_kind(value)}", where)
+    _expect(len(value) <= MAX_LAYERS, f"{len(value)} layers; at most {MAX_LAYERS} are allowed", where)
+    return tuple(_read_layer(f"{where}[{i}]", entry, count, depth, blocks) for i, entry in enumerate(value))
+
+
+def _read_layer(where: str, entry: Any, count: _Count, depth: int = 0, blocks: bool = True) -> Layer:
     _expect(isinstance(entry, dict), f"expected an object with a \"type\", got {_kind(entry)}", where)
+    count.add(where)
+    given = entry.get("type")
+    kind = given if isinstance(given, str) else None  # {} or [] as a type: unhashable, and no type either
+    if kind in BLOCKS:
+        _expect(blocks, f"{kind} is a block, and blocks need version {FIRST_WITH_BLOCKS}: write "
+                        f"\"version\": {FIRST_WITH_BLOCKS}", f"{where}.type")
+        _expect(depth < MAX_BLOCK_DEPTH, f"blocks nest at most {MAX_BLOCK_DEPTH} deep", where)
+        _unknown_keys(entry, _BLOCK_KEYS[kind], where)
+        name = _name(entry, where)
+        if kind == "Residual":
+            _expect("body" in entry, "missing; a Residual has a \"body\" (a list of layers)", f"{where}.body")
+            body = _read_layers(entry["body"], f"{where}.body", count, depth + 1, blocks)
+            shortcut = _read_layers(entry.get("shortcut", []), f"{where}.shortcut", count, depth + 1, blocks)
+            return Layer(kind, name=name, body=body, shortcut=shortcut)
+        _expect("branches" in entry, "missing; a Concat has \"branches\" (a list of lists of layers)",
+                f"{where}.branches")
+        branches = entry["branches"]
+        _expect(isinstance(branches, list) and len(branches) >= 1,
+                f"expected a list of at least one branch, got {_kind(branches)}", f"{where}.branches")
+        _expect(len(branches) <= MAX_LAYERS, f"{len(branches)} branches; at most {MAX_LAYERS}", f"{where}.branches")
+        return Layer(kind, name=name, branches=tuple(
+            _read_layers(b, f"{where}.branches[{k}]", count, depth + 1, blocks) for k, b in enumerate(branches)))
     _unknown_keys(entry, _LAYER_KEYS, where)
-    kind = entry.get("type")
     _expect(kind in CATALOGUE,
-            f"unknown layer type {_brief(kind)}; expected one of: {', '.join(CATALOGUE)}", f"{where}.type")
+            f"unknown layer type {_brief(given)}; expected one of: {', '.join(CATALOGUE)}, or a block "
+            f"({', '.join(BLOCKS)})", f"{where}.type")
     params = entry.get("params", {})
     _expect(isinstance(params, dict), f"expected an object of keywords, got {_kind(params)}", f"{where}.params")
     problems = check_params(CATALOGUE[kind], params)
     if problems:
         key, message = problems[0]
         raise StackFileError(message, f"{where}.params.{_short(key)}" if key in params else f"{where}.params")
+    return Layer(kind, params, _name(entry, where))
+
+
+def _name(entry: dict, where: str) -> str | None:
     name = entry.get("name")
     _expect(name is None or (isinstance(name, str) and len(name) <= 200),
             "expected a short string label", f"{where}.name")
-    return Layer(kind, params, name or None)
+    return name or None
 
 
 def _read_loss(value: Any) -> Loss:
     _expect(isinstance(value, dict), f"expected an object with a \"type\", got {_kind(value)}", "loss")
     _unknown_keys(value, ("type", "params"), "loss")
-    kind = value.get("type")
-    _expect(kind in LOSSES, f"unknown loss {_brief(kind)}; expected one of: {', '.join(LOSSES)}", "loss.type")
+    given = value.get("type")
+    kind = given if isinstance(given, str) else None
+    _expect(kind in LOSSES, f"unknown loss {_brief(given)}; expected one of: {', '.join(LOSSES)}", "loss.type")
     params = value.get("params", {})
     _expect(isinstance(params, dict), f"expected an object of keywords, got {_kind(params)}", "loss.params")
     problems = check_params(LOSSES[kind], params)
@@ -277,6 +331,7 @@ def _read_training(value: Any) -> TrainingConfig:
 def from_dict(doc: dict[str, Any]) -> Stack:
     """A validated :class:`Stack` from a parsed document; StackFileError if it cannot be used."""
     _expect(doc.get("format") == FORMAT, f"expected \"{FORMAT}\", got {_brief(doc.get('format'))}", "format")
+    blocks = not (isinstance(doc.get("version"), int) and doc["version"] < FIRST_WITH_BLOCKS)
     doc = _migrate(doc)  # before the key check: an older version may have keys a migration renames
     _unknown_keys(doc, _TOP_KEYS, "")
     name = _text(doc, "name", "Untitled")
@@ -284,10 +339,7 @@ def from_dict(doc: dict[str, Any]) -> Stack:
     _expect("input" in doc, "missing; expected {\"channels\": C, \"height\": H, \"width\": W}", "input")
     stack_input = _read_input(doc["input"])
     _expect("layers" in doc, "missing; expected a list of layers (it may be empty)", "layers")
-    layers = doc["layers"]
-    _expect(isinstance(layers, list), f"expected a list of layers, got {_kind(layers)}", "layers")
-    _expect(len(layers) <= MAX_LAYERS, f"{len(layers)} layers; at most {MAX_LAYERS} are allowed", "layers")
-    parsed = tuple(_read_layer(i, entry) for i, entry in enumerate(layers))
+    parsed = _read_layers(doc["layers"], "layers", _Count(), 0, blocks)
     loss = _read_loss(doc["loss"]) if "loss" in doc else Loss()
     training = _read_training(doc["training"]) if "training" in doc else None
     return Stack(name, stack_input, parsed, loss, description, training)
@@ -344,7 +396,7 @@ _LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x85, 0x2028, 0x2029)}
 
 def dumps(stack: Stack) -> str:
     """The file text: one layer per line, like SPEC's example, UTF-8 JSON."""
-    body = {"format": FORMAT, "version": VERSION, **stack.to_dict()}
+    body = {"format": FORMAT, "version": FIRST_WITH_BLOCKS if stack.has_blocks else 1, **stack.to_dict()}
 
     def compact(v: Any) -> str:
         text = json.dumps(v, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)

@@ -21,6 +21,11 @@ MAX_DILATION = 1_024
 MAX_INPUT_CHANNELS = 64
 MAX_INPUT_SIZE = 4_096
 MAX_LAYERS = 512
+"""Layers in a stack, counted at every depth (a block and each layer inside it)."""
+MAX_BLOCK_DEPTH = 8
+"""Blocks inside blocks, at most."""
+BLOCKS = ("Residual", "Concat")
+"""The types of a layer that holds lists of layers (SPEC §3.1): not catalogue entries, they have no keywords."""
 MAX_CLASSES = MAX_FEATURES
 
 # Kinds of parameter value. Each names how a value is written in a file and

@@ -1,11 +1,12 @@
 """Where a layer sits in a stack: a :class:`LayerPath`.
 
 A path is a tuple of parts read from the top: ``(3,)`` is the fourth layer of
-the stack. Blocks will hold lists of layers of their own, and a path then goes
-on with the name of a block's list and an index in it (``(3, "body", 1)``,
-written ``3.body.1``). Every edit and every change event names a layer this
-way, so the edits, the undo history and the Qt tree model need no redesign
-when blocks land. No Qt, no torch.
+the stack. A block holds lists of layers of its own, and a path then goes on
+with the name of the block's list and an index in it: ``(3, "body", 1)``,
+written ``3.body.1`` (a Residual's ``body`` or ``shortcut``); a Concat's lists
+are its branches, so the name is followed by the branch's number:
+``(4, "branches", 2, 0)``, written ``4.branches.2.0`` (SPEC §3.1). Every edit and
+every change event names a layer this way. No Qt, no torch.
 """
 from __future__ import annotations
 
@@ -22,14 +23,13 @@ class LayerPath(tuple):
     def __new__(cls, *parts: Part) -> LayerPath:
         if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
             parts = tuple(parts[0])
-        for k, part in enumerate(parts):
-            want = int if k % 2 == 0 else str
-            if type(part) is not want:  # bool is not an index
-                raise TypeError(f"part {k} of a layer path must be {want.__name__}, got {part!r}")
         if not parts:
             raise ValueError("a layer path names at least one index")
-        if len(parts) % 2 == 0:
-            raise ValueError(f"a layer path ends with an index, not a list name: {parts!r}")
+        for k, want in enumerate(_expected(parts)):
+            if type(parts[k]) is not want:  # bool is not an index
+                raise TypeError(f"part {k} of a layer path must be {want.__name__}, got {parts[k]!r}")
+        if type(parts[-1]) is not int or (len(parts) > 1 and parts[-2] == BRANCHES):
+            raise ValueError(f"a layer path ends with a layer's index, not a list's name: {parts!r}")
         return super().__new__(cls, parts)
 
     @classmethod
@@ -40,8 +40,42 @@ class LayerPath(tuple):
         if isinstance(where, int) and not isinstance(where, bool):
             return cls(where)
         if isinstance(where, str):
-            return cls(*(int(p) if k % 2 == 0 else p for k, p in enumerate(where.split("."))))
+            parts: list[Part] = []
+            for text in where.split("."):
+                want = _expected((*parts, text))[len(parts)]
+                if want is int:
+                    if not text.isdigit() or not text.isascii():
+                        raise ValueError(f"not a layer path: {where[:60]!r} ({text[:20]!r} is not an index)")
+                    parts.append(int(text))
+                else:
+                    parts.append(text)
+            return cls(*parts)
         return cls(tuple(where))
+
+    @property
+    def segments(self) -> tuple[tuple[int, tuple[Part, ...]], ...]:
+        """The blocks on the way to the layer: (the block's index in its list, the list's key in the block),
+        the key being ``("body",)``, ``("shortcut",)`` or ``("branches", k)``."""
+        out, k = [], 0
+        parts = self.container
+        while k < len(parts):
+            step = 3 if parts[k + 1] == BRANCHES else 2
+            out.append((parts[k], tuple(parts[k + 1:k + step])))
+            k += step
+        return tuple(out)
+
+    @property
+    def depth(self) -> int:
+        """How many blocks hold the layer (0 for one of the stack's own layers)."""
+        return len(self.segments)
+
+    def child(self, key: tuple[Part, ...], index: int) -> LayerPath:
+        """The path of layer ``index`` in the list ``key`` of the block at this path."""
+        return LayerPath(*self, *key, index)
+
+    def words(self) -> str:
+        """The path for a sentence: ``layer 3 → body → 1``."""
+        return "layer " + " → ".join(str(p) for p in self)
 
     @property
     def index(self) -> int:
@@ -66,6 +100,27 @@ class LayerPath(tuple):
 
     def __repr__(self) -> str:
         return f"LayerPath({', '.join(repr(p) for p in self)})"
+
+
+BRANCHES = "branches"
+LIST_NAMES = ("body", "shortcut", BRANCHES)
+
+
+def _expected(parts) -> list[type]:
+    """The type each part of ``parts`` must have: an index, then (a list's name [, a branch's number],
+    an index) again and again."""
+    out: list[type] = []
+    k = 0
+    while k < len(parts):
+        out.append(int)  # a layer's index
+        k += 1
+        if k < len(parts):
+            out.append(str)  # the name of one of its lists
+            if parts[k] == BRANCHES:
+                out.append(int)  # which branch
+                k += 1
+            k += 1
+    return out[:len(parts)]
 
 
 PathLike = int | str | LayerPath | tuple

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
-from cnnviz.core.model.layers import CATALOGUE, DEFAULT_LOSS, LOSSES
-from cnnviz.core.model.paths import LayerPath, PathLike
+from cnnviz.core.model.layers import BLOCKS, CATALOGUE, DEFAULT_LOSS, LOSSES
+from cnnviz.core.model.paths import BRANCHES, LayerPath, PathLike
 
 
 def _canonical(obj: Any) -> str:
@@ -34,31 +34,102 @@ def new_uid() -> int:
 
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """One layer: a catalogue type, the keywords given for it, an optional label.
+    """One layer: a catalogue type, the keywords given for it, an optional label; or a block (SPEC §3.1).
+
+    A block is a ``Layer`` whose ``type`` is in :data:`~cnnviz.core.model.layers.BLOCKS`: a
+    ``Residual`` (``body`` + ``shortcut``, added; an empty shortcut is the identity) or a ``Concat``
+    (``branches``, concatenated on dimension 1; an empty branch is the identity). A block has no
+    keywords of its own; its lists hold layers and blocks.
 
     ``uid`` is the layer's runtime identity, never written to a file and not part
     of equality: two identical Conv2d are two layers, and a layer keeps its
     identity through keyword edits (:meth:`with_param`), Replace, Move and
     undo, which is how trained weights find their layer again. Every new
-    ``Layer`` gets a fresh one; :meth:`copy` makes a duplicate with its own.
+    ``Layer`` gets a fresh one; :meth:`copy` makes a duplicate with its own (and new ones inside).
     """
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
     uid: int = field(default_factory=new_uid, repr=False)
+    body: tuple["Layer", ...] = ()
+    shortcut: tuple["Layer", ...] = ()
+    branches: tuple[tuple["Layer", ...], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "body", tuple(self.body))
+        object.__setattr__(self, "shortcut", tuple(self.shortcut))
+        object.__setattr__(self, "branches", tuple(tuple(b) for b in self.branches))
+
+    @property
+    def is_block(self) -> bool:
+        return self.type in BLOCKS
+
+    def lists(self) -> tuple[tuple[tuple[str, ...] | tuple[str, int], tuple["Layer", ...]], ...]:
+        """The block's lists of layers, each with its key in a path: ``("body",)``, ``("shortcut",)``,
+        ``("branches", k)``; ``()`` for a layer."""
+        if self.type == "Residual":
+            return (("body",), self.body), (("shortcut",), self.shortcut)
+        if self.type == "Concat":
+            return tuple(((BRANCHES, k), branch) for k, branch in enumerate(self.branches))
+        return ()
+
+    def list_at(self, key: tuple) -> tuple["Layer", ...]:
+        """The list ``key`` names (see :meth:`lists`); IndexError if this block has none such."""
+        for k, layers in self.lists():
+            if k == tuple(key):
+                return layers
+        raise IndexError(f"{self.label} has no list {'.'.join(str(p) for p in key) or '(none)'}")
+
+    def with_list(self, key: tuple, layers) -> "Layer":
+        """A copy with the list ``key`` replaced by ``layers`` (same identity)."""
+        key = tuple(key)
+        self.list_at(key)
+        if key[0] == BRANCHES:
+            branches = list(self.branches)
+            branches[key[1]] = tuple(layers)
+            return replace(self, branches=tuple(branches))
+        return replace(self, **{key[0]: tuple(layers)})
+
+    def entry(self) -> dict[str, Any]:
+        """The layer as a file entry (SPEC §1, §3.1)."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.params:
+            out["params"] = dict(self.params)
+        if self.name:
+            out["name"] = self.name
+        if self.type == "Residual":
+            out["body"] = [layer.entry() for layer in self.body]
+            if self.shortcut:
+                out["shortcut"] = [layer.entry() for layer in self.shortcut]
+        elif self.type == "Concat":
+            out["branches"] = [[layer.entry() for layer in branch] for branch in self.branches]
+        return out
+
+    def walk(self, path: LayerPath | None = None):
+        """(path, layer) of this layer and of every layer inside it, depth first, in file order."""
+        path = path if path is not None else LayerPath(0)
+        yield path, self
+        for key, layers in self.lists():
+            for i, layer in enumerate(layers):
+                yield from layer.walk(path.child(key, i))
+
+    def _content(self) -> str:
+        key = self.__dict__.get("_content_key")
+        if key is None:
+            key = _canonical(self.entry())
+            object.__setattr__(self, "_content_key", key)
+        return key
 
     def __hash__(self) -> int:
-        return hash((self.type, _canonical(self.params), self.name))
+        return hash(self._content())
 
     def __eq__(self, other: object) -> bool:
         # By content as written (true is not 1), matching the hash and the cache key.
         if not isinstance(other, Layer):
             return NotImplemented
-        return (self.type, self.name, _canonical(self.params)) == (other.type, other.name, _canonical(other.params))
+        return self is other or self._content() == other._content()
 
     def with_param(self, key: str, value: Any) -> "Layer":
         """A copy with ``key`` set; ``value=None`` for an inferable keyword removes it."""
@@ -71,12 +142,25 @@ class Layer:
         return replace(self, params=params)
 
     def copy(self) -> "Layer":
-        """The same layer as a new one (a duplicate or a paste): same content, its own identity."""
-        return replace(self, uid=new_uid())
+        """The same layer as a new one (a duplicate or a paste): same content, its own identity, and so
+        every layer inside it."""
+        return replace(self, uid=new_uid(), body=tuple(x.copy() for x in self.body),
+                       shortcut=tuple(x.copy() for x in self.shortcut),
+                       branches=tuple(tuple(x.copy() for x in b) for b in self.branches))
 
     @property
     def label(self) -> str:
         return self.name or self.type
+
+
+def residual(body=(), shortcut=(), name: str | None = None) -> Layer:
+    """A Residual block: ``body(x) + shortcut(x)`` (an empty shortcut is the identity)."""
+    return Layer("Residual", name=name, body=tuple(body), shortcut=tuple(shortcut))
+
+
+def concat(*branches, name: str | None = None) -> Layer:
+    """A Concat block: ``torch.cat([branch(x) for branch in branches], dim=1)``."""
+    return Layer("Concat", name=name, branches=tuple(tuple(b) for b in branches))
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,15 +231,7 @@ class Stack:
         if self.description:
             out["description"] = self.description
         out["input"] = {"channels": self.input.channels, "height": self.input.height, "width": self.input.width}
-        layers = []
-        for layer in self.layers:
-            entry: dict[str, Any] = {"type": layer.type}
-            if layer.params:
-                entry["params"] = dict(layer.params)
-            if layer.name:
-                entry["name"] = layer.name
-            layers.append(entry)
-        out["layers"] = layers
+        out["layers"] = [layer.entry() for layer in self.layers]
         loss: dict[str, Any] = {"type": self.loss.type}
         if self.loss.params:
             loss["params"] = dict(self.loss.params)
@@ -188,6 +264,15 @@ class Stack:
             return NotImplemented
         return self is other or self.key() == other.key()
 
+    def walk(self):
+        """(path, layer) of every layer at every depth, blocks before their insides, in file order."""
+        for i, layer in enumerate(self.layers):
+            yield from layer.walk(LayerPath(i))
+
+    @property
+    def has_blocks(self) -> bool:
+        return any(layer.is_block for layer in self.layers)
+
     def layer_at(self, path: PathLike) -> Layer:
         """The layer at ``path`` (an index, or a :class:`LayerPath`); IndexError if there is none."""
         path = LayerPath.of(path)
@@ -199,17 +284,30 @@ class Stack:
 
 # --------------------------------------------------------------------- edits
 def _container(stack: Stack, path: LayerPath) -> tuple[Layer, ...]:
-    """The list of layers that holds the layer at ``path``: the stack's own today (blocks will add theirs)."""
-    if not path.top_level:
-        raise IndexError(f"no layer at {path}: this stack has no blocks")
-    return stack.layers
+    """The list of layers that holds the layer at ``path``: the stack's own, or a block's."""
+    layers = stack.layers
+    for index, key in path.segments:
+        if not 0 <= index < len(layers) or not layers[index].is_block:
+            raise IndexError(f"no layer at {path}: {LayerPath(index)} is not a block here")
+        layers = layers[index].list_at(key)
+    return layers
+
+
+def _replaced(layers: tuple[Layer, ...], segments, new: list[Layer]) -> tuple[Layer, ...]:
+    if not segments:
+        return tuple(new)
+    (index, key), rest = segments[0], segments[1:]
+    block = layers[index]
+    out = list(layers)
+    out[index] = block.with_list(key, _replaced(block.list_at(key), rest, new))
+    return tuple(out)
 
 
 def _with_container(stack: Stack, path: LayerPath, layers: list[Layer]) -> Stack:
-    """``stack`` with the list that holds ``path`` replaced by ``layers``."""
-    if not path.top_level:
-        raise IndexError(f"no layer at {path}: this stack has no blocks")
-    return replace(stack, layers=tuple(layers))
+    """``stack`` with the list that holds ``path`` replaced by ``layers`` (the blocks on the way rebuilt,
+    each keeping its identity)."""
+    _container(stack, path)
+    return replace(stack, layers=_replaced(stack.layers, path.segments, layers))
 
 
 def _check_index(stack: Stack, path: LayerPath, allow_end: bool = False) -> None:
@@ -219,8 +317,9 @@ def _check_index(stack: Stack, path: LayerPath, allow_end: bool = False) -> None
 
 
 def _check_type(layer: Layer) -> None:
-    if layer.type not in CATALOGUE:
-        raise KeyError(f"{layer.type} is not in the layer catalogue")
+    for _path, inner in layer.walk():
+        if inner.type not in CATALOGUE and inner.type not in BLOCKS:
+            raise KeyError(f"{inner.type} is not in the layer catalogue")
 
 
 def _label(stack: Stack, path: LayerPath) -> str:

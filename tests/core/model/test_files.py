@@ -136,7 +136,7 @@ def test_round_trip(stack):
 def test_dumps_is_one_layer_per_line_json(stack):
     text_ = files.dumps(stack)
     doc = json.loads(text_)
-    assert doc["format"] == "cnnviz.stack" and doc["version"] == files.VERSION
+    assert doc["format"] == "cnnviz.stack" and doc["version"] == (2 if stack.has_blocks else 1)
     assert list(doc)[:2] == ["format", "version"]
     assert len(text_.encode("utf-8")) <= files.MAX_FILE_BYTES
     if stack.layers:
@@ -275,7 +275,30 @@ def test_deep_nesting(tmp_path, opener, closer):
 
 def test_nesting_just_inside_the_parser_but_past_the_limit(tmp_path):
     err = _refused(tmp_path, _doc(extra=', "name": ' + "[" * 40 + "]" * 40))
-    assert err.location.startswith("name[0]") and "at most 16 levels" in err.message
+    assert err.location.startswith("name[0]") and f"at most {files.MAX_DEPTH} levels" in err.message
+
+
+def test_blocks_nest_eight_deep_and_no_deeper(tmp_path):
+    def nested(depth):
+        entry = '{"type": "ReLU"}'
+        for _ in range(depth):
+            entry = '{"type": "Concat", "branches": [[' + entry + ']]}'
+        return _doc(entry).replace('"version": 1', '"version": 2')
+
+    stack = files.loads(nested(8))
+    assert len(list(stack.walk())) == 9
+    err = _refused(tmp_path, nested(9))
+    assert "blocks nest at most 8 deep" in err.message
+    assert err.location == "layers[0]" + ".branches[0][0]" * 8
+
+
+def test_layers_are_counted_at_every_depth(tmp_path):
+    from cnnviz.core.model.layers import MAX_LAYERS
+
+    inner = ", ".join(['{"type": "ReLU"}'] * MAX_LAYERS)
+    doc = _doc('{"type": "Residual", "body": [' + inner + ']}').replace('"version": 1', '"version": 2')
+    err = _refused(tmp_path, doc)
+    assert f"more than {MAX_LAYERS} layers (counted at every depth" in err.message
 
 
 def test_huge_key_and_value_make_short_messages(tmp_path):
@@ -335,25 +358,37 @@ def test_unreadable_file(tmp_path):
 
 # ----------------------------------------------------------------- versions
 def test_migration_hook_runs(monkeypatch):
-    """A fake version 2 whose migration from 1 renames the old top-level key "net" to "layers"."""
+    """A fake version 3 whose migration from 2 renames the old top-level key "net" to "layers"."""
     calls = []
 
-    def v1_to_v2(doc):
+    def v2_to_v3(doc):
         calls.append(doc["version"])
-        doc["layers"] = doc.pop("net")
+        if "net" in doc:
+            doc["layers"] = doc.pop("net")
         return doc
 
-    monkeypatch.setattr(files, "VERSION", 2)
-    monkeypatch.setattr(files, "MIGRATIONS", {1: v1_to_v2})
-    old = _doc('{"type": "ReLU"}').replace('"layers"', '"net"')
+    monkeypatch.setattr(files, "VERSION", 3)
+    monkeypatch.setattr(files, "MIGRATIONS", {1: files.MIGRATIONS[1], 2: v2_to_v3})
+    old = _doc('{"type": "ReLU"}').replace('"layers"', '"net"').replace('"version": 1', '"version": 2')
     stack = files.loads(old)
-    assert calls == [1] and stack.layers == (Layer("ReLU"),)
-    written = files.dumps(stack)
-    assert json.loads(written)["version"] == 2
-    assert files.loads(written) == stack and calls == [1], "a current file is not migrated"
+    assert calls == [2] and stack.layers == (Layer("ReLU"),)
     with pytest.raises(StackFileError) as info:
-        files.loads(_doc().replace('"version": 1', '"version": 3'))
-    assert info.value.location == "version" and "reads versions up to 2" in info.value.message
+        files.loads(_doc().replace('"version": 1', '"version": 4'))
+    assert info.value.location == "version" and "reads versions up to 3" in info.value.message
+
+
+def test_a_file_without_blocks_is_written_as_version_1_and_one_with_blocks_as_version_2():
+    from cnnviz.core.model.stack import residual
+
+    flat = Stack("flat", InputSpec(1, 8, 8), (Layer("ReLU"),))
+    assert json.loads(files.dumps(flat))["version"] == 1
+    nested = Stack("nested", InputSpec(1, 8, 8), (residual([Layer("ReLU")]),))
+    text_ = files.dumps(nested)
+    assert json.loads(text_)["version"] == 2
+    assert files.loads(text_) == nested
+    with pytest.raises(StackFileError) as info:  # a block in a file marked version 1
+        files.loads(text_.replace('"version": 2', '"version": 1'))
+    assert info.value.location == "layers[0].type" and "blocks need version 2" in info.value.message
 
 
 def test_missing_migration_is_a_located_refusal(monkeypatch):

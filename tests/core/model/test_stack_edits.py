@@ -297,7 +297,7 @@ def test_layer_paths():
             LayerPath(*bad)
     assert InsertLayer(2, Layer("ReLU")) == InsertLayer(LayerPath(2), Layer("ReLU")), "an index will do"
     assert LENET.layer_at(4) is LENET.layer_at(LayerPath(4)) is LENET.layers[4]
-    with pytest.raises(IndexError, match="blocks"):
+    with pytest.raises(IndexError, match="not a block"):
         RemoveLayer(LayerPath(1, "body", 0)).apply(LENET)
     with pytest.raises(IndexError):
         LENET.layer_at(5)

@@ -28,7 +28,7 @@ add("array.cnnviz", '[{"type": "Conv2d"}]', "", "expected a JSON object", "got a
 add("string.cnnviz", '"cnnviz.stack"', "", "expected a JSON object", "got a string")
 add("wrong-format.cnnviz", stack(head='"format": "keras.model", "version": 1'), "format", 'expected "cnnviz.stack", got "keras.model"')
 add("no-format.cnnviz", '{"version": 1, "layers": []}', "format", 'expected "cnnviz.stack", got null')
-add("newer-version.cnnviz", stack(head='"format": "cnnviz.stack", "version": 7'), "version", "the file is version 7", "reads versions up to 1", "update cnnviz")
+add("newer-version.cnnviz", stack(head='"format": "cnnviz.stack", "version": 7'), "version", "the file is version 7", "reads versions up to 2", "update cnnviz")
 add("version-zero.cnnviz", stack(head='"format": "cnnviz.stack", "version": 0'), "version", "expected a whole number ≥ 1, got 0")
 add("version-string.cnnviz", stack(head='"format": "cnnviz.stack", "version": "1"'), "version", 'expected a whole number ≥ 1, got "1"')
 add("unknown-top-key.cnnviz", stack(extra=', "weights": "model.pt"'), "weights", "unknown key", "format, version, name")
@@ -87,7 +87,7 @@ add("training-lr.cnnviz", stack(extra=', "training": {"lr": 0}'), "training.lr",
 add("training-batch.cnnviz", stack(extra=', "training": {"batch_size": 1000000}'), "training.batch_size", "out of range", "from 1 to 4096")
 add("training-extra.cnnviz", stack(extra=', "training": {"epochs": 3}'), "training.epochs", "unknown key", "optimizer")
 add("training-list.cnnviz", stack(extra=', "training": ["adam"]'), "training", "expected an object, got a list")
-add("deep-params.cnnviz", stack('{"type": "Conv2d", "params": {"out_channels": 4, "kernel_size": ' + "[" * 20 + "3" + "]" * 20 + '}}'), "layers[0].params.kernel_size[0][0][0][0][0][0][0][0][0][0][0][0]", "nested too deeply")
+add("deep-params.cnnviz", stack('{"type": "Conv2d", "params": {"out_channels": 4, "kernel_size": ' + "[" * 50 + "3" + "]" * 50 + '}}'), "layers[0].params.kernel_size" + "[0]" * 29, "nested too deeply", "at most 33 levels")
 
 for name, content in files.items():
     data = content if isinstance(content, bytes) else content.encode("utf-8")
