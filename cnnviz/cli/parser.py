@@ -7,7 +7,7 @@ from cnnviz import __version__
 from cnnviz.core.model import files
 from cnnviz.core.model.text import for_terminal
 
-SUBCOMMANDS = ("summary", "train", "export")
+SUBCOMMANDS = ("summary", "train", "export", "explain", "profile")
 
 
 def _setting(name: str):
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                "unknown data set), 3 internal error, 4 training failed (NaN, out of memory), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"cnnviz {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{summary,train,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
 
     p = sub.add_parser("summary", help="per-layer table: output shapes, parameters, errors and warnings")
     p.add_argument("file", help="a .cnnviz stack file")
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-weights", metavar="PATH", help="write the trained weights (safetensors)")
     p.add_argument("--force", action="store_true", help="let --save-weights replace an existing stack file")
     p.add_argument("--load-weights", metavar="PATH", help="start from these weights (safetensors)")
+    p.add_argument("--record", metavar="DIR", help="write the run record (JSON lines: settings, progress, "
+                                                   "the held-out confusion matrix) into this folder")
 
     p = sub.add_parser("export", help="write the stack as PyTorch code or an ONNX model")
     p.add_argument("file", help="a .cnnviz stack file")
@@ -92,4 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained weights to include (safetensors); with --to python, -o NAME.py is needed "
                         "and they are written beside it as NAME.safetensors")
     p.add_argument("--force", action="store_true", help="let -o replace an existing stack file")
+
+    p = sub.add_parser("explain", help="the arithmetic of one output element of a layer, on a real sample")
+    p.add_argument("file", help="a .cnnviz stack file")
+    p.add_argument("--layer", required=True, metavar="PATH",
+                   help="the layer's path: \"0\" for the first layer (a Conv2d, MaxPool2d, AvgPool2d or Linear)")
+    p.add_argument("--at", required=True, metavar="C,Y,X",
+                   help="the output element: C,Y,X for C×H×W maps, J for a Linear's feature")
+    p.add_argument("--data", help="digits, fashion-mnist, shapes, or folder:PATH (default: the file's, else "
+                                  "fashion-mnist)")
+    p.add_argument("--sample", type=int, default=0, metavar="N",
+                   help="which image of the held-out split (default 0)")
+    p.add_argument("--weights", metavar="PATH", help="trained weights (safetensors); default: the stack's seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object (format cnnviz.explain)")
+
+    p = sub.add_parser("profile", help="per-layer forward/backward time and memory of a training step, measured")
+    p.add_argument("file", help="a .cnnviz stack file")
+    p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: the "
+                                    "file's, else auto)")
+    p.add_argument("--batch-size", type=_setting("batch_size"),
+                   help="samples per step, 1 to 4096 (default: the file's, else 64)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (format cnnviz.profile)")
+
     return parser
