@@ -8,10 +8,14 @@ With ``--json`` every line of standard output is one JSON object:
 and accuracy over those steps), ``{"event": "eval", ...}`` a few times on the
 held-out split, and last either ``{"event": "done", "steps", "device",
 "final_loss", "test_accuracy", "steps_per_second", ...}`` (``device`` is where
-the work ran; ``test_accuracy`` is measured on the held-out split; with
-``"interrupted": true`` after Ctrl+C) or ``{"event": "error", "kind",
-"message", ...}``. Without ``--json``: the device and data on standard
-output, a progress bar on standard error, a summary line at the end.
+the work ran; ``test_accuracy`` is measured on the held-out split, with its
+``confusion`` matrix (rows the true class, columns the predicted one),
+``per_class_accuracy`` (null for a class without held-out examples) and the
+``classes``; with ``"interrupted": true`` after Ctrl+C) or ``{"event":
+"error", "kind", "message", ...}``. Without ``--json``: the device and data on
+standard output, a progress bar on standard error, the per-class accuracy and
+a summary line at the end. ``--record DIR`` writes the same lines, after a
+header, as a run record in ``DIR`` (``core/run/records.py``).
 
 Exit status: 0 done; 1 the stack is invalid or does not fit the data set's
 classes (a shape error prints the summary first); 2 the device is absent or
@@ -62,7 +66,7 @@ class _Output:
 
     def progress(self, step: int, total: int, loss: float, accuracy: float, rate: float) -> None:
         done = min(1.0, step / total) if total else 1.0
-        filled = int(round(done * BAR))
+        filled = round(done * BAR)
         line = (f"step {step:>{len(str(total))}}/{total} [{'#' * filled}{'.' * (BAR - filled)}] "
                 f"loss {loss:.4f}  accuracy {accuracy:6.1%}  {rate:,.0f} steps/s")
         if self.tty:
@@ -100,17 +104,32 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
     device_id = None
     io_refusal = _check_save_weights(args)
     if io_refusal:
-        if io.json:
-            io.event({"event": "error", "kind": "weights", "message": io_refusal})
-        else:
-            io.warn(io_refusal)
-        return Exit.USAGE
+        return _refuse(io, "weights", io_refusal)
+    started = None
+    record_target = None
+    if arg("record"):
+        from cnnviz.core.model import outputs
+        from cnnviz.core.run import records
+
+        started = records.utc_now()
+        try:
+            record_target = records.target_in(arg("record"), arg("file"), started)
+        except outputs.OutputRefused as exc:
+            return _refuse(io, "record", str(exc))
     too_big = _fits_before_torch(stack, config)
     if too_big is not None:
         return _fail(io, too_big)
 
     from cnnviz.core.run import engine, training  # torch: only once the run is known to fit in this machine
+    events: list[dict[str, Any]] = []  # what the record holds after its header
+    session = None
+
     def fail(exc: EngineError, **extra: Any) -> int:
+        if session is not None and record_target is not None:
+            line = {"event": "error", "kind": exc.kind, "message": str(exc), **extra}
+            refusal = _write_record(record_target, session, config, started, events + [line], arg("file"))
+            if refusal:
+                io.warn(refusal)
         return _fail(io, exc, **extra)
 
     try:
@@ -141,15 +160,19 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
     control = training.Control()
 
     def on_progress(p: training.Progress) -> None:
+        line = {"event": "step", "step": p.step, "loss": _finite(p.loss), "accuracy": _finite(p.accuracy, 4)}
+        events.append(line)
         if io.json:
-            io.event({"event": "step", "step": p.step, "loss": _finite(p.loss), "accuracy": _finite(p.accuracy, 4)})
+            io.event(line)
         else:
             io.progress(p.step, steps, p.loss, p.accuracy, p.steps_per_second)
 
     def on_eval(e: engine.Evaluation) -> None:
+        line = {"event": "eval", "step": e.step, "loss": _finite(e.loss), "accuracy": _finite(e.accuracy, 4),
+                "split": e.split, "n": e.n}
+        events.append(line)
         if io.json:
-            io.event({"event": "eval", "step": e.step, "loss": _finite(e.loss), "accuracy": _finite(e.accuracy, 4),
-                      "split": e.split, "n": e.n})
+            io.event(line)
 
     trainer = training.Trainer(session, control, on_progress=on_progress, on_eval=on_eval, report_every=report,
                                eval_every=max(report, steps // 5) if steps >= 10 else None)
@@ -181,14 +204,28 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
     done = {"event": "done", "steps": session.step_count, "device": device_id,
             "final_loss": _finite(last.loss) if last else None, "test_accuracy": _finite(final.accuracy, 4),
             "steps_per_second": round(result.steps_per_second, 1), "test_loss": _finite(final.loss),
-            "seconds": round(result.seconds, 3), "interrupted": bool(interrupted)}
+            "seconds": round(result.seconds, 3), "interrupted": bool(interrupted),
+            "confusion": [list(row) for row in final.confusion or ()],
+            "per_class_accuracy": [_finite(a, 4) for a in final.per_class_accuracy or ()],
+            "classes": list(final.classes)}
+    if final.counted is not None and final.counted != final.n:
+        done["counted"] = final.counted  # ignore_index: the held-out samples the accuracy and matrix count
     if interrupted:
         done["signal"] = interrupted[0]
     if saved:
         done["weights"] = saved
+    if record_target is not None:
+        done["record"] = str(record_target)
+        refusal = _write_record(record_target, session, config, started, events + [done], arg("file"))
+        if refusal:
+            del done["record"]
+            return _refuse(io, "record", refusal, device=device_id, steps=session.step_count)
     if io.json:
         io.event(done)
     else:
+        per_class = _per_class_line(final)
+        if per_class:
+            io.say(per_class)
         loss = f"{last.loss:.4f}" if last else "n/a"
         stopped = " (interrupted)" if interrupted else ""
         io.say(f"done{stopped}: {session.step_count:,} steps in {result.seconds:.1f} s "
@@ -196,7 +233,58 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
                f"held-out accuracy {final.accuracy:.1%} on {final.n:,} images")
         if saved:
             io.say(f"weights written to {saved}")
+        if record_target is not None:
+            io.say(f"run record written to {record_target}")
     return Exit.INTERRUPTED if interrupted else Exit.OK
+
+
+PER_CLASS_SHOWN = 12
+"""Classes the text summary names one by one; with more, it names the worst ones."""
+
+
+def _per_class_line(final) -> str | None:
+    """``per-class accuracy: 0 98%, 1 91%, …`` (the worst few when there are many classes), or None."""
+    from cnnviz.core.model.text import one_line
+
+    accuracies = final.per_class_accuracy
+    if not accuracies:
+        return None
+    named = [(one_line(name)[:24], a) for name, a in zip(final.classes, accuracies)]
+    shown = [(n, a) for n, a in named if a is not None]
+    title = "per-class held-out accuracy"
+    if len(shown) > PER_CLASS_SHOWN:
+        shown = sorted(shown, key=lambda item: item[1])[:PER_CLASS_SHOWN // 2]
+        title += f" (the worst {len(shown)} of {len(named)})"
+    text = ", ".join(f"{n} {a:.0%}" for n, a in shown)
+    empty = sum(a is None for _, a in named)
+    if empty:
+        text += f"; {empty} class{'es' if empty > 1 else ''} without held-out examples"
+    return f"{title}: {text}"
+
+
+def _refuse(io: _Output, kind: str, message: str, **extra: Any) -> int:
+    """A file that cannot be written: the error line (or a sentence), exit 2."""
+    io.end_bar()
+    if io.json:
+        io.event({"event": "error", "kind": kind, "message": message, **extra})
+    else:
+        io.warn(message)
+    return Exit.USAGE
+
+
+def _write_record(target, session, config, started, events, source) -> str | None:
+    """Write the run record; why not, as a sentence, or None."""
+    from cnnviz.core.model import outputs
+    from cnnviz.core.run import records
+
+    head = records.header(session.stack, config, session.device_info.id, started)
+    try:
+        records.write(target, head, events, inputs=(source,))
+    except (outputs.OutputRefused, records.RecordError) as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot write the run record {target}: {exc.strerror or exc}"
+    return None
 
 
 def _fail(io: _Output, exc, **extra: Any) -> int:

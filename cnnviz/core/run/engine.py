@@ -55,20 +55,34 @@ from cnnviz.core.run.faults import (
 from cnnviz.core.run.hygiene import SessionRng, exactly_finite, finite_flag, first_nonfinite, model_mode
 from cnnviz.core.shapes import StackReport, fmt_shape
 
-__all__ = ["Session", "Evaluation", "EngineError", "DeviceError", "StackRefused", "DataUnavailable",
-           "NonFiniteError", "OutOfMemory", "NotEnoughMemory", "LayerFailed", "model_mode", "load_data",
-           "check_memory"]
+__all__ = ["DataUnavailable", "DeviceError", "EngineError", "Evaluation", "LayerFailed", "NonFiniteError",
+           "NotEnoughMemory", "OutOfMemory", "Session", "StackRefused", "check_memory", "load_data", "model_mode"]
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The model on a held-out split, in eval mode: mean per-sample loss and accuracy."""
+    """The model on a held-out split, in eval mode: mean per-sample loss, accuracy, the confusion matrix.
+
+    ``n`` is the split's size and ``loss`` the mean over all ``n`` samples.
+    ``counted`` is how many of them the accuracy counts: all but those whose
+    target is the loss's ``ignore_index`` (when that is one of the classes).
+    ``confusion[t][p]`` counts the counted samples of true class ``t``
+    predicted as ``p`` (it sums to ``counted``; its trace is ``accuracy *
+    counted``); ``per_class_accuracy[t]`` is ``confusion[t][t] / Σ_p
+    confusion[t][p]``, None for a class with no counted sample. Both are None
+    when the evaluation was asked for without the matrix. Plain tuples, so an
+    evaluation compares and pickles like the rest.
+    """
 
     step: int
     split: str
     loss: float
     accuracy: float
     n: int
+    counted: int | None = None
+    confusion: tuple[tuple[int, ...], ...] | None = None
+    per_class_accuracy: tuple[float | None, ...] | None = None
+    classes: tuple[str, ...] = ()
 
 
 class Session:
@@ -280,30 +294,64 @@ class Session:
         s = dict(self._loss_settings, reduction="none")
         return identities.apply_loss(out, y, self.stack.loss.type, s)
 
-    def evaluate(self, split: str = "test", chunk: int | None = None) -> Evaluation:
-        """Loss and accuracy on a whole split in eval mode, without gradients; one device read.
+    def evaluate(self, split: str = "test", chunk: int | None = None, *, confusion: bool = True) -> Evaluation:
+        """Loss, accuracy and the confusion matrix on a whole split in eval mode, without gradients.
 
         ``chunk`` samples at a time: by default :attr:`eval_chunk`, up to 1,024 and fewer when the samples
         are so large that 1,024 would not fit beside the model (see :func:`memory.eval_chunk`).
+        The matrix is counted on the device: each chunk's ``target * K + prediction`` (``K * K``, an extra
+        bin that is dropped, for a sample whose target is ``ignore_index``) is kept in one index tensor,
+        and one ``bincount`` of it at the end (on CUDA a ``bincount`` reads its maximum: once, not per
+        chunk) is read back with the loss. ``confusion=False`` counts only the correct predictions (the
+        same accuracy, without the matrix: what ``benchmarks/confusion.py`` compares against).
         """
         data = self._split(split)
         chunk = max(1, int(chunk or self.eval_chunk))
+        k = len(self.classes)
+        ignore = self._loss_settings["ignore_index"]
+        ignored = 0 <= ignore < k  # labels are classes: an ignore_index outside them ignores nothing
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        kept = torch.zeros((), dtype=torch.long, device=self.device)
+        cells = torch.empty(data.n if confusion else 0, dtype=torch.long, device=self.device)
 
         def run() -> None:
-            nonlocal total, correct
+            nonlocal total, correct, kept
             with model_mode(self.model, False), torch.no_grad():
                 for start in range(0, data.n, chunk):
                     x, y = data.rows(start, start + chunk)
                     out = self.model(x)
                     total = total + self._per_sample_loss(out, y).sum()
-                    correct = correct + (out.argmax(1) == y).sum()
+                    pred = out.argmax(1)
+                    if confusion:
+                        cell = y * k + pred
+                        if ignored:
+                            cell = torch.where(y == ignore, k * k, cell)
+                        cells[start:start + len(y)] = cell
+                    elif ignored:
+                        keep = y != ignore
+                        correct = correct + ((pred == y) & keep).sum()
+                        kept = kept + keep.sum()
+                    else:
+                        correct = correct + (pred == y).sum()
 
         self._guard_oom(run, "evaluating")
-        loss, right = torch.stack([total, correct.to(total.dtype)]).tolist()
         n = max(1, data.n)
-        return Evaluation(self.step_count, split, loss / n, right / n, data.n)
+        if not confusion:
+            values = torch.stack([correct, kept]).tolist()  # the one device read (the loss's below is a copy)
+            loss = total.item()
+            counted = values[1] if ignored else data.n
+            accuracy = values[0] / counted if counted else 0.0
+            return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, classes=self.classes)
+        counts = self._guard_oom(lambda: torch.bincount(cells, minlength=k * k + 1), "evaluating")
+        rows = counts[: k * k].reshape(k, k).tolist()  # the one device read (the loss's below is a copy)
+        loss = total.item()
+        matrix = tuple(tuple(row) for row in rows)
+        diagonal = sum(matrix[i][i] for i in range(k))
+        counted = sum(sum(row) for row in matrix)
+        per_class = tuple(row[i] / sum(row) if sum(row) else None for i, row in enumerate(matrix))
+        accuracy = diagonal / counted if counted else 0.0
+        return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, matrix, per_class, self.classes)
 
     def _split(self, split: str) -> DeviceSplit:
         if split not in ("train", "test"):
