@@ -309,7 +309,7 @@ class RunWorker(QObject):
             except EngineError as exc:  # a WeightsError: the file does not fit; the session keeps the seed's
                 refused = str(exc)
         elif build.keep_weights:
-            kept = self.kept.restore(session).sentence([layer.label for layer in build.stack.layers])
+            kept = self.kept.restore(session).sentence(build.stack)
         self._drop(old)
         new = LiveProbe(session, build.generation, selected=lambda: self._selected)
         with self._cond:

@@ -17,15 +17,15 @@ from typing import Any, Callable
 
 from cnnviz.core.model import outputs
 from cnnviz.core.model.layers import (
+    BLOCKS,
     CATALOGUE,
     CHOICE,
     FLOAT,
     INT,
     LOSSES,
+    MAX_BLOCK_DEPTH,
     MAX_INPUT_CHANNELS,
     MAX_INPUT_SIZE,
-    BLOCKS,
-    MAX_BLOCK_DEPTH,
     MAX_LAYERS,
     Param,
 )

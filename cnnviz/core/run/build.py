@@ -1,7 +1,12 @@
 """Stack → torch: the same ``nn.Sequential`` a person would write by hand.
 
 Module ``i`` of the Sequential is layer ``i`` of the stack, so hooks, state-dict
-keys (``"3.weight"``) and error messages line up with the sidebar's rows.
+keys (``"3.weight"``) and error messages line up with the sidebar's rows. A block
+is a :class:`Residual` (``body`` and ``shortcut``, ``nn.Sequential`` each) or a
+:class:`Concat` (``branches``, an ``nn.ModuleList`` of ``nn.Sequential``), so a
+layer inside one has the state-dict keys SPEC §3.1 names (``"3.body.0.weight"``,
+``"4.branches.1.0.bias"``): the module at a layer's path is
+``model.get_submodule(str(path))``.
 A stack with a shape error is refused before anything is built, with the
 core's message. Imports torch; no Qt.
 """
@@ -59,6 +64,45 @@ def build_layer(type_name: str, resolved: dict[str, Any]) -> nn.Module:
     return cls(**kwargs)
 
 
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``; an empty shortcut is the identity."""
+
+    def __init__(self, body: list[nn.Module], shortcut: list[nn.Module]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.shortcut = nn.Sequential(*shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class Concat(nn.Module):
+    """``torch.cat([branch(x) for branch in branches], dim=1)``; an empty branch is the identity."""
+
+    def __init__(self, branches: list[list[nn.Module]]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Sequential(*b) for b in branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+def _build(r) -> nn.Module:
+    if r.type == "Residual":
+        lists = dict(r.inner)
+        return Residual([_build(x) for x in lists[("body",)]], [_build(x) for x in lists[("shortcut",)]])
+    if r.type == "Concat":
+        return Concat([[_build(x) for x in reports] for _key, reports in r.inner])
+    return build_layer(r.type, _concrete(r))
+
+
+def leaves(stack: Stack, model: nn.Module):
+    """(path, layer, module) of every layer with no layers inside it, at every depth, in file order."""
+    for path, layer in stack.walk():
+        if not layer.is_block:
+            yield path, layer, model.get_submodule(str(path))
+
+
 def build_model(stack: Stack, seed: int | None = None) -> nn.Sequential:
     """The stack as ``nn.Sequential``; weights initialised from ``seed`` when given."""
     report = check_buildable(stack)
@@ -67,7 +111,7 @@ def build_model(stack: Stack, seed: int | None = None) -> nn.Sequential:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
     try:
-        modules = [build_layer(r.type, _concrete(r)) for r in report.layers]
+        modules = [_build(r) for r in report.layers]
     finally:
         if generator_state is not None:
             torch.random.set_rng_state(generator_state)

@@ -5,7 +5,8 @@ that makes the stack invalid for a moment (a kernel too large, fixed a second la
 every trained weight. :class:`KeptWeights` remembers, for each layer identity
 (:attr:`~cnnviz.core.model.stack.Layer.uid`) and each shape of its parameters, the last weights trained
 for it, on the CPU, within a byte budget (least recently used first out). When a session is built,
-every layer whose identity and parameter shapes match an entry gets those weights back, so:
+every layer whose identity and parameter shapes match an entry gets those weights back (a layer inside a
+block too: each layer is kept on its own, found by its path in the model), so:
 
 * a layer unchanged by an edit keeps its weights (as before, but also after an invalid stack in between);
 * a layer whose shape an edit changed starts from its seed's weights, and undoing the edit brings the
@@ -22,6 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnviz.core.model.paths import LayerPath
+
 DEFAULT_BUDGET = 256 * 1024 * 1024
 """Bytes of remembered weights kept at most (least recently used dropped first)."""
 
@@ -30,21 +33,22 @@ DEFAULT_BUDGET = 256 * 1024 * 1024
 class Restored:
     """What :meth:`KeptWeights.restore` did to a new session."""
 
-    kept: tuple[int, ...] = ()
-    """Indices of the layers with parameters that got trained weights back."""
-    fresh: tuple[tuple[int, str], ...] = ()
-    """Layers with parameters that start from the seed's weights although they were trained: (index, why)."""
+    kept: tuple[str, ...] = ()
+    """Paths (``"3"``, ``"4.body.0"``) of the layers with parameters that got trained weights back."""
+    fresh: tuple[tuple[str, str], ...] = ()
+    """Layers with parameters that start from the seed's weights although they were trained: (path, why)."""
     with_params: int = 0
     step: int = 0
     """The step count the session takes on (that of the restored weights; 0 when nothing was restored)."""
 
-    def sentence(self, labels: list[str] | None = None) -> str:
-        """What was kept, in words ("" when nothing was)."""
+    def sentence(self, stack=None) -> str:
+        """What was kept, in words ("" when nothing was); ``stack`` names the layers that start again."""
         if not self.kept:
             return ""
         text = f"kept the trained weights of {len(self.kept)} of {self.with_params} layers with parameters"
         if self.fresh:
-            names = ", ".join(f"{labels[i] if labels else 'layer'} (layer {i})" for i, _ in self.fresh[:3])
+            names = ", ".join(f"{stack.layer_at(p).label if stack is not None else 'layer'} "
+                              f"({LayerPath.of(p).words()})" for p, _ in self.fresh[:3])
             more = f" and {len(self.fresh) - 3} more" if len(self.fresh) > 3 else ""
             one = len(self.fresh) == 1
             text += f"; {names}{more} start{'s' if one else ''} again from the seed's weights " \
@@ -103,13 +107,15 @@ class KeptWeights:
             return 0
         import torch
 
+        from cnnviz.core.run.build import leaves
+
         context = self.context_of(session)
         kept = 0
         with self._lock:
             if context != self._context:
                 self._entries.clear()
                 self._context = context
-            for layer, module in zip(session.stack.layers, session.model):
+            for _path, layer, module in leaves(session.stack, session.model):
                 state = module.state_dict()
                 if not any(True for _ in module.parameters()):
                     continue
@@ -133,12 +139,15 @@ class KeptWeights:
         """Load the remembered weights that fit into the layers of ``session``; sets its step count."""
         import torch
 
+        from cnnviz.core.run.build import leaves
+
         kept, fresh, steps = [], [], []
         with_params = 0
         with self._lock:
             same = self._context == self.context_of(session)
             known = {uid for uid, _sig in self._entries} if same else set()
-            for i, (layer, module) in enumerate(zip(session.stack.layers, session.model)):
+            for path, layer, module in leaves(session.stack, session.model):
+                i = str(path)
                 if not any(True for _ in module.parameters()):
                     continue
                 with_params += 1

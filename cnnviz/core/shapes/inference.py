@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Callable
 
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, resolved_params
-from cnnviz.core.model.stack import Batch, Edit, Layer, Loss, SetInput, Stack, set_param
+from cnnviz.core.model.paths import LayerPath
+from cnnviz.core.model.stack import Batch, Edit, InsertLayer, Layer, Loss, RemoveLayer, SetInput, Stack, set_param
 from cnnviz.core.model.validate import check_params
 from cnnviz.core.shapes import lints
 from cnnviz.core.shapes.formulas import conv_out, pool_out, same_padding  # noqa: F401  (part of this module's API)
@@ -41,22 +42,30 @@ MAX_ACTIVATION = 1 << 30        # elements per sample
 STRICTER = frozenset({"rank", "batch_merge", "return_indices", "too_large"})
 
 
-def _walk(input_shape: tuple[int, int, int], layers: tuple[Layer, ...], stop_at: int | None = None
-          ) -> list[LayerReport]:
+def _walk(input_shape: tuple[int, ...], layers: tuple[Layer, ...], stop_at: int | None = None,
+          container: tuple = (), rf: ReceptiveField | None = None) -> list[LayerReport]:
+    """The reports of ``layers`` (a list at ``container``: () for the stack's own) given their input."""
     reports: list[LayerReport] = []
     shape: tuple[int, ...] | None = input_shape
-    rf: ReceptiveField | None = ReceptiveField()
+    rf = rf if rf is not None or container else ReceptiveField()
     for i, layer in enumerate(layers):
         if stop_at is not None and i > stop_at:
             break
+        path = LayerPath(*container, i)
         spec = CATALOGUE.get(layer.type)
         label = layer.label
         if shape is None:
-            reports.append(LayerReport(i, layer.type, label, None, reachable=False))
+            reports.append(LayerReport(i, layer.type, label, None, reachable=False, path=path,
+                                       inner=_unreachable_inside(layer, path)))
+            continue
+        if layer.is_block:
+            report = _block(layer, path, shape, rf)
+            reports.append(report)
+            shape, rf = report.output_shape, report.receptive_field
             continue
         if spec is None:
             reports.append(LayerReport(i, layer.type, label, shape, error=f"{layer.type} is not a supported layer",
-                                       error_code="type"))
+                                       error_code="type", path=path))
             shape = None
             continue
         problems = check_params(spec, dict(layer.params))
@@ -64,24 +73,133 @@ def _walk(input_shape: tuple[int, int, int], layers: tuple[Layer, ...], stop_at:
         if problems:
             key, msg = problems[0]
             reports.append(LayerReport(i, layer.type, label, shape, resolved=resolved,
-                                       error=f"{key}: {msg}", error_code="param", error_param=key))
+                                       error=f"{key}: {msg}", error_code="param", error_param=key, path=path))
             shape = None
             continue
-        ctx = Ctx(shape, resolved, rf, i, layers, reports)
+        ctx = Ctx(shape, resolved, rf, i, layers, reports, container=container)
         try:
             out = RULES[layer.type](ctx)
             _check_size(out)
         except LayerFail as fail:
             reports.append(LayerReport(i, layer.type, label, shape, resolved=ctx.p, error=fail.text,
                                        error_code=fail.code, error_param=fail.param, error_axis=fail.axis,
-                                       error_fixes=fail.fixes, error_offers=fail.offers))
+                                       error_fixes=fail.fixes, error_offers=fail.offers, path=path))
             shape = None
             continue
         trainable = out.params
         reports.append(LayerReport(i, layer.type, label, shape, out.shape, out.params, trainable, out.macs, out.rf,
-                                   ctx.p, out.formula, warnings=out.warnings))
+                                   ctx.p, out.formula, warnings=out.warnings, path=path))
         shape, rf = out.shape, out.rf
     return reports
+
+
+def _unreachable_inside(layer: Layer, path: LayerPath) -> tuple:
+    return tuple((key, tuple(LayerReport(j, x.type, x.label, None, reachable=False, path=path.child(key, j),
+                                         inner=_unreachable_inside(x, path.child(key, j)))
+                             for j, x in enumerate(layers)))
+                 for key, layers in layer.lists())
+
+
+def _list_words(path: LayerPath, key: tuple) -> str:
+    return " → ".join(str(p) for p in key) if key[0] != "branches" else f"branch {key[1]}"
+
+
+def _block(layer: Layer, path: LayerPath, shape: tuple[int, ...], rf: ReceptiveField | None) -> LayerReport:
+    """A Residual or Concat: its lists inferred from the block's input, then the merge checked."""
+    inner, outs, rfs = [], [], []
+    for key, layers in layer.lists():
+        sub = _walk(shape, layers, container=(*path, *key), rf=rf)
+        inner.append((key, tuple(sub)))
+        outs.append(shape if not sub else sub[-1].output_shape if all(r.ok for r in sub) else None)
+        rfs.append(rf if not sub else sub[-1].receptive_field)
+    inner = tuple(inner)
+    params = sum(r.params for _key, sub in inner for r in sub)
+    trainable = sum(r.trainable for _key, sub in inner for r in sub)
+    macs = sum(r.macs for _key, sub in inner for r in sub)
+    base = dict(index=path.index, type=layer.type, label=layer.label, input_shape=shape, params=params,
+                trainable=trainable, macs=macs, path=path, inner=inner)
+    bad = next((r for _key, sub in inner for r in sub if r.error), None)
+    if bad is not None:
+        deepest = bad.inner_error or bad
+        return LayerReport(**base, error=f"{deepest.path.words()} ({deepest.label}) cannot work: {deepest.error}",
+                           error_code="inner")
+    if layer.type == "Residual":
+        body, shortcut = outs
+        if body != shortcut:
+            return LayerReport(**base, **_residual_mismatch(layer, shape, body, shortcut))
+        out = body
+        formula = (f"body(x) + shortcut(x): {fmt_shape(body)} + {fmt_shape(shortcut)} = {fmt_shape(out)}",)
+    else:
+        fail = _concat_mismatch(inner, outs)
+        if fail:
+            return LayerReport(**base, error=fail, error_code="merge")
+        out = (sum(o[0] for o in outs), *outs[0][1:])
+        formula = (f"cat(dim=1): {' + '.join(str(o[0]) for o in outs)} = {out[0]} "
+                   f"{'channels' if len(out) == 3 else 'features'}",)
+    n = math.prod(out)
+    if n > MAX_ACTIVATION:
+        return LayerReport(**base, error=f"the output {fmt_shape(out)} holds {n:,} values per sample: use fewer "
+                                         f"channels", error_code="too_large")
+    return LayerReport(**base, output_shape=out, receptive_field=_widest(rfs), formula=formula,
+                       warnings=lints.block_warnings(layer, shape, out))
+
+
+def _widest(rfs: list[ReceptiveField | None]) -> ReceptiveField | None:
+    """A merge sees what its widest branch sees, per axis."""
+    known = [r for r in rfs if r is not None]
+    if not known or len(known) < len(rfs):
+        return None
+    pick = [max(known, key=lambda r: r.size[a]) for a in (0, 1)]
+    return ReceptiveField((pick[0].size[0], pick[1].size[1]), (pick[0].jump[0], pick[1].jump[1]),
+                          (pick[0].start[0], pick[1].start[1]))
+
+
+def _residual_mismatch(layer: Layer, shape, body, shortcut) -> dict:
+    """The error of a Residual whose body and shortcut disagree, with the shortcut that makes them agree."""
+    what = "the identity shortcut" if not layer.shortcut else "the shortcut"
+    text = (f"the body gives {fmt_shape(body)} but {what} gives {fmt_shape(shortcut)}; a Residual adds "
+            f"them, so they must be equal")
+    fix = _projection(shape, body)
+    fixes = ()
+    if fix is not None:
+        fixes = (fix,)
+        text += f": use {fix}"
+    return dict(error=text, error_code="residual", error_fixes=fixes)
+
+
+def _projection(shape, body) -> Fix | None:
+    """A shortcut that turns the block's input into the body's output shape, tried before it is offered:
+    a 1×1 Conv2d with the stride that fits (C×H×W), or a Linear (features)."""
+    if len(shape) == 3 and len(body) == 3:
+        strides = []
+        for a in (1, 2):
+            s = next((s for s in range(1, shape[a] + 1) if conv_out(shape[a], 1, s, 0, 1) == body[a]), None)
+            if s is None:
+                return None
+            strides.append(s)
+        stride = strides[0] if strides[0] == strides[1] else strides
+        layer = Layer("Conv2d", {"out_channels": body[0], "kernel_size": 1, "stride": stride, "bias": False})
+        words = f"a shortcut Conv2d(out_channels={body[0]}, kernel_size=1, stride={stride}, bias=False)"
+    elif len(shape) == 1 and len(body) == 1:
+        layer = Layer("Linear", {"out_features": body[0]})
+        words = f"a shortcut Linear(out_features={body[0]})"
+    else:
+        return None
+    tried = _walk(shape, (layer,), container=(0, "shortcut"), rf=ReceptiveField())
+    if not tried[0].ok or tried[0].output_shape != body:
+        return None
+    return Fix(words, shortcut=(layer,))
+
+
+def _concat_mismatch(inner, outs) -> str | None:
+    ranks = {len(o) for o in outs}
+    rest = {tuple(o[1:]) for o in outs}
+    if len(ranks) == 1 and len(rest) == 1:
+        return None
+    shown = ", ".join(f"branch {key[1]} gives {fmt_shape(o)}" for (key, _sub), o in zip(inner, outs))
+    dim = "channels" if max(ranks) == 3 else "the first dimension"
+    return (f"{shown}; Concat joins them on dimension 1 ({dim}), so every branch must agree on all the "
+            f"others")
 
 
 def _check_size(out: Out) -> None:
@@ -174,14 +292,19 @@ def _loss_report(loss: Loss, reports: list[LayerReport], input_shape) -> LossRep
     return LossReport(loss.type, resolved)
 
 
-def fix_edit(stack: Stack, index: int, fix: Fix) -> Edit:
-    """The undoable edit that applies ``fix``, proposed for layer ``index`` of ``stack``."""
+def fix_edit(stack: Stack, index, fix: Fix) -> Edit:
+    """The undoable edit that applies ``fix``, proposed for the layer at ``index`` (an index or a path)."""
+    path = LayerPath.of(index)
     edits: list[Edit] = []
     current = stack
     for key, value in fix.params:
-        edit = set_param(current, index, key, value)
+        edit = set_param(current, path, key, value)
         current, _ = edit.apply(current)
         edits.append(edit)
+    if fix.shortcut is not None:
+        block = current.layer_at(path)
+        edits.extend(RemoveLayer(path.child(("shortcut",), 0)) for _ in block.shortcut)
+        edits.extend(InsertLayer(path.child(("shortcut",), j), layer.copy()) for j, layer in enumerate(fix.shortcut))
     if fix.input is not None:
         edits.append(SetInput(replace(stack.input, height=fix.input[0], width=fix.input[1])))
     return Batch(tuple(edits), f"Apply fix: {fix.label}")  # one undo step, named after the fix

@@ -105,3 +105,28 @@ def _lint_stacked_linear(stack, add) -> None:
             prev_linear = i
         elif layer.type in _ACTIVATIONS or layer.type not in _PASSTHROUGH:
             prev_linear = None
+
+
+_NORMS = {"BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm2d"}
+_WEIGHTED = {"Conv2d", "Linear"}
+
+
+def block_warnings(layer, shape, out) -> tuple[str, ...]:
+    """What is probably not meant in a block that works: a residual body without a normalisation, a
+    shortcut that could be the identity, a Concat of a single branch."""
+    from cnnviz.core.model.paths import LayerPath
+    from cnnviz.core.shapes.reports import Fix
+
+    found: list[str] = []
+    if layer.type == "Residual":
+        inside = {x.type for b in layer.body for _p, x in b.walk(LayerPath(0))}
+        if inside & _WEIGHTED and not inside & _NORMS:
+            found.append("the body has no normalisation: a BatchNorm2d after each Conv2d keeps the sum of body "
+                         "and shortcut on one scale, and deep residual stacks train much better with it")
+        if layer.shortcut and tuple(shape) == tuple(out):
+            found.append(Fix(f"the shortcut keeps the shape ({'×'.join(map(str, out))}), so the identity would "
+                             f"do: an empty shortcut adds x itself, with no parameters", shortcut=()))
+    elif layer.type == "Concat" and len(layer.branches) == 1:
+        found.append("a Concat of one branch is just that branch: add a branch, or take the layers out of the "
+                     "block")
+    return tuple(found)

@@ -28,15 +28,19 @@ class Fix(str):
 
     params: tuple[tuple[str, Any], ...]
     input: tuple[int, int] | None
+    shortcut: tuple | None
+    """A Residual's new shortcut (its layers), for a body and shortcut that disagree."""
 
-    def __new__(cls, text: str, params: Any = (), input: tuple[int, int] | None = None) -> Self:
+    def __new__(cls, text: str, params: Any = (), input: tuple[int, int] | None = None,
+                shortcut: tuple | None = None) -> Self:
         self = super().__new__(cls, text)
         self.params = tuple(dict(params).items())
         self.input = input
+        self.shortcut = tuple(shortcut) if shortcut is not None else None
         return self
 
     def __reduce__(self):
-        return (Fix, (str(self), self.params, self.input))
+        return (Fix, (str(self), self.params, self.input, self.shortcut))
 
     @property
     def label(self) -> str:
@@ -44,6 +48,8 @@ class Fix(str):
         parts = [f"{k}={_value_text(v)}" for k, v in self.params]
         if self.input is not None:
             parts.append(f"input {self.input[0]}×{self.input[1]}")
+        if self.shortcut is not None:
+            parts.append("shortcut " + (" + ".join(layer.type for layer in self.shortcut) or "identity"))
         return ", ".join(parts)
 
 
@@ -57,7 +63,8 @@ def _value_text(value: Any) -> str:
 
 def applicable(fixes: Any) -> tuple[Fix, ...]:
     """The fixes among ``fixes`` (texts or warnings) that carry a change to apply."""
-    return tuple(f for f in fixes if isinstance(f, Fix) and (f.params or f.input is not None))
+    return tuple(f for f in fixes if isinstance(f, Fix) and (f.params or f.input is not None
+                                                             or f.shortcut is not None))
 
 
 @dataclass
@@ -106,10 +113,42 @@ class LayerReport:
     error_offers: tuple[Fix, ...] = ()  # further changes the error's sentence names (e.g. set in_features to 32)
     warnings: tuple[str, ...] = ()
     reachable: bool = True
+    path: Any = None
+    """Where the layer sits (a :class:`~cnnviz.core.model.paths.LayerPath`); ``index`` is its place in its
+    own list."""
+    inner: tuple = ()
+    """A block's lists: ``((key, reports), ...)``, the key ``("body",)``, ``("shortcut",)`` or
+    ``("branches", k)`` as in :meth:`~cnnviz.core.model.stack.Layer.lists`; ``()`` for a layer."""
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            from cnnviz.core.model.paths import LayerPath
+
+            object.__setattr__(self, "path", LayerPath(self.index))
 
     @property
     def ok(self) -> bool:
         return self.output_shape is not None
+
+    @property
+    def is_block(self) -> bool:
+        return bool(self.inner) or self.type in ("Residual", "Concat")
+
+    def walk(self):
+        """This report and every report inside it, depth first, in file order."""
+        yield self
+        for _key, reports in self.inner:
+            for r in reports:
+                yield from r.walk()
+
+    @property
+    def inner_error(self) -> "LayerReport | None":
+        """The first layer inside this block that cannot work (the deepest), or None."""
+        for _key, reports in self.inner:
+            for r in reports:
+                if r.error:
+                    return r.inner_error or r
+        return None
 
     @property
     def fixes(self) -> tuple[Fix, ...]:
@@ -148,6 +187,9 @@ class StackReport:
         """Why the stack cannot run, naming the layer or the loss; None when it can."""
         bad = self.first_error
         if bad is not None:
+            inner = bad.inner_error
+            if inner is not None:
+                return f"{inner.path.words()} ({inner.label}): {inner.error}"
             return f"layer {bad.index} ({bad.label}): {bad.error}"
         if self.loss.error:
             return f"loss ({self.loss.type}): {self.loss.error}"
@@ -163,6 +205,28 @@ class StackReport:
     def num_classes(self) -> int | None:
         out = self.output_shape
         return out[0] if out is not None and len(out) == 1 else None
+
+    def walk(self):
+        """Every layer's report at every depth (a block before its inside), in file order."""
+        for r in self.layers:
+            yield from r.walk()
+
+    def at(self, path) -> LayerReport:
+        """The report of the layer at ``path``; IndexError if there is none."""
+        from cnnviz.core.model.paths import LayerPath
+
+        path = LayerPath.of(path)
+        reports = self.layers
+        for index, key in path.segments:
+            if not 0 <= index < len(reports):
+                raise IndexError(f"no layer at {path}")
+            found = dict(reports[index].inner)
+            if key not in found:
+                raise IndexError(f"no layer at {path}")
+            reports = found[key]
+        if not 0 <= path.index < len(reports):
+            raise IndexError(f"no layer at {path}")
+        return reports[path.index]
 
     @property
     def total_params(self) -> int:

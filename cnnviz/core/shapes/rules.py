@@ -28,13 +28,22 @@ class Ctx:
     layers: tuple[Layer, ...]
     reports: list[LayerReport]
     probing: bool = False  # set while trying out a fix: skip proposing fixes of its own
+    container: tuple = ()  # the path of the block's list that holds the layer; () for the stack's own
 
     def source(self) -> str:
         """Where the incoming shape comes from, for messages."""
         if self.index == 0:
-            return "the input"
+            return "the input" if not self.container else f"the input of {_list_words(self.container)}"
         prev = self.reports[self.index - 1]
-        return f"layer {self.index - 1} ({prev.label})"
+        return f"{_layer_words(self.container, self.index - 1)} ({prev.label})"
+
+
+def _layer_words(container: tuple, index: int) -> str:
+    return "layer " + " → ".join(str(p) for p in (*container, index))
+
+
+def _list_words(container: tuple) -> str:
+    return "layer " + " → ".join(str(p) for p in container)
 
 
 def _works(ctx: Ctx, **changes: Any) -> bool:

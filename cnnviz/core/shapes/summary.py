@@ -26,26 +26,37 @@ def _num(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
+def _entry(r: LayerReport) -> dict[str, Any]:
+    """One layer's object; a block's holds its lists (``body``/``shortcut`` or ``branches``) of the same."""
+    entry = {
+        "index": r.index,
+        "path": str(r.path),
+        "type": r.type,
+        "output_shape": list(r.output_shape) if r.output_shape is not None else None,
+        "params": r.params,
+        "error": r.error,
+        "warnings": list(r.warnings),
+        "name": r.label if r.label != r.type else None,
+        "input_shape": list(r.input_shape) if r.input_shape is not None else None,
+        "reachable": r.reachable,
+        "macs": r.macs,
+        "activation_elements": r.activation_elements,
+        "receptive_field": _rf_dict(r),
+        "formula": list(r.formula),
+    }
+    if r.type == "Residual":
+        lists = dict(r.inner)
+        entry["body"] = [_entry(x) for x in lists.get(("body",), ())]
+        entry["shortcut"] = [_entry(x) for x in lists.get(("shortcut",), ())]
+    elif r.type == "Concat":
+        entry["branches"] = [[_entry(x) for x in reports] for _key, reports in r.inner]
+    return entry
+
+
 def to_json(stack: Stack, report: StackReport | None = None) -> dict[str, Any]:
     """SPEC §2's summary object, with extra keys (MACs, receptive field, loss) after the contract's."""
     report = report or infer(stack)
-    layers = []
-    for r in report.layers:
-        layers.append({
-            "index": r.index,
-            "type": r.type,
-            "output_shape": list(r.output_shape) if r.output_shape is not None else None,
-            "params": r.params,
-            "error": r.error,
-            "warnings": list(r.warnings),
-            "name": r.label if r.label != r.type else None,
-            "input_shape": list(r.input_shape) if r.input_shape is not None else None,
-            "reachable": r.reachable,
-            "macs": r.macs,
-            "activation_elements": r.activation_elements,
-            "receptive_field": _rf_dict(r),
-            "formula": list(r.formula),
-        })
+    layers = [_entry(r) for r in report.layers]
     out_shape = report.output_shape
     return {
         "format": FORMAT,
@@ -68,8 +79,15 @@ def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) ->
     rule = "=" * width
     head = f"{'#':>3}  {'Layer (type)':<30} {'Output shape':<16} {'Param #':>11} {'MACs':>13} {'RF':>8}"
     lines = [f"{one_line(stack.name)}: input {fmt_shape(report.input_shape)}, loss {report.loss.type}", rule, head, rule]
-    for r in report.layers:
+    rows = list(report.walk())
+    col = max([3] + [len(str(r.path)) for r in rows])
+    if col > 3:
+        head = f"{'#':>{col}}  {'Layer (type)':<30} {'Output shape':<16} {'Param #':>11} {'MACs':>13} {'RF':>8}"
+        lines[2] = head
+    for r in rows:
+        depth = r.path.depth
         name = r.type if r.label == r.type else f"{one_line(r.label)} ({r.type})"
+        name = "  " * depth + name
         if len(name) > 30:
             name = name[:29] + "…"
         if not r.reachable:
@@ -82,17 +100,20 @@ def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) ->
         rf_text = f"{rf.size[0]}×{rf.size[1]}" if rf is not None and r.output_shape is not None else ""
         params = f"{r.params:,}" if r.output_shape is not None else ""
         macs = f"{r.macs:,}" if r.output_shape is not None else ""
-        lines.append(f"{r.index:>3}  {name:<30} {shape:<16} {params:>11} {macs:>13} {rf_text:>8}")
-        if r.error:
-            lines.extend(_indent("✗ " + r.error, width))
+        where = str(r.path) if col > 3 else str(r.index)
+        lines.append(f"{where:>{col}}  {name:<30} {shape:<16} {params:>11} {macs:>13} {rf_text:>8}")
+        if r.error and not (r.is_block and r.error_code == "inner"):
+            lines.extend(_indent("✗ " + r.error, width, 5 + 2 * depth))
+        elif r.error:
+            lines.extend(_indent(f"✗ {r.inner_error.path.words()} cannot work (below)", width, 5 + 2 * depth))
         for w in r.warnings:
-            lines.extend(_indent("⚠ " + w, width))
+            lines.extend(_indent("⚠ " + w, width, 5 + 2 * depth))
     lines.append(rule)
     if report.loss.error:
         lines.extend(_indent(f"✗ loss {report.loss.type}: {report.loss.error}", width, 0))
     for w in report.loss.warnings:
         lines.extend(_indent(f"⚠ loss {report.loss.type}: {w}", width, 0))
-    total_act = sum(r.activation_elements for r in report.layers)
+    total_act = sum(r.activation_elements for r in report.walk())
     lines += [
         f"Total params: {report.total_params:,}",
         f"Trainable params: {report.trainable_params:,}",
@@ -103,7 +124,9 @@ def to_text(stack: Stack, report: StackReport | None = None, width: int = 96) ->
     ]
     bad = report.first_error
     if bad is not None:
-        lines.append(f"INVALID: layer {bad.index} ({bad.label}) cannot work; layers after it are not reachable")
+        inner = bad.inner_error
+        where = f"{inner.path.words()} ({inner.label})" if inner is not None else f"layer {bad.index} ({bad.label})"
+        lines.append(f"INVALID: {where} cannot work; layers after it are not reachable")
     elif report.loss.error:
         lines.append("INVALID: the loss cannot take this stack's output")
     else:

@@ -60,7 +60,7 @@ def test_an_unchanged_stack_gets_every_trained_weight_and_the_step_count_back():
     new = session()
     assert not np.allclose(weights(new, 0), weights(old, 0))
     restored = kept.restore(new)
-    assert restored.kept == (0, 4) and restored.fresh == () and restored.step == 5
+    assert restored.kept == ("0", "4") and restored.fresh == () and restored.step == 5
     np.testing.assert_array_equal(weights(new, 0), weights(old, 0))
     np.testing.assert_array_equal(weights(new, 4), weights(old, 4))
     np.testing.assert_array_equal(new.model[4].bias.detach().numpy(), old.model[4].bias.detach().numpy())
@@ -77,7 +77,7 @@ def test_weights_survive_an_invalid_stack_in_between_and_an_undo_brings_them_bac
     back, _ = apply(broken, undo)
     assert [layer.uid for layer in back.layers] == [layer.uid for layer in STACK.layers]
     new = session(back)
-    assert kept.restore(new).kept == (0, 4)
+    assert kept.restore(new).kept == ("0", "4")
     np.testing.assert_array_equal(weights(new, 0), weights(old, 0))
     assert new.step_count == 5
 
@@ -90,7 +90,7 @@ def test_a_layer_whose_shape_changed_starts_fresh_and_undo_restores_it():
     mid = session(wider)
     seed_conv = weights(mid, 0)
     restored = kept.restore(mid)
-    assert restored.kept == () and [i for i, _ in restored.fresh] == [0, 4]
+    assert restored.kept == () and [i for i, _ in restored.fresh] == ["0", "4"]
     assert "parameters changed shape" in restored.fresh[0][1]
     np.testing.assert_array_equal(weights(mid, 0), seed_conv)  # nothing forced into the wrong shape
     assert mid.step_count == 0
@@ -100,7 +100,7 @@ def test_a_layer_whose_shape_changed_starts_fresh_and_undo_restores_it():
     kept.remember(mid)
     back, _ = apply(wider, undo)
     new = session(back)
-    assert kept.restore(new).kept == (0, 4)
+    assert kept.restore(new).kept == ("0", "4")
     np.testing.assert_array_equal(weights(new, 0), weights(old, 0))
     np.testing.assert_array_equal(weights(new, 4), weights(old, 4))
 
@@ -110,8 +110,8 @@ def test_a_partly_kept_network_says_which_layers_start_again():
     kept.remember(trained())
     changed, _ = apply(STACK, set_param(STACK, 4, "bias", False))  # the Linear loses its bias: other shapes
     restored = kept.restore(session(changed))
-    assert restored.kept == (0,) and [i for i, _ in restored.fresh] == [4]
-    text = restored.sentence([layer.label for layer in changed.layers])
+    assert restored.kept == ("0",) and [i for i, _ in restored.fresh] == ["4"]
+    text = restored.sentence(changed)
     assert text.startswith("kept the trained weights of 1 of 2 layers with parameters; Linear (layer 4) starts "
                            "again from the seed's weights (its parameters changed shape)")
     assert "undo brings the trained ones back" in text
@@ -128,7 +128,7 @@ def test_two_identical_layers_are_two_layers_and_keep_their_own_weights_through_
     kept.remember(old)
     swapped, _ = apply(stack, MoveLayer(1, 0))
     new = session(swapped)
-    assert kept.restore(new).kept == (0, 1, 3)
+    assert kept.restore(new).kept == ("0", "1", "3")
     np.testing.assert_array_equal(weights(new, 0), weights(old, 1))  # by identity, not by position
     np.testing.assert_array_equal(weights(new, 1), weights(old, 0))
 
@@ -146,7 +146,7 @@ def test_a_removed_layer_comes_back_with_its_weights_on_undo():
     back, _ = apply(without, undo)
     assert isinstance(undo, InsertLayer) and back.layers[4].uid == stack.layers[4].uid
     new = session(back)
-    assert kept.restore(new).kept == (0, 4, 6)
+    assert kept.restore(new).kept == ("0", "4", "6")
     np.testing.assert_array_equal(weights(new, 4), weights(old, 4))
 
 
@@ -168,7 +168,7 @@ def test_the_budget_drops_the_least_recently_used_weights_first():
     kept.remember(trained(biasless))  # a Linear without bias is new; the one with a bias is the oldest and goes
     assert len(kept) == 2 and kept.nbytes <= kept.budget
     restored = kept.restore(session())
-    assert restored.kept == (0,) and [i for i, _ in restored.fresh] == [4]
+    assert restored.kept == ("0",) and [i for i, _ in restored.fresh] == ["4"]
 
 
 def test_a_layer_larger_than_the_budget_is_not_kept_and_forget_empties_it():
@@ -183,3 +183,23 @@ def test_a_layer_larger_than_the_budget_is_not_kept_and_forget_empties_it():
 def test_an_untrained_session_is_not_remembered():
     kept = KeptWeights()
     assert kept.remember(session()) == 0 and len(kept) == 0
+
+
+def test_layers_inside_a_block_keep_their_weights_one_by_one():
+    from cnnviz.core.model.stack import residual
+
+    block = residual([Layer("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}), Layer("ReLU"),
+                      Layer("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1})])
+    stack = replace(STACK, layers=(STACK.layers[0], block) + STACK.layers[1:])
+    kept = KeptWeights()
+    old = trained(stack)
+    kept.remember(old)
+    # the second conv of the body changes its kernel (other shapes); the first keeps its weights
+    changed, undo = apply(stack, set_param(stack, "1.body.2", "kernel_size", 1))
+    changed, _ = apply(changed, set_param(changed, "1.body.2", "padding", 0))
+    mid = session(changed)
+    restored = kept.restore(mid)
+    assert restored.kept == ("0", "1.body.0", "5") and [p for p, _ in restored.fresh] == ["1.body.2"]
+    assert "Conv2d (layer 1 → body → 2)" in restored.sentence(changed)
+    np.testing.assert_array_equal(mid.model.get_submodule("1.body.0").weight.detach().numpy(),
+                                  old.model.get_submodule("1.body.0").weight.detach().numpy())
