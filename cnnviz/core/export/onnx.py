@@ -55,6 +55,7 @@ def to_onnx(stack: Stack, path: str | Path, model=None, opset: int | None = None
         "torchscript": lambda f: torch.onnx.export(
             net, (torch.zeros(1, *report.input_shape, device=device),), f, dynamo=False,
             dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+            do_constant_folding=False,  # BatchNorm stays its own node: export then import gives the stack back
             **({"opset_version": opset} if opset else {}), **names),
         "dynamo": lambda f: torch.onnx.export(
             net, (torch.zeros(2, *report.input_shape, device=device),), f, dynamo=True, verbose=False, external_data=False,

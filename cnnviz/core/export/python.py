@@ -299,99 +299,180 @@ def _check_code(code: str) -> None:
                               f"this is a bug in cnnviz")
 
 
+_BLOCK_CLASSES = [
+    "",
+    "",
+    "class Residual(nn.Module):",
+    '    """body(x) + shortcut(x); an empty shortcut is the identity."""',
+    "",
+    "    def __init__(self, body: list, shortcut: list) -> None:",
+    "        super().__init__()",
+    "        self.body = nn.Sequential(*body)",
+    "        self.shortcut = nn.Sequential(*shortcut)",
+    "",
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+    "        return self.body(x) + self.shortcut(x)",
+    "",
+    "",
+    "class Concat(nn.Module):",
+    '    """torch.cat([branch(x) for branch in branches], dim=1); an empty branch is the identity."""',
+    "",
+    "    def __init__(self, branches: list) -> None:",
+    "        super().__init__()",
+    "        self.branches = nn.ModuleList(nn.Sequential(*branch) for branch in branches)",
+    "",
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+    "        return torch.cat([branch(x) for branch in self.branches], dim=1)",
+]
+
+
+def _has_blocks(report: StackReport) -> bool:
+    return any(r.is_block for r in report.layers)
+
+
+def _note(r) -> str:
+    note = f"  # {r.path}: -> {fmt_shape(r.output_shape)}"
+    if r.label != r.type:
+        note += f" ({text.for_comment(r.label)})"
+    return note
+
+
+def _module_items(reports, indent: str) -> list[str]:
+    """The modules of one list, as the arguments of nn.Sequential (or of a block's list)."""
+    lines = []
+    for r in reports:
+        if r.type == "Residual":
+            lists = dict(r.inner)
+            lines.append(f"{indent}Residual(")
+            for name in ("body", "shortcut"):
+                items = _module_items(lists[(name,)], indent + "        ")
+                lines += [f"{indent}    {name}=[", *items, f"{indent}    ],"] if items else [f"{indent}    {name}=[],"]
+            lines.append(f"{indent}),{_note(r)}")
+        elif r.type == "Concat":
+            lines += [f"{indent}Concat([", ]
+            for _key, reports_k in r.inner:
+                items = _module_items(reports_k, indent + "        ")
+                lines += [f"{indent}    [", *items, f"{indent}    ],"] if items else [f"{indent}    [],"]
+            lines.append(f"{indent}]),{_note(r)}")
+        else:
+            lines.append(f"{indent}nn.{r.type}({_call_args(r.type, r.resolved)}),{_note(r)}")
+    return lines
+
+
 def _module_body(report: StackReport, weights: bool = False) -> list[str]:
+    lines = list(_BLOCK_CLASSES) if _has_blocks(report) else []
     if weights:
-        lines = ["", "", "def build_model(weights: str | None = None) -> nn.Module:", _BUILD_DOC,
-                 "    model = nn.Sequential("]
+        lines += ["", "", "def build_model(weights: str | None = None) -> nn.Module:", _BUILD_DOC,
+                  "    model = nn.Sequential("]
     else:
-        lines = ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
-    for r in report.layers:
-        note = f"  # {r.index}: -> {fmt_shape(r.output_shape)}"
-        if r.label != r.type:
-            note += f" ({text.for_comment(r.label)})"
-        lines.append(f"        nn.{r.type}({_call_args(r.type, r.resolved)}),{note}")
+        lines += ["", "", "def build_model() -> nn.Module:", "    return nn.Sequential("]
+    lines += _module_items(report.layers, "        ")
     lines.append("    )")
     if weights:
         lines += _load_lines(None)
     return lines
 
 
+def _tag(r) -> str:
+    """The layer's name in the functional style: its path with underscores (``w3``, ``w1_body_0``)."""
+    return str(r.path).replace(".", "_")
+
+
+class _Functional:
+    """The functional style's __init__, reset_parameters and forward, written layer by layer."""
+
+    def __init__(self) -> None:
+        self.init: list[str] = []
+        self.reset: list[str] = []
+        self.fwd: list[str] = []
+        self.keys: dict[str, str] = {}
+
+    def layers(self, reports, indent: str = "        ") -> None:
+        for r in reports:
+            self.layer(r, indent)
+
+    def layer(self, r, indent: str) -> None:
+        p, i = r.resolved, _tag(r)
+        self.fwd.append(f"{indent}# {r.path}: {r.type} -> {fmt_shape(r.output_shape)}")
+        if r.type == "Residual":
+            lists = dict(r.inner)
+            self.fwd.append(f"{indent}x_in{i} = x")
+            self.layers(lists[("body",)], indent)
+            self.fwd += [f"{indent}x_body{i} = x", f"{indent}x = x_in{i}"]
+            self.layers(lists[("shortcut",)], indent)
+            self.fwd.append(f"{indent}x = x_body{i} + x")
+        elif r.type == "Concat":
+            self.fwd += [f"{indent}x_in{i} = x", f"{indent}outs{i} = []"]
+            for _key, reports in r.inner:
+                self.fwd.append(f"{indent}x = x_in{i}")
+                self.layers(reports, indent)
+                self.fwd.append(f"{indent}outs{i}.append(x)")
+            self.fwd.append(f"{indent}x = torch.cat(outs{i}, dim=1)")
+        elif r.type == "Conv2d":
+            k = as_pair(p["kernel_size"])
+            cin, cout, g = p["in_channels"], p["out_channels"], p["groups"]
+            self.init.append(f"        self.w{i} = nn.Parameter(torch.empty({cout}, {cin // g}, {k[0]}, {k[1]}))")
+            self.reset.append(f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))")
+            self.keys[f"{r.path}.weight"] = f"w{i}"
+            if p["bias"]:
+                self.init.append(f"        self.b{i} = nn.Parameter(torch.empty({cout}))")
+                fan_in = (cin // g) * k[0] * k[1]
+                self.reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fan_in}), "
+                                  f"1 / math.sqrt({fan_in}))")
+                self.keys[f"{r.path}.bias"] = f"b{i}"
+            self.fwd += [indent + line.lstrip() for line in _conv_call(i, p, k)]
+        elif r.type == "Linear":
+            fin, fout = p["in_features"], p["out_features"]
+            self.init.append(f"        self.w{i} = nn.Parameter(torch.empty({fout}, {fin}))")
+            self.reset.append(f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))")
+            self.keys[f"{r.path}.weight"] = f"w{i}"
+            bias = "None"
+            if p["bias"]:
+                self.init.append(f"        self.b{i} = nn.Parameter(torch.empty({fout}))")
+                self.reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fin}), 1 / math.sqrt({fin}))")
+                self.keys[f"{r.path}.bias"] = f"b{i}"
+                bias = f"self.b{i}"
+            self.fwd.append(f"{indent}x = F.linear(x, self.w{i}, {bias})")
+        elif r.type == "BatchNorm2d":
+            init_lines, call = _batchnorm(i, p)
+            self.init += init_lines
+            self.fwd += [indent + line[8:] for line in call]
+            if p["affine"]:
+                self.keys[f"{r.path}.weight"] = f"w{i}"
+                if p["bias"]:
+                    self.keys[f"{r.path}.bias"] = f"b{i}"
+            if p["track_running_stats"]:
+                self.keys.update({f"{r.path}.running_mean": f"mean{i}", f"{r.path}.running_var": f"var{i}",
+                                  f"{r.path}.num_batches_tracked": f"seen{i}"})
+        else:
+            self.fwd.append(f"{indent}x = {_stateless_call(r.type, p, len(r.input_shape or ()) + 1)}")
+
+
 def _functional_body(stack: Stack, report: StackReport, weights: bool = False) -> list[str]:
     cls = _identifier(stack.name)
+    f = _Functional()
+    f.layers(report.layers)
     init = [f"class {cls}(nn.Module):",
             f'    """{text.for_docstring(stack.name)} with explicit parameters and torch.nn.functional calls."""',
             "",
             "    def __init__(self) -> None:",
-            "        super().__init__()"]
-    reset = ["", "    @torch.no_grad()", "    def reset_parameters(self) -> None:",
-             '        """The same initialisation as the nn layers use."""']
-    fwd = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
-    has_reset = False
-    for r in report.layers:
-        p, i = r.resolved, r.index
-        fwd.append(f"        # {i}: {r.type} -> {fmt_shape(r.output_shape)}")
-        if r.type == "Conv2d":
-            k = as_pair(p["kernel_size"])
-            cin, cout, g = p["in_channels"], p["out_channels"], p["groups"]
-            init.append(f"        self.w{i} = nn.Parameter(torch.empty({cout}, {cin // g}, {k[0]}, {k[1]}))")
-            reset += [f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))"]
-            if p["bias"]:
-                init.append(f"        self.b{i} = nn.Parameter(torch.empty({cout}))")
-                fan_in = (cin // g) * k[0] * k[1]
-                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fan_in}), 1 / math.sqrt({fan_in}))")
-            has_reset = True
-            fwd += _conv_call(i, p, k)
-        elif r.type == "Linear":
-            fin, fout = p["in_features"], p["out_features"]
-            init.append(f"        self.w{i} = nn.Parameter(torch.empty({fout}, {fin}))")
-            reset.append(f"        nn.init.kaiming_uniform_(self.w{i}, a=math.sqrt(5))")
-            bias = "None"
-            if p["bias"]:
-                init.append(f"        self.b{i} = nn.Parameter(torch.empty({fout}))")
-                reset.append(f"        nn.init.uniform_(self.b{i}, -1 / math.sqrt({fin}), 1 / math.sqrt({fin}))")
-                bias = f"self.b{i}"
-            has_reset = True
-            fwd.append(f"        x = F.linear(x, self.w{i}, {bias})")
-        elif r.type == "BatchNorm2d":
-            init_lines, call = _batchnorm(i, p)
-            init += init_lines
-            fwd += call
-        else:
-            fwd.append(f"        x = {_stateless_call(r.type, p, len(r.input_shape or ()) + 1)}")
-    fwd.append("        return x")
-    if has_reset:
+            "        super().__init__()", *f.init]
+    reset = []
+    if f.reset:
         init.append("        self.reset_parameters()")
-    else:
-        reset = []
+        reset = ["", "    @torch.no_grad()", "    def reset_parameters(self) -> None:",
+                 '        """The same initialisation as the nn layers use."""', *f.reset]
+    fwd = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:", *f.fwd, "        return x"]
     body = init + reset + fwd
     if not weights:
         return ["", "", *body, "", "", "def build_model() -> nn.Module:", f"    return {cls}()"]
-    keys = _sequential_keys(report)
     return ["", "", *body, "", "", "def build_model(weights: str | None = None) -> nn.Module:", _BUILD_DOC,
-            f"    model = {cls}()", *_load_lines(keys)]
+            f"    model = {cls}()", *_load_lines(f.keys)]
 
 
-def _sequential_keys(report: StackReport) -> dict[str, str]:
-    """nn.Sequential's state-dict names (cnnviz's weights files) → the functional style's attributes."""
-    keys: dict[str, str] = {}
-    for r in report.layers:
-        p, i = r.resolved, r.index
-        if r.type in ("Conv2d", "Linear"):
-            keys[f"{i}.weight"] = f"w{i}"
-            if p["bias"]:
-                keys[f"{i}.bias"] = f"b{i}"
-        elif r.type == "BatchNorm2d":
-            if p["affine"]:
-                keys[f"{i}.weight"] = f"w{i}"
-                if p["bias"]:
-                    keys[f"{i}.bias"] = f"b{i}"
-            if p["track_running_stats"]:
-                keys.update({f"{i}.running_mean": f"mean{i}", f"{i}.running_var": f"var{i}",
-                             f"{i}.num_batches_tracked": f"seen{i}"})
-    return keys
 
 
-def _conv_call(i: int, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
+def _conv_call(i: str, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
     bias = f"self.b{i}" if p["bias"] else "None"
     s, d, g = as_pair(p["stride"]), as_pair(p["dilation"]), p["groups"]
     pad = p["padding"]
@@ -419,7 +500,7 @@ def _conv_call(i: int, p: dict[str, Any], k: tuple[int, int]) -> list[str]:
             f"        x = F.conv2d(x, self.w{i}, {bias}{extra})"]
 
 
-def _batchnorm(i: int, p: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _batchnorm(i: str, p: dict[str, Any]) -> tuple[list[str], list[str]]:
     c = p["num_features"]
     init, call = [], []
     w = b = "None"

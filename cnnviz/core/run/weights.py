@@ -118,12 +118,19 @@ class TensorInfo:
 
 def architecture_key(stack: Stack) -> str:
     """A short hash of what decides the tensors' names and shapes (not the name, labels or training block)."""
-    arch = {
-        "input": list(stack.input.shape),
-        "layers": [{"type": layer.type, "params": dict(layer.params)} for layer in stack.layers],
-    }
+    arch = {"input": list(stack.input.shape), "layers": [_architecture(layer) for layer in stack.layers]}
     text = json.dumps(arch, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _architecture(layer) -> dict:
+    out = {"type": layer.type, "params": dict(layer.params)}  # as before blocks: old files keep their key
+    if layer.type == "Residual":
+        out["body"] = [_architecture(x) for x in layer.body]
+        out["shortcut"] = [_architecture(x) for x in layer.shortcut]
+    elif layer.type == "Concat":
+        out["branches"] = [[_architecture(x) for x in branch] for branch in layer.branches]
+    return out
 
 
 def beside(stack_path: str | os.PathLike) -> Path:
@@ -136,10 +143,17 @@ def _dims(shape) -> str:
 
 
 def _where(stack: Stack, key: str) -> str:
-    head, _, rest = key.partition(".")
-    if head.isdigit() and int(head) < len(stack.layers):
-        layer = stack.layers[int(head)]
-        return f"layer {head} ({layer.label}) {rest}"
+    """``3.body.0.weight`` → ``layer 3 → body → 0 (Conv2d) weight``: the deepest layer the name reaches."""
+    from cnnviz.core.model.paths import LayerPath
+
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        try:
+            path = LayerPath.of(".".join(parts[:n]))
+            layer = stack.layer_at(path)
+        except (ValueError, TypeError, IndexError):
+            continue
+        return f"{path.words()} ({layer.label}) {'.'.join(parts[n:])}"
     return key
 
 

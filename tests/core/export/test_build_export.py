@@ -9,7 +9,7 @@ import torch
 
 from cnnviz.core import export, shapes
 from cnnviz.core.model import assets, files
-from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack
+from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack, concat, residual
 from cnnviz.core.run import build
 
 VALID = [p for p in assets.examples() if p.name != "broken.cnnviz"]
@@ -40,8 +40,29 @@ EVERYTHING = Stack("Everything", InputSpec(3, 20, 18), (
 ), Loss("NLLLoss", {"weight": [1, 2, 1, 1, 0.5]}))
 
 
+def _conv(c, k=3, **kw):
+    return Layer("Conv2d", {"out_channels": c, "kernel_size": k, **kw})
+
+
+# Blocks (SPEC §3.1): a projection and an identity shortcut, a Concat with an empty branch holding a
+# nested Residual, every parameter inside a block.
+BLOCKY = Stack("Blocky", InputSpec(2, 12, 12), (
+    _conv(8, padding=1),
+    residual([_conv(16, stride=2, padding=1), Layer("BatchNorm2d"), Layer("ReLU"), _conv(16, padding=1),
+              Layer("BatchNorm2d")], [_conv(16, 1, stride=2, bias=False), Layer("BatchNorm2d")], name="down"),
+    Layer("ReLU"),
+    concat([_conv(4, 1)],
+           [residual([_conv(16, padding=1, padding_mode="reflect"), Layer("BatchNorm2d")])],
+           []),
+    Layer("AdaptiveAvgPool2d", {"output_size": 1}),
+    Layer("Flatten"),
+    residual([Layer("Linear", {"out_features": 36}), Layer("ReLU")]),
+    Layer("Linear", {"out_features": 5}),
+))
+
+
 def _stacks():
-    return [files.load(p) for p in VALID] + [EVERYTHING]
+    return [files.load(p) for p in VALID] + [EVERYTHING, BLOCKY]
 
 
 @pytest.mark.parametrize("stack", _stacks(), ids=lambda s: s.name)
@@ -133,7 +154,7 @@ def test_export_refuses_an_invalid_stack():
 EXPORTABLE = replace(EVERYTHING, layers=tuple(layer for i, layer in enumerate(EVERYTHING.layers) if i not in (7, 8)))
 
 
-@pytest.mark.parametrize("stack", [files.load(p) for p in VALID] + [EXPORTABLE], ids=lambda s: s.name)
+@pytest.mark.parametrize("stack", [files.load(p) for p in VALID] + [EXPORTABLE, BLOCKY], ids=lambda s: s.name)
 def test_onnx_export_is_valid_with_symbolic_batch(stack, tmp_path):
     onnx = pytest.importorskip("onnx")
     written = export.to_onnx(stack, tmp_path / "m.onnx")
@@ -147,6 +168,15 @@ def test_onnx_export_is_valid_with_symbolic_batch(stack, tmp_path):
     assert isinstance(dims[0], str) and dims[1:] == list(stack.input.shape)
     out_dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
     assert out_dims[1:] == list(shapes.infer(stack).output_shape)
+    ops = [node.op_type for node in model.graph.node]
+    if stack is BLOCKY:  # the merges are ONNX's own nodes, and BatchNorm stays itself (SPEC §3.1)
+        assert ops.count("Add") >= 3 and "Concat" in ops and ops.count("BatchNormalization") == 4
+        from onnx.reference import ReferenceEvaluator
+
+        reference = build.build_model(stack, seed=0).eval()
+        x = torch.randn(3, *stack.input.shape)
+        (y,) = ReferenceEvaluator(model).run(None, {inp.name: x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(y), reference(x).detach(), atol=1e-4, rtol=1e-4)
 
 
 def test_onnx_export_that_torch_cannot_do_is_a_clear_error_and_writes_nothing(tmp_path):

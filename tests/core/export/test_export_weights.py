@@ -33,6 +33,24 @@ WITH_BATCHNORM = {
     "training": {"data": "digits"},
 }
 
+# Blocks: BatchNorm inside a Residual's body and shortcut, and a Concat with an empty branch.
+WITH_BLOCKS = {
+    "format": "cnnviz.stack", "version": 2, "name": "Block net",
+    "input": {"channels": 1, "height": 8, "width": 8},
+    "layers": [
+        {"type": "Conv2d", "params": {"out_channels": 4, "kernel_size": 3, "padding": 1}},
+        {"type": "Residual", "body": [{"type": "Conv2d", "params": {"out_channels": 6, "kernel_size": 3,
+                                                                     "padding": 1}},
+                                      {"type": "BatchNorm2d"}],
+         "shortcut": [{"type": "Conv2d", "params": {"out_channels": 6, "kernel_size": 1}}, {"type": "BatchNorm2d"}]},
+        {"type": "Concat", "branches": [[{"type": "Conv2d", "params": {"out_channels": 2, "kernel_size": 1}}], []]},
+        {"type": "ReLU"},
+        {"type": "Flatten"},
+        {"type": "Linear", "params": {"out_features": 10}},
+    ],
+    "training": {"data": "digits"},
+}
+
 # The subprocess: load the exported file from its own folder, classify the samples, print the logits.
 RUNNER = """
 import json, runpy, sys
@@ -82,9 +100,10 @@ def _run(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("style", export.STYLES)
-@pytest.mark.parametrize("which", ["digits", "batchnorm"])
+@pytest.mark.parametrize("which", ["digits", "batchnorm", "blocks"])
 def test_exported_file_with_weights_classifies_as_cnnviz_does(tmp_path, style, which):
-    stack = files.load(DIGITS) if which == "digits" else files.loads(json.dumps(WITH_BATCHNORM))
+    stack = files.load(DIGITS) if which == "digits" else files.loads(json.dumps(
+        WITH_BATCHNORM if which == "batchnorm" else WITH_BLOCKS))
     split = data.load(stack.training.data, stack.input.shape, stack.training.seed)
     model = _trained_like(stack)
     folder = tmp_path / "out"
