@@ -6,7 +6,10 @@ the selected row of the stack (the controller tells it with :meth:`~ViewsHub.sel
 that layer's activations to the feature maps,
 its activation gradients to the gradient maps, its weights to the filters;
 the sample's softmax and true class to the bars; the loss-head identities and
-the per-layer norms to the gradient view. The last snapshot is kept, so
+the per-layer norms to the gradient view; every layer's output to the overview
+(the centre's first tab, the selected layer's column drawn large), whose clicked
+thumbnail selects its layer (``layerActivated``) and focuses its channel in the
+feature maps. The last snapshot is kept, so
 selecting another layer shows its maps at once, with no new torch work.
 It is handed the document (the layers' names) and the window's places for
 views (:class:`~cnnviz.app.runner.services.Places`), not the window.
@@ -20,7 +23,15 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
 from cnnviz.app.runner.services import Places
-from cnnviz.app.views import CurvesView, FeatureMapView, FilterView, GradientView, SoftmaxView, SummaryTableView
+from cnnviz.app.views import (
+    CurvesView,
+    FeatureMapView,
+    FilterView,
+    GradientView,
+    OverviewView,
+    SoftmaxView,
+    SummaryTableView,
+)
 from cnnviz.app.views.gradients import fmt_difference
 from cnnviz.core.model.stack import Stack, StackDocument
 from cnnviz.core.run.live import Snapshot
@@ -36,11 +47,14 @@ class ViewsHub(QObject):
     """Owns the run views, placed in ``places``, and shows snapshots in them."""
 
     filtersWanted = Signal()    # the selected layer's weights are not in the last snapshot: probe again
-    layerActivated = Signal(int)  # a layer's row in the summary table was activated: select that layer
+    layerActivated = Signal(int)  # a layer's row in the summary table, or its overview column, was activated
+    channelActivated = Signal(int, int)  # (layer, channel) clicked in the overview, after layerActivated
 
     def __init__(self, document: StackDocument, places: Places, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.document = document
+        self.overview = OverviewView()
+        self.overview.setObjectName("view_overview")
         self.maps = FeatureMapView()
         self.maps.setObjectName("view_feature_maps")
         self.grad_maps = FeatureMapView()
@@ -58,6 +72,8 @@ class ViewsHub(QObject):
         self.gradient.setObjectName("view_gradient")
 
         # The centre's tabs get the room; the right column keeps what changes while training in sight.
+        # The overview first: the window opens on it, the selected layer's column large.
+        places.add_view(self.overview, "center", "Overview")
         places.add_view(self.maps, "center", "Feature maps")
         places.add_view(self.grad_maps, "center", "Gradient maps")
         places.add_view(self.filters, "center", "Filters")
@@ -75,6 +91,7 @@ class ViewsHub(QObject):
         self._message = ""
         self._selection: tuple[str, int] = ("", -1)
         self.summary.layerActivated.connect(self.layerActivated)
+        self.overview.thumbnailClicked.connect(self._overview_clicked)
 
     @property
     def message(self) -> str:
@@ -90,6 +107,7 @@ class ViewsHub(QObject):
     def set_report(self, stack: Stack, report) -> None:
         """A new stack (every edit): the summary table, and whether the last snapshot still fits it."""
         self.summary.set_report(report)
+        self.overview.set_report(report)
         self._report = report
         key = network_key(stack)
         if key != self._key:
@@ -114,6 +132,7 @@ class ViewsHub(QObject):
         self.snapshot = None
         for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.gradient):
             view.clear(message)
+        self.overview.clear(message)  # the columns up to the break when the stack cannot run
 
     def clear_curves(self) -> None:
         self.curves.clear()
@@ -128,6 +147,7 @@ class ViewsHub(QObject):
     def select(self, kind: str, index: int) -> None:
         """The selected row of the stack (as the window's ``selectionChanged`` says it): show it."""
         self._selection = (kind, index)
+        self.overview.set_selected(index if kind == "layer" else -1 if kind == "input" else None)
         self.route()
 
     def route(self) -> None:
@@ -141,16 +161,19 @@ class ViewsHub(QObject):
         if snap.error:
             for view in (self.maps, self.grad_maps, self.softmax, self.gradient):
                 view.clear(snap.error)
+            self.overview.show_schematic(snap.error, error=True)
             self._route_filters(snap, self._selection)
             return
         if self._stale:
             note = "Running the changed stack…"
             for view in (self.maps, self.grad_maps, self.filters):
                 view.clear(note)
+            self.overview.show_stale(note)
             return
         p = snap.probe
         kind, index = self._selection
         own = snap.target.image is not None
+        self.overview.set_probe(p, true_class=None if own else p.label)
         self.maps.set_input(p.image)
         fields = self._report.layers if self._report is not None else ()
         rf = fields[index].receptive_field if kind == "layer" and 0 <= index < len(fields) else None
@@ -180,6 +203,14 @@ class ViewsHub(QObject):
         self.softmax.set_distribution(p.softmax, p.log_softmax, true_class=None if own else p.label,
                                       classes=p.classes)
         self._route_gradient(p, own)
+
+    def _overview_clicked(self, layer: int, channel: int) -> None:
+        """A thumbnail (or a column) of the overview was clicked: select its layer, focus its channel."""
+        self.layerActivated.emit(layer)
+        if channel >= 0:
+            if self._selection == ("layer", layer):
+                self.maps.enlarge(channel)  # the feature-map tab shows that channel (vectors have none to enlarge)
+            self.channelActivated.emit(layer, channel)
 
     def _vector_meaning(self, p, index: int) -> dict:
         """What the values of a 1-D activation are, as FeatureMapView's keywords: ``classes`` for the
@@ -247,6 +278,7 @@ class ViewsHub(QObject):
         self.gradient.set_losses(ce, nll)
 
     def flush(self) -> None:
-        for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.curves, self.gradient):
+        for view in (self.overview, self.maps, self.grad_maps, self.filters, self.softmax, self.curves,
+                     self.gradient):
             view.flush()
 

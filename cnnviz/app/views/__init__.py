@@ -7,13 +7,15 @@ so they can be tested alone and fed from a worker's results, on the GUI thread.
 
 - :class:`FeatureMapView`: a layer's activation maps as one mosaic, the input beside them.
 - :class:`FilterView`: a Conv2d's kernels, a row per output channel.
+- :class:`OverviewView`: every layer's output for one sample, input to softmax, in one flow.
 - :class:`SoftmaxView`: class probabilities, the true class marked, log switch.
 - :class:`CurvesView`: loss and accuracy while training.
 - :class:`GradientView`: dL/dz against softmax(z) − onehot(y), the cross-entropy check, norms.
 - :class:`SummaryTableView`: the shape engine's report as a table with totals.
 
 What they compute is pure numpy and imports without Qt: :mod:`.mosaic` (the
-layout of a layer's maps) and :mod:`.levels` (shared colour levels, readings).
+layout of a layer's maps), :mod:`.levels` (shared colour levels, readings) and
+:mod:`.overview_layout` (the overview's columns, their geometry and pixels).
 This package imports Qt only when a view is first asked for.
 """
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import importlib
 
 _VIEWS = {"CurvesView": "curves", "FeatureMapView": "feature_maps", "FilterView": "filters",
-          "GradientView": "gradients", "SoftmaxView": "softmax", "SummaryTableView": "summary_table"}
+          "GradientView": "gradients", "OverviewView": "overview", "SoftmaxView": "softmax",
+          "SummaryTableView": "summary_table"}
 __all__ = sorted(_VIEWS)
 
 
