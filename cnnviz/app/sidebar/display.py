@@ -83,6 +83,8 @@ def param_summary(layer: Layer, report: LayerReport | None = None) -> str:
             parts.append("no affine")
     elif t == "LeakyReLU":
         parts.append(f"{p['negative_slope']:g}")
+    elif t == "ELU":
+        parts.append(f"α={p['alpha']:g}")
     elif t == "GELU":
         if p["approximate"] != "none":
             parts.append(p["approximate"])

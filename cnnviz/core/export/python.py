@@ -532,8 +532,14 @@ def _batchnorm(i: str, p: dict[str, Any]) -> tuple[list[str], list[str]]:
 def _stateless_call(type_name: str, p: dict[str, Any], rank: int) -> str:
     if type_name == "ReLU":
         return "F.relu(x, inplace=True)" if p["inplace"] else "F.relu(x)"
+    if type_name in ("ReLU6", "SiLU", "Hardswish", "Hardsigmoid"):
+        return f"F.{type_name.lower()}(x{', inplace=True' if p['inplace'] else ''})"
     if type_name == "LeakyReLU":
         return f"F.leaky_relu(x, {p['negative_slope']!r}{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "ELU":
+        return f"F.elu(x, {p['alpha']!r}{', inplace=True' if p['inplace'] else ''})"
+    if type_name == "Identity":
+        return "x"
     if type_name == "GELU":
         return "F.gelu(x)" if p["approximate"] == "none" else f"F.gelu(x, approximate={p['approximate']!r})"
     if type_name == "Sigmoid":

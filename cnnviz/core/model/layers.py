@@ -199,15 +199,23 @@ _LAYERS: tuple[LayerSpec, ...] = (
         learnable=True,
     ),
     LayerSpec("ReLU", "activation", "max(0, x).", (_INPLACE,)),
+    LayerSpec("ReLU6", "activation", "min(max(0, x), 6): ReLU capped at 6 (MobileNet).", (_INPLACE,)),
     LayerSpec(
         "LeakyReLU", "activation", "x for x > 0, negative_slope * x otherwise.",
         (Param("negative_slope", FLOAT, 0.01, "Slope for negative inputs.", -1e6, 1e6), _INPLACE),
     ),
     LayerSpec(
+        "ELU", "activation", "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth, saturating at -alpha.",
+        (Param("alpha", FLOAT, 1.0, "Value the negative side saturates towards (as -alpha).", -1e6, 1e6), _INPLACE),
+    ),
+    LayerSpec(
         "GELU", "activation", "x * Phi(x), the Gaussian error linear unit.",
         (Param("approximate", CHOICE, "none", "Exact erf form, or the tanh approximation.", choices=("none", "tanh")),),
     ),
+    LayerSpec("SiLU", "activation", "x * sigmoid(x), also called swish.", (_INPLACE,)),
+    LayerSpec("Hardswish", "activation", "x * relu6(x + 3) / 6: a cheap piecewise swish (MobileNetV3).", (_INPLACE,)),
     LayerSpec("Sigmoid", "activation", "1 / (1 + exp(-x)).", ()),
+    LayerSpec("Hardsigmoid", "activation", "relu6(x + 3) / 6: a cheap piecewise sigmoid (MobileNetV3).", (_INPLACE,)),
     LayerSpec("Tanh", "activation", "tanh(x).", ()),
     LayerSpec(
         "Dropout", "regularisation", "In training, zeroes each element with probability p and scales the rest by 1/(1-p).",
@@ -235,6 +243,7 @@ _LAYERS: tuple[LayerSpec, ...] = (
         ),
         learnable=True,
     ),
+    LayerSpec("Identity", "reshaping", "Passes its input through unchanged: a placeholder that keeps a place.", ()),
     LayerSpec(
         "Softmax", "output", "exp(z_i) / sum_j exp(z_j) along dim: probabilities that sum to 1.",
         (Param("dim", OPT_INT, None, "Dimension to normalise (1 or -1 for class scores; 0 is the batch).", -8, 7,

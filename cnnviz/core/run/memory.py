@@ -170,6 +170,9 @@ def estimate(report: StackReport, *, batch_size: int, optimizer: str = "adam", m
     for r in report.layers:
         params += r.params
         trainable += r.trainable
+    for r in report.walk():  # a block's BatchNorm keeps its statistics too; a block is not one big layer
+        if r.is_block:
+            continue
         if r.type == "BatchNorm2d" and r.resolved.get("track_running_stats", True):
             channels = r.output_shape[0] if r.output_shape else 0
             buffers += 2 * F32 * channels + 8  # running_mean, running_var, num_batches_tracked (int64)
@@ -192,9 +195,12 @@ def estimate(report: StackReport, *, batch_size: int, optimizer: str = "adam", m
 
 
 SAVES_INPUT = frozenset({"Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
-                         "LeakyReLU", "GELU"})
+                         "LeakyReLU", "GELU", "ReLU6", "ELU", "SiLU", "Hardswish", "Hardsigmoid"})
 """Layers whose backward needs their input (torch's derivatives.yaml); the others below need their output."""
 SAVES_OUTPUT = frozenset({"ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"})
+INPLACE_SAVES_OUTPUT = frozenset({"LeakyReLU", "ReLU6", "ELU"})
+"""Layers that save their input, but their output when they work in place."""
+_VIEWS = frozenset({"Flatten", "Identity"})
 
 
 def _activations(report: StackReport, mask_bytes: int) -> tuple[int, int, int, tuple[int, str, int]]:
@@ -220,18 +226,21 @@ def _activations(report: StackReport, mask_bytes: int) -> tuple[int, int, int, t
     previous = first
     widest_pair = first
     largest = (-1, "input", first)
-    for r in report.layers:
-        n = r.activation_elements
+    for r in report.walk():  # a block's layers one after the other (a shortcut reads the block's input,
+        n = r.activation_elements  # near enough), then its merge (the sum or the concatenation: a new storage)
         inplace = bool(r.resolved.get("inplace"))
         inp = current
-        if r.type != "Flatten" and not inplace:
+        if r.type not in _VIEWS and not inplace:
             sizes.append(n)
             current = len(sizes) - 1
-        saves_input = r.type in SAVES_INPUT and not (r.type == "LeakyReLU" and inplace) \
+        if r.is_block:
+            previous = n
+            continue
+        saves_input = r.type in SAVES_INPUT and not (r.type in INPLACE_SAVES_OUTPUT and inplace) \
             and not (r.type == "AdaptiveAvgPool2d" and tuple(r.output_shape[1:]) == (1, 1))  # a mean
         if saves_input:
             kept.add(inp)
-        if r.type in SAVES_OUTPUT or (r.type == "LeakyReLU" and inplace):
+        if r.type in SAVES_OUTPUT or (r.type in INPLACE_SAVES_OUTPUT and inplace):
             kept.add(current)
         if r.type == "MaxPool2d":
             indices += 8 * n

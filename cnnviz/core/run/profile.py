@@ -207,11 +207,11 @@ def analytic_saved_bytes(r: LayerReport, *, input_grad: bool, has_params: bool, 
     n_out = r.activation_elements
     inplace = bool(r.resolved.get("inplace"))
     total = 0
-    saves_input = r.type in memory.SAVES_INPUT and not (r.type == "LeakyReLU" and inplace) \
+    saves_input = r.type in memory.SAVES_INPUT and not (r.type in memory.INPLACE_SAVES_OUTPUT and inplace) \
         and not (r.type == "AdaptiveAvgPool2d" and tuple(r.output_shape[1:]) == (1, 1))
     if saves_input:
         total += F32 * n_in
-    if r.type in memory.SAVES_OUTPUT or (r.type == "LeakyReLU" and inplace):
+    if r.type in memory.SAVES_OUTPUT or (r.type in memory.INPLACE_SAVES_OUTPUT and inplace):
         total += F32 * n_out
     if r.type == "MaxPool2d":
         total += 8 * n_out

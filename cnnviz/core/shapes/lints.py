@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from cnnviz.core.model.stack import Stack
     from cnnviz.core.shapes.inference import LayerReport
 
-_PASSTHROUGH = {"Dropout", "Dropout2d"}
+_PASSTHROUGH = {"Dropout", "Dropout2d", "Identity"}  # nothing changes the values in evaluation
 _ACTIVATIONS = {spec.type for spec in CATALOGUE.values() if spec.group == "activation"}
 
 
 def _last_effective(stack: "Stack") -> tuple[int, str] | None:
-    """Index and type of the last layer that is not Dropout."""
+    """Index and type of the last layer that is not Dropout or Identity."""
     for i in range(len(stack.layers) - 1, -1, -1):
         if stack.layers[i].type not in _PASSTHROUGH:
             return i, stack.layers[i].type

@@ -24,6 +24,8 @@ IGNORED = {"device", "dtype", "size_average", "reduce"}
 SPECS = {**CATALOGUE, **LOSSES}
 SPEC_SECTION_1 = {"Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Dropout2d",
                   "ReLU", "LeakyReLU", "GELU", "Sigmoid", "Tanh", "Flatten", "Linear", "Softmax", "LogSoftmax"}
+# What common CNNs (MobileNet, EfficientNet, ResNet variants) need beyond that.
+COMMON_CNN = {"ReLU6", "ELU", "SiLU", "Hardswish", "Hardsigmoid", "Identity"}
 
 
 def torch_keywords(type_name: str) -> dict[str, inspect.Parameter]:
@@ -35,6 +37,32 @@ def torch_keywords(type_name: str) -> dict[str, inspect.Parameter]:
 def test_spec_section_1_catalogue_is_there():
     assert SPEC_SECTION_1 <= set(CATALOGUE)
     assert {"CrossEntropyLoss", "NLLLoss"} <= set(LOSSES)
+
+
+def test_common_cnn_layers_are_there_with_torchs_keywords():
+    assert COMMON_CNN <= set(CATALOGUE)
+    keywords = {t: {p.name: p.default for p in CATALOGUE[t].params} for t in COMMON_CNN}
+    assert keywords == {"ReLU6": {"inplace": False}, "SiLU": {"inplace": False}, "Hardswish": {"inplace": False},
+                        "Hardsigmoid": {"inplace": False}, "ELU": {"alpha": 1.0, "inplace": False},
+                        "Identity": {}}
+    assert {t for t in COMMON_CNN if CATALOGUE[t].group == "activation"} == COMMON_CNN - {"Identity"}
+    # nn.Identity takes (and ignores) any arguments: a keyword cnnviz offered would do nothing.
+    sig = inspect.signature(torch.nn.Identity.__init__)
+    assert {p.kind for n, p in sig.parameters.items() if n != "self"} <= {inspect.Parameter.VAR_POSITIONAL,
+                                                                          inspect.Parameter.VAR_KEYWORD}
+
+
+@pytest.mark.parametrize("type_name", sorted(COMMON_CNN))
+def test_common_cnn_layers_take_every_keyword_off_its_default(type_name):
+    """Every keyword away from its default passes validation, builds torch's module and keeps the shape."""
+    spec = CATALOGUE[type_name]
+    given = {p.name: (not p.default if isinstance(p.default, bool) else 0.5) for p in spec.params}
+    assert check_params(spec, given) == []
+    x = torch.randn(2, 3, 5, 4)
+    y = getattr(torch.nn, type_name)(**given)(x.clone())
+    assert y.shape == x.shape
+    stack = Stack(input=InputSpec(3, 5, 4), layers=(Layer(type_name, given),))
+    assert infer(stack).output_shape == (3, 5, 4)
 
 
 @pytest.mark.parametrize("type_name", sorted(SPECS))

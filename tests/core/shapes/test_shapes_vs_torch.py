@@ -50,7 +50,8 @@ def test_every_catalogue_type_is_swept():
     assert not missing, f"no torch sweep for {sorted(missing)}"
 
 
-_SWEPT_TOGETHER = {"relu", "leakyrelu", "gelu", "sigmoid", "tanh", "dropout", "dropout2d", "logsoftmax"}
+_SWEPT_TOGETHER = {"relu", "leakyrelu", "gelu", "sigmoid", "tanh", "dropout", "dropout2d", "logsoftmax",
+                   "relu6", "elu", "silu", "hardswish", "hardsigmoid", "identity"}
 
 
 # ---------------------------------------------------------------- Conv2d
@@ -154,9 +155,12 @@ def test_sweep_batchnorm2d(torch_reference):
 def test_sweep_elementwise(torch_reference, prefix):
     layers = [L("ReLU"), L("ReLU", inplace=True), L("LeakyReLU", negative_slope=0.2), L("GELU"),
               L("GELU", approximate="tanh"), L("Sigmoid"), L("Tanh"), L("Dropout", p=0.0), L("Dropout", p=1.0),
-              L("Dropout2d", p=0.3), L("Dropout2d", p=0.5, inplace=True)]
+              L("Dropout2d", p=0.3), L("Dropout2d", p=0.5, inplace=True),
+              L("ReLU6"), L("ReLU6", inplace=True), L("ELU"), L("ELU", alpha=0.5, inplace=True), L("ELU", alpha=-2.0),
+              L("SiLU"), L("SiLU", inplace=True), L("Hardswish"), L("Hardswish", inplace=True), L("Hardsigmoid"),
+              L("Hardsigmoid", inplace=True), L("Identity")]
     cases = [stack(2, hw, *prefix, layer) for hw in SIZES[:4] for layer in layers]
-    check_all(cases, torch_reference, 40)
+    check_all(cases, torch_reference, 90)
 
 
 # ------------------------------------------------------------- reshaping
