@@ -28,6 +28,7 @@ from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
 
 OPEN_IMAGE = "\x00image"
 OPEN_FOLDER = "\x00folder"
+SHOW_DATA = "\x00show"
 LR_PRESETS = ("0.0001", "0.0003", "0.001", "0.003", "0.01", "0.03", "0.1")
 
 FORWARD_KEY = "F5"
@@ -58,6 +59,7 @@ class RunToolbar(QObject):
     imageCleared = Signal()
     adaptRequested = Signal()              # the offer to fit the input and classes to the data set
     adaptDismissed = Signal()
+    previewRequested = Signal()            # show the images as the network gets them (cnnviz.app.window.data_preview)
 
     def __init__(self, places: Places, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -167,6 +169,9 @@ class RunToolbar(QObject):
         self.prev_action = action("Previous Sample", "Alt+Left", "The previous sample",
                                   lambda: self.sample_spin.stepBy(-1))
         self.next_action = action("Next Sample", "Alt+Right", "The next sample", lambda: self.sample_spin.stepBy(1))
+        self.show_data_action = action("Show the &Data…", None, "The images as the network gets them (resized, "
+                                       "RGB → grey), each class's count and the held-out split",
+                                       lambda: self.previewRequested.emit())
         bar.addSeparator()
         for a in (self.train_mode_action, self.forward_action, self.train_action, self.pause_action,
                   self.step_action, self.reset_action):
@@ -174,6 +179,8 @@ class RunToolbar(QObject):
         places.run_menu.addSeparator()
         for a in (self.prev_action, self.next_action):
             places.add_run_action(a, toolbar=False)
+        places.run_menu.addSeparator()
+        places.add_run_action(self.show_data_action, toolbar=False)
 
         self.settings_toolbar = QToolBar("Training settings")
         self.settings_toolbar.setObjectName("training_toolbar")
@@ -269,6 +276,11 @@ class RunToolbar(QObject):
         self.dismiss_adapt_button.setVisible(bool(text))
 
     @property
+    def conversion(self) -> str:
+        """What is done to the data set's images to fit the input, in words ("" when nothing is)."""
+        return self._conversion
+
+    @property
     def offer(self) -> str:
         return self.adapt_button.text() if not self.adapt_button.isHidden() else ""
 
@@ -345,6 +357,10 @@ class RunToolbar(QObject):
             box.addItem("Open image…", OPEN_IMAGE)
             box.setItemData(box.count() - 1, "Run one image of yours through the network",
                             Qt.ItemDataRole.ToolTipRole)
+            box.insertSeparator(box.count())
+            box.addItem("Show the images…", SHOW_DATA)
+            box.setItemData(box.count() - 1, "The images as the network gets them (resized, RGB → grey), each "
+                            "class's count and the held-out split", Qt.ItemDataRole.ToolTipRole)
             box.setCurrentIndex(box.findData(chosen))
         box.setToolTip(f"What the network trains on: {data.describe(chosen)}" if chosen in data.NAMES or
                        chosen.startswith(data.FOLDER_PREFIX) else chosen)
@@ -380,6 +396,8 @@ class RunToolbar(QObject):
             self.imageRequested.emit()
         elif value == OPEN_FOLDER:
             self.folderRequested.emit()
+        elif value == SHOW_DATA:
+            self.previewRequested.emit()
         elif value and value != self._config.data:
             self.trainingEdited.emit("data", value)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from cnnviz.app.document.undo import is_history_key, new_session
@@ -40,7 +40,7 @@ class ParamForm(QWidget):
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # side by side where they fit: _fit_rows
         layout.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         layout.setHorizontalSpacing(8)
         layout.setVerticalSpacing(5)
@@ -71,6 +71,47 @@ class ParamForm(QWidget):
             self.labels[p.name] = label
             self.resets[p.name] = reset
             self.sessions[p.name] = new_session()
+        self._rows_side_by_side: bool | None = None
+
+    # ------------------------------------------------------------------ rows: side by side, or labels above
+    def _widths(self) -> tuple[int, int, int]:
+        """(widest label, widest field at its minimum, margins) of the rows shown."""
+        layout = self.layout()
+        labels = max((label.sizeHint().width() for label in self.labels.values() if not label.isHidden()), default=0)
+        fields = 0
+        for row in range(layout.rowCount()):
+            item = layout.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            if item is not None and item.widget() is not None and not item.widget().isHidden():
+                fields = max(fields, item.widget().minimumSizeHint().width())
+        margins = layout.contentsMargins()
+        return labels, fields, margins.left() + margins.right()
+
+    def _side_by_side_width(self) -> int:
+        """The width that holds every label beside its field at the field's minimum (Qt's WrapLongRows
+        decides with other sizes and can give a field a few pixels less than it needs)."""
+        labels, fields, margins = self._widths()
+        return labels + self.layout().horizontalSpacing() + fields + margins
+
+    def minimumSizeHint(self) -> QSize:
+        """As narrow as the form is with every label above its field: side by side is for widths that hold it."""
+        labels, fields, margins = self._widths()
+        return QSize(max(labels, fields) + margins, super().minimumSizeHint().height())
+
+    def _fit_rows(self, width: int) -> None:
+        side_by_side = width >= self._side_by_side_width()
+        if side_by_side != self._rows_side_by_side:
+            self._rows_side_by_side = side_by_side
+            self.layout().setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows if side_by_side
+                                           else QFormLayout.RowWrapPolicy.WrapAllRows)
+
+    def resizeEvent(self, event) -> None:
+        self._fit_rows(event.size().width())
+        super().resizeEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # a field shown or widened: decide again
+            self._fit_rows(self.width())
+        return super().event(event)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ShortcutOverride and not isinstance(watched, QLineEdit) and is_history_key(event):

@@ -1,7 +1,7 @@
 """Every catalogue layer, grouped; double-click (or Enter) adds one, dragging drops it into the stack."""
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QMimeData, Qt, Signal
+from PySide6.QtCore import QByteArray, QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -40,6 +40,30 @@ class PaletteTree(QTreeWidget):
                                    f"layer, or drag it into the stack.</i>")
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
         self.expandAll()
+
+    # ------------------------------------------------------------------ size: every entry without scrolling
+    def row_height(self) -> int:
+        return max(self.sizeHintForRow(0), self.fontMetrics().height())
+
+    def shown_rows(self) -> int:
+        """Group headers and entries not hidden by the filter."""
+        rows = 0
+        for g in range(self.topLevelItemCount()):
+            head = self.topLevelItem(g)
+            if head.isHidden():
+                continue
+            rows += 1 + sum(not head.child(k).isHidden() for k in range(head.childCount()))
+        return rows
+
+    def content_height(self) -> int:
+        """The height that shows every row (the whole catalogue when nothing is filtered) without scrolling."""
+        return self.shown_rows() * self.row_height() + 2 * self.frameWidth()
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self.content_height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), 4 * self.row_height() + 2 * self.frameWidth())
 
     def keyPressEvent(self, event) -> None:
         item = self.currentItem()
@@ -93,6 +117,14 @@ class Palette(QWidget):
         self.tree.itemDoubleClicked.connect(self._activated)  # not itemActivated: one click may activate on some styles
         self.filter.textChanged.connect(self._apply_filter)
         self.filter.returnPressed.connect(self._add_first_match)
+
+    def full_height(self) -> int:
+        """The palette's height with every catalogue entry in view: the filter box and every row."""
+        spacing = self.layout().spacing()
+        return self.filter.sizeHint().height() + spacing + self.tree.content_height()
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self.full_height())
 
     def _activated(self, item: QTreeWidgetItem, column: int = 0) -> None:
         type_name = item.data(0, TYPE_ROLE)

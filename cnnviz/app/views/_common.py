@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import QSignalThrottler
 
+from cnnviz.app.views.elided import ElidedLabel
 from cnnviz.app.views.mosaic import mosaic_size
 
 SEQUENTIAL = "viridis"
@@ -276,10 +277,9 @@ def status_label(parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
 
 
 def title_label(parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
-    label = QtWidgets.QLabel(parent)
+    """A view's bold one-line title: elided with the whole text in the tooltip, never under the widgets beside it."""
+    label = ElidedLabel(parent=parent)
     font = label.font()
     font.setBold(True)
     label.setFont(font)
-    label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label

@@ -23,7 +23,7 @@ from cnnviz.app.views._common import (
     title_label,
 )
 from cnnviz.app.views.levels import compute_levels, fmt_value, round_levels
-from cnnviz.app.views.mosaic import mosaic, tile_at
+from cnnviz.app.views.mosaic import best_columns, mosaic, tile_at
 
 MAX_SHOWN = 64
 
@@ -47,6 +47,10 @@ class FilterView(ViewPanel):
     - ``clear(message)``.
 
     Hovering reads the output channel, input channel, kernel position and weight.
+
+    A layer with one input channel (the first Conv2d of a greyscale network) has a single column of
+    filters; they are wrapped row by row into the grid that draws them largest in the panel, so a
+    wide panel is filled rather than holding a thin strip.
     """
 
     EMPTY_HINT = "Select a Conv2d layer to see its filters"
@@ -65,6 +69,9 @@ class FilterView(ViewPanel):
         self._hover: tuple | None = None
         self._image_shape: tuple[int, ...] | None = None
         self._shown_gap: int | None = None
+        self._wrapped = False
+        self._wrap_key: tuple | None = None
+        self._wrap_cols = 1
 
         content = QtWidgets.QWidget(self)
         outer = QtWidgets.QVBoxLayout(content)
@@ -108,6 +115,7 @@ class FilterView(ViewPanel):
         self.graphics.addItem(self.colorbar, row=0, col=1)
 
         self._throttle = make_throttler(self, self._render)
+        self.plot.getViewBox().sigResized.connect(self._on_resized)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.status.setText("Point at a kernel to read its weights")
 
@@ -132,8 +140,11 @@ class FilterView(ViewPanel):
             notes.append(f"{w.shape[0]} outputs × {w.shape[1]} inputs: one row per output feature")
         else:
             kh, kw = w4.shape[2:]
-            notes.append(f"{n_out} filters of {n_in}×{kh}×{kw}: a row per output channel, "
-                         f"a column per input channel")
+            if n_in == 1 and n_out > 1:
+                notes.append(f"{n_out} filters of 1×{kh}×{kw} (one input channel), left to right, row by row")
+            else:
+                notes.append(f"{n_out} filters of {n_in}×{kh}×{kw}: a row per output channel, "
+                             f"a column per input channel")
             if n_out > self.max_shown or n_in > self.max_shown:
                 notes.append(f"showing the first {min(n_out, self.max_shown)} of {n_out} output and "
                              f"{min(n_in, self.max_shown)} of {n_in} input channels")
@@ -188,7 +199,9 @@ class FilterView(ViewPanel):
             grid, tile = (1, 1), image.shape
         else:
             gap = self._gap
-            image, grid = mosaic(shown.reshape(n_out * n_in, kh, kw), gap, cols=n_in, fill=0.0)
+            self._wrapped = n_in == 1 and n_out > 1
+            cols = self._wrap_columns(n_out, kh, kw, gap) if self._wrapped else n_in
+            image, grid = mosaic(shown.reshape(n_out * n_in, kh, kw), gap, cols=cols, fill=0.0)
             tile = (kh, kw)
         (lo, hi), _ = compute_levels(shown, "symmetric")
         self._levels = round_levels((lo, hi), True)
@@ -204,6 +217,13 @@ class FilterView(ViewPanel):
                 self.plot.getAxis("top").setTicks(None)
                 self.plot.setLabel("left", "output feature", **label_style(self))
                 self.plot.setLabel("top", "input feature", **label_style(self))
+            elif self._wrapped:  # filter r·cols + c at row r, column c
+                rows, cols = grid
+                self.plot.getAxis("left").setTicks([[(t, str(int(label) * cols)) for t, label in
+                                                     _ticks(rows, kh, gap)]])
+                self.plot.getAxis("top").setTicks([[(t, f"+{label}") for t, label in _ticks(cols, kw, gap)]])
+                self.plot.setLabel("left", "filter (first of the row)", **label_style(self))
+                self.plot.setLabel("top", "the one input channel: filter + column", **label_style(self))
             else:
                 self.plot.getAxis("left").setTicks([_ticks(n_out, kh, gap)])
                 self.plot.getAxis("top").setTicks([_ticks(n_in, kw, gap)])
@@ -211,6 +231,25 @@ class FilterView(ViewPanel):
                 self.plot.setLabel("top", "input channel", **label_style(self))
         if self._title_label.text() != self._title:
             self._title_label.setText(self._title)
+
+    def _wrap_columns(self, n: int, kh: int, kw: int, gap: int) -> int:
+        """The columns that draw ``n`` kernels largest in the plot's area (kept while the area is the same)."""
+        size = self.plot.getViewBox().size()
+        area = (size.height(), size.width())
+        if area[0] < 8 or area[1] < 8:
+            area = (3.0, 4.0)
+        key = (n, kh, kw, gap, round(area[0]), round(area[1]))
+        if key != self._wrap_key:
+            self._wrap_key = key
+            self._wrap_cols = best_columns(n, (kh, kw), area, gap)
+        return self._wrap_cols
+
+    def _on_resized(self, *_) -> None:
+        if self._shown is None or not self._wrapped:
+            return
+        n_out, _n_in, kh, kw = self._shown.shape
+        if self._wrap_columns(n_out, kh, kw, self._gap) != self._grid[1]:
+            self._throttle.throttle()
 
     # ------------------------------------------------------------ pointer
     def _on_mouse_moved(self, pos: QtCore.QPointF) -> None:
@@ -234,7 +273,8 @@ class FilterView(ViewPanel):
         o, i, ky, kx, v = info
         self.status.setText(f"filter {o}  ·  input channel {i}  ·  ky {ky}, kx {kx}  ·  weight {fmt_value(v)}")
         kh, kw = self._tile
-        self._highlight.setRect(QtCore.QRectF(i * (kw + self._gap), o * (kh + self._gap), kw, kh))
+        row, col = divmod(o * self._shown.shape[1] + i, self._grid[1])
+        self._highlight.setRect(QtCore.QRectF(col * (kw + self._gap), row * (kh + self._gap), kw, kh))
         self._highlight.show()
 
     def _read(self, x: float, y: float) -> tuple | None:

@@ -7,12 +7,52 @@ and the window's code reads as decisions, not widget plumbing.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGridLayout,
+    QMessageBox,
+    QSizePolicy,
+    QSpacerItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cnnviz.app.document.services import Answer
 
 STACK_FILTER = "cnnviz stacks (*.cnnviz);;All files (*)"
 SAVE, DISCARD, CANCEL = Answer.SAVE, Answer.DISCARD, Answer.CANCEL
+
+TITLE_BAR_ROOM = 160
+"""Pixels a window manager's title bar takes beside the title: the icon and the close, maximise, minimise buttons."""
+
+
+def title_width(title: str) -> int:
+    """The width a dialog needs for its title bar to show ``title`` whole (a bold title font, a little larger)."""
+    font = QFont(QApplication.font("QMdiSubWindowTitleBar") if QApplication.instance() else QFont())
+    font.setBold(True)
+    if font.pointSizeF() > 0:
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+    return QFontMetrics(font).horizontalAdvance(title) + TITLE_BAR_ROOM
+
+
+def fit_title(box: QMessageBox, title: str) -> QMessageBox:
+    """Keep ``box`` at least as wide as its title needs, so the window manager never elides it ("Training is…g").
+
+    A message box sizes itself to its text and ignores ``setMinimumWidth``; a spacer across the bottom of
+    its grid layout is what it respects.
+    """
+    layout = box.layout()
+    if isinstance(layout, QGridLayout):
+        layout.addItem(QSpacerItem(title_width(title), 0, QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed),
+                       layout.rowCount(), 0, 1, layout.columnCount())
+    else:
+        box.setMinimumWidth(title_width(title))
+    return box
 
 
 class Dialogs:
@@ -29,6 +69,7 @@ class Dialogs:
         box.setTextFormat(Qt.TextFormat.PlainText)
         if details:
             box.setDetailedText(details)
+        fit_title(box, title)
         box.exec()
 
     def exception(self, message: str, details: str, log_path: str = "") -> None:
@@ -41,6 +82,7 @@ class Dialogs:
             info += f"\n\nThe details are also in {log_path}."
         box.setInformativeText(info)
         box.setDetailedText(details)
+        fit_title(box, "Unexpected error")
         box.exec()
 
     def show_text(self, title: str, html: str) -> QDialog:
@@ -71,6 +113,7 @@ class Dialogs:
         box.setTextFormat(Qt.TextFormat.PlainText)  # the name comes from the file: never markup
         box.setInformativeText(f"Save them before {reason}?" if reason else "Save them?")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
+        fit_title(box, "Unsaved changes")
         answer = box.exec()
         if answer == QMessageBox.StandardButton.Save:
             return SAVE
@@ -85,6 +128,7 @@ class Dialogs:
         if details:
             box.setInformativeText(details)
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        fit_title(box, title)
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def open_path(self, title: str, folder: str = "", filters: str = STACK_FILTER) -> str | None:

@@ -25,9 +25,17 @@ from pathlib import Path
 from typing import Callable
 
 import shiboken6
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QTabWidget,
+    QToolBar,
+    QToolButton,
+    QWidget,
+)
 
 from cnnviz.app.document.export_ui import Exporter
 from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
@@ -43,14 +51,22 @@ from cnnviz.app.window.shortcuts import shortcut_rows, shortcuts_html
 from cnnviz.app.window.status_text import params_text, validity
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.layers import by_group
-from cnnviz.core.model.stack import Stack, StackDocument
+from cnnviz.core.model.stack import Stack, StackDocument, TrainingConfig
 from cnnviz.core.shapes import infer
 
 log = logging.getLogger("cnnviz.window")
 
 DEFAULT_EXAMPLE = "lenet5.cnnviz"
 DEFAULT_SIZE = QSize(1400, 900)
-SIDEBAR_WIDTH = 370
+SIDEBAR_WIDTH = 400   # at most: the widest property form (Conv2d's padding as numbers) keeps its labels beside the fields
+RIGHT_WIDTH = 430      # the Softmax and Loss docks, at most
+RIGHT_WIDTH_WIDE = 360  # … beside a sidebar whose palette has a column of its own
+WIDE = 1500            # from this width on, the palette is a column of its own beside the stack
+SIDE_SHARE = 0.27      # each side's share of a narrower window's width (the centre keeps the rest)
+SIDE_MIN = 260
+PROPERTIES_MAX_MIN = 440  # the widest the property form may hold the sidebar open
+PALETTE_SHARE = 0.45   # of the sidebar's height, at most: the stack and the properties keep the rest
+PALETTE_SHARE_SHORT = 0.34  # in a short window (the sidebar under 800 px), as many entries as fit in that
 AREAS = ("center", "right", "bottom", "left")
 STATE_VERSION = 1
 
@@ -141,6 +157,7 @@ class MainWindow(QMainWindow):
         self.files = FileController(self.document, self.history, settings, self.dialogs, autosave_dir, self,
                                     autosave_interval_ms, autosave_debounce_ms)
         self._layout_restored = False
+        self._resize_timer: QTimer | None = None
         self._view_docks: dict[str, list[QDockWidget]] = {a: [] for a in _DOCK_AREAS}
         self.exporter = Exporter(
             self.document, self.dialogs, settings, stack_path=lambda: self.files.path, select_layer=self.select_layer,
@@ -173,9 +190,11 @@ class MainWindow(QMainWindow):
         # live: the views, the Run toolbar and the worker thread that runs the stack (cnnviz.app.runner).
         # Without it the window edits stacks and never imports torch (tests, the self-test).
         self.runner = None
+        self._data_preview = None  # the images as the network gets them (cnnviz.app.window.data_preview)
         if live:
             from cnnviz.app.runner import attach
             self.runner = attach(self)
+            self.runner.toolbar.previewRequested.connect(self.show_data_preview)
 
     # ================================================================ building
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -447,6 +466,25 @@ class MainWindow(QMainWindow):
             self.dialogs.exception(f"{type(exc).__name__}: {exc}",
                                    "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
+    def data_preview_request(self):
+        """What the data preview shows now: the run's data set (or the person's image) at the input shape."""
+        from cnnviz.app.window.data_preview import PreviewRequest
+
+        stack = self.document.stack
+        config = stack.training or TrainingConfig()
+        runner = self.runner
+        return PreviewRequest(config.data, tuple(stack.input.shape), int(config.seed),
+                              runner.target.image if runner is not None else None,
+                              runner.toolbar.conversion if runner is not None else "")
+
+    def show_data_preview(self) -> None:
+        """Run → Show the Data…: the images as the network gets them, the classes, counts and split."""
+        from cnnviz.app.window.data_preview import DataPreview
+
+        if self._data_preview is None or not shiboken6.isValid(self._data_preview):
+            self._data_preview = DataPreview(self)
+        self._data_preview.show_for(self.data_preview_request())
+
     # ================================================================ stack
     def add_layer(self, type_name: str) -> None:
         self.stack_panel.add_layer(type_name)
@@ -479,7 +517,34 @@ class MainWindow(QMainWindow):
     def _selection_changed(self, kind: str, index: int) -> None:
         self.properties.show_selection(kind, index)
         self.details.show_selection(kind, index)
+        QTimer.singleShot(0, lambda: shiboken6.isValid(self) and self._keep_properties_whole())  # once laid out
         self.selectionChanged.emit(kind, index)
+
+    def _keep_properties_whole(self) -> None:
+        """The sidebar never narrows the property form below its fields' minimum (a field cut, "H = W" clipped):
+        the form scrolls only up and down, so the dock keeps the form's width. Looked at again whenever the
+        form is laid out anew (a field shown, a row wrapped or unwrapped at a new width)."""
+        self._properties_check_queued = False
+        form = self.properties.widget()
+        if form is None:
+            return
+        if form is not getattr(self, "_properties_watched", None):
+            self._properties_watched = form
+            form.installEventFilter(self)
+        if form.layout() is not None:
+            form.layout().activate()  # the fields' geometry for the form as it is now
+        need = form.minimumSizeHint().width() + self.properties.verticalScrollBar().sizeHint().width() \
+            + 2 * self.properties.frameWidth()
+        need = min(need, PROPERTIES_MAX_MIN)
+        if need != self.properties.minimumWidth():
+            self.properties.setMinimumWidth(need)
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is getattr(self, "_properties_watched", None) and event.type() in (
+                QEvent.Type.LayoutRequest, QEvent.Type.Resize) and not getattr(self, "_properties_check_queued", False):
+            self._properties_check_queued = True
+            QTimer.singleShot(0, lambda: shiboken6.isValid(self) and self._keep_properties_whole())
+        return super().eventFilter(watched, event)
 
     def _stack_replaced(self) -> None:
         stack = self.document.stack
@@ -497,6 +562,11 @@ class MainWindow(QMainWindow):
         field.setToolTip(state.tip)
         field.setStyleSheet(state.style)
         self._update_title()
+        # an edit can widen the form (padding as numbers, a pair of values): once the editor has redrawn it
+        QTimer.singleShot(0, lambda: shiboken6.isValid(self) and self._keep_properties_whole())
+        preview = getattr(self, "_data_preview", None)
+        if preview is not None and shiboken6.isValid(preview) and preview.isVisible():
+            QTimer.singleShot(0, lambda: shiboken6.isValid(preview) and preview.follow(self.data_preview_request()))
 
     def _update_title(self) -> None:
         name = self.document.stack.name or "Untitled"
@@ -548,12 +618,7 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
             dock.setFloating(False)
             dock.show()
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
-            self.addDockWidget(left, dock, Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock, self.stack_dock, self.properties_dock], [190, 400, 330],
-                         Qt.Orientation.Vertical)
-        self.resizeDocks([self.stack_dock], [SIDEBAR_WIDTH], Qt.Orientation.Horizontal)
+        self._arrange_sidebar(self.width() >= WIDE)
         for area, docks in self._view_docks.items():  # every view's dock too: floated, hidden or moved
             for i, dock in enumerate(docks):
                 dock.setFloating(False)
@@ -564,6 +629,105 @@ class MainWindow(QMainWindow):
                     self.splitDockWidget(docks[i - 1], dock, Qt.Orientation.Vertical)
                 dock.show()
         self.details_dock.raise_()  # the first of the bottom docks, tabbed with the views added there
+        QTimer.singleShot(0, self.fit_docks)  # once the docks are back in place
+
+    # ---------------------------------------------------------------- the sidebar's arrangement and sizes
+    def _arrange_sidebar(self, wide: bool) -> None:
+        """Wide windows: the palette a column of its own beside the stack and the properties, every layer type
+        in view; narrower ones: the palette above the stack, above the properties."""
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        docks = (self.palette_dock, self.stack_dock, self.properties_dock)
+        for dock in docks:
+            dock.setFloating(False)
+            dock.show()
+        if wide:
+            self.addDockWidget(left, self.palette_dock, Qt.Orientation.Horizontal)
+            self.splitDockWidget(self.palette_dock, self.stack_dock, Qt.Orientation.Horizontal)
+            self.splitDockWidget(self.stack_dock, self.properties_dock, Qt.Orientation.Vertical)
+        else:
+            for dock in docks:
+                self.addDockWidget(left, dock, Qt.Orientation.Vertical)
+
+    def sidebar_arrangement(self) -> str | None:
+        """"wide" (the palette beside the stack), "stacked" (above it), or None (the person moved them)."""
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        docks = (self.palette_dock, self.stack_dock, self.properties_dock)
+        if any(d.isHidden() or d.isFloating() or self.dockWidgetArea(d) != left for d in docks):
+            return None
+        p, s, q = (d.geometry() for d in docks)
+        if p.right() < s.left() and s.bottom() < q.top() and abs(s.left() - q.left()) <= 2:
+            return "wide"
+        if p.bottom() < s.top() and s.bottom() < q.top():
+            return "stacked"
+        return None
+
+    def _palette_column_width(self) -> int:
+        tree = self.palette.tree
+        return max(120, tree.sizeHintForColumn(0) + tree.indentation() + 2 * tree.frameWidth()
+                   + tree.verticalScrollBar().sizeHint().width() + 8)
+
+    def fit_docks(self) -> None:
+        """Size the docks for the window: the palette shows every layer type where there is room for it (a
+        column of its own in a wide window, as many as fit in a short one), the stack and the properties share
+        the rest of the sidebar, and the sidebar and the right-hand views take at most ``SIDE_SHARE`` of a
+        narrow window each, so the centre stays usable.
+        """
+        if not shiboken6.isValid(self):
+            return
+        width = self.width()
+        side = max(SIDE_MIN, min(SIDEBAR_WIDTH, int(width * SIDE_SHARE)))
+        arrangement = self.sidebar_arrangement()
+        if arrangement == "wide":
+            self.resizeDocks([self.palette_dock, self.stack_dock], [self._palette_column_width(), side],
+                             Qt.Orientation.Horizontal)
+            room = self.stack_dock.height() + self.properties_dock.height()
+            self.resizeDocks([self.stack_dock, self.properties_dock], [room // 2, room - room // 2],
+                             Qt.Orientation.Vertical)
+        elif arrangement == "stacked":
+            column = [self.palette_dock, self.stack_dock, self.properties_dock]
+            self.resizeDocks([self.stack_dock], [side], Qt.Orientation.Horizontal)
+            room = sum(d.height() for d in column)
+            title = max(0, self.palette_dock.height() - self.palette.height())
+            share = PALETTE_SHARE if room >= 800 else PALETTE_SHARE_SHORT
+            palette = min(self.palette.full_height() + title, int(room * share))
+            stack = int((room - palette) * 0.52)
+            self.resizeDocks(column, [palette, stack, room - palette - stack], Qt.Orientation.Vertical)
+        right = [d for d in self._view_docks["right"] if d.isVisible() and not d.isFloating()
+                 and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        if right:
+            widest = RIGHT_WIDTH_WIDE if arrangement == "wide" else RIGHT_WIDTH
+            self.resizeDocks([right[0]], [max(SIDE_MIN, min(widest, int(width * SIDE_SHARE)))],
+                             Qt.Orientation.Horizontal)
+
+    def _first_layout(self) -> None:
+        """The first launch (no layout saved): the sidebar arranged and the docks sized for this window."""
+        if shiboken6.isValid(self):
+            self._arrange_sidebar(self.width() >= WIDE)
+            QTimer.singleShot(0, self.fit_docks)
+
+    def _follow_width(self) -> None:
+        """After a resize: across ``WIDE`` the sidebar changes arrangement (unless the person moved its docks);
+        narrowed, the side docks give the centre its share back."""
+        if not shiboken6.isValid(self):
+            return
+        arrangement, wide = self.sidebar_arrangement(), self.width() >= WIDE
+        if arrangement is not None and (arrangement == "wide") != wide:
+            self._arrange_sidebar(wide)
+            QTimer.singleShot(0, self.fit_docks)
+            return
+        center = self.centralWidget()
+        if center is not None and center.width() < 0.4 * self.width():
+            self.fit_docks()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._layout_restored:
+            if self._resize_timer is None:
+                self._resize_timer = QTimer(self)
+                self._resize_timer.setSingleShot(True)
+                self._resize_timer.setInterval(50)
+                self._resize_timer.timeout.connect(self._follow_width)
+            self._resize_timer.start()
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
         """(menu, action, keys) for every action with a shortcut, in menu order."""
@@ -597,8 +761,10 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:
         if not self._layout_restored:
-            self._restore_layout()
+            restored = self._restore_layout()
             self._layout_restored = True
+            if not restored:
+                QTimer.singleShot(0, self._first_layout)  # the first launch: docks sized for this window
             QTimer.singleShot(0, self._reveal_stack_top)  # once the docks have their sizes
         super().showEvent(event)
 
@@ -606,13 +772,15 @@ class MainWindow(QMainWindow):
         if shiboken6.isValid(self) and shiboken6.isValid(self.stack_panel):
             self.stack_panel.show_from_top()
 
-    def _restore_layout(self, views_only: bool = False) -> None:
+    def _restore_layout(self, views_only: bool = False) -> bool:
+        """The layout the person left (True), or nothing saved (False)."""
         geometry = self.settings.window_bytes("geometry")
         state = self.settings.window_bytes("state")
         if geometry is not None and not views_only:
             self.restoreGeometry(geometry)
         if state is not None:
-            self.restoreState(state, STATE_VERSION)
+            return bool(self.restoreState(state, STATE_VERSION))
+        return False
 
     def save_layout(self) -> None:
         self.settings.set_window_bytes("geometry", self.saveGeometry())
