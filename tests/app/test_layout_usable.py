@@ -188,7 +188,9 @@ def _entries_in_view(window) -> list[str]:
 
 def test_the_palette_shows_every_layer_type_without_scrolling_at_1600x1000(launch):
     window = launch(1600, 1000)
-    every = [spec.type for specs in by_group().values() for spec in specs]
+    from cnnviz.app.sidebar.palette import BLOCK_ENTRIES
+
+    every = [spec.type for specs in by_group().values() for spec in specs] + [text for _t, text, _d in BLOCK_ENTRIES]
     assert window.palette.tree.verticalScrollBar().maximum() == 0
     assert sorted(_entries_in_view(window)) == sorted(every)
     assert {"ReLU", "Flatten", "Linear"} <= set(_entries_in_view(window))

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, as_pair
+from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import Edit, Layer, Stack, StackDocument
 from cnnviz.core.model.units import format_bytes
 from cnnviz.core.shapes import LayerReport, StackReport, fmt_shape
@@ -99,14 +100,14 @@ def _wrapped_formula(line: str) -> str:
 
 
 HIDE_INTRO = "cnnviz:hide-intro"
-FIX_LINK = "cnnviz:fix:"  # + "<layer>:<n>": apply the n-th fix offered for that layer
+FIX_LINK = "cnnviz:fix:"  # + "<layer path>:<n>": apply the n-th fix offered for that layer
 
 
 def fixes_html(r: LayerReport) -> str:
     """One link per fix the core proposes for the layer: clicking applies it (undoable)."""
     if not r.fixes:
         return ""
-    links = " · ".join(f"<a href='{FIX_LINK}{r.index}:{n}' title='{escape(str(fix), quote=True)}'>"
+    links = " · ".join(f"<a href='{FIX_LINK}{r.path}:{n}' title='{escape(str(fix), quote=True)}'>"
                        f"Apply: {escape(fix.label)}</a>" for n, fix in enumerate(r.fixes))
     return f"<p class='fixes' style='margin:4px 0 8px 0'>{links}</p>"
 
@@ -120,21 +121,36 @@ def intro_box(stack: Stack) -> str:
             f"<a href='{HIDE_INTRO}'>Hide</a><br>{escape(stack.description)}</td></tr></table>")
 
 
-def layer_html(stack: Stack, report: StackReport, i: int) -> str:
-    layer = stack.layers[i]
-    r = report.layers[i] if i < len(report.layers) else None
+BLOCK_DOCS = {
+    "Residual": "body(x) + shortcut(x): the body learns what to add to its input. An empty shortcut is the "
+                "identity, so the body must keep the shape; a projection shortcut (a 1×1 Conv2d) makes them agree.",
+    "Concat": "torch.cat([branch(x) for branch in branches], dim=1): every branch reads the same input; the "
+              "outputs are stacked on the channels (the features after Flatten). An empty branch passes x.",
+}
+
+
+def layer_html(stack: Stack, report: StackReport, where: int | LayerPath) -> str:
+    path = LayerPath.of(where)
+    layer = stack.layer_at(path)
+    try:
+        r = report.at(path)
+    except IndexError:
+        r = None
     spec = CATALOGUE.get(layer.type)
-    title = f"{i} · {escape(layer.type)}" + (f" “{escape(layer.name)}”" if layer.name else "")
+    title = f"{path} · {escape(layer.type)}" + (f" “{escape(layer.name)}”" if layer.name else "")
     out = [f"<h2>{title}</h2>"]
     if spec is not None:
         out.append(f"<p class='doc'>{escape(spec.doc)}</p>")
+    elif layer.is_block:
+        out.append(f"<p class='doc'>{escape(BLOCK_DOCS.get(layer.type, ''))}</p>")
     if r is None or not r.reachable:
         first = report.first_error
         culprit = f"Layer {first.index} ({first.label})" if first is not None else "An earlier layer"
         out.append(_box("#757575", "#f0f0f0", "○", "Not reachable",
                         f"{culprit} fails, so nothing arrives here. Fix that layer first; this one is checked as "
                         f"soon as its input has a shape."))
-        out.append(f"<pre>{escape(torch_call(layer, None))}</pre>")
+        if not layer.is_block:
+            out.append(f"<pre>{escape(torch_call(layer, None))}</pre>")
         return "".join(out)
     if r.error:
         out.append(error_box(r.error))
@@ -164,9 +180,23 @@ def layer_html(stack: Stack, report: StackReport, i: int) -> str:
     if r.formula:
         out.append("<p style='margin:8px 0 0 0'><b>How the size is computed</b></p>")
         out.append("<pre>" + escape("\n".join(_wrapped_formula(line) for line in r.formula)) + "</pre>")
+    if r.is_block:
+        out.append(_block_lists(r))
+        return "".join(out)
     out.append("<p style='margin:8px 0 0 0'><b>In PyTorch</b></p>")
     out.append(f"<pre>{escape(torch_call(layer, r))}</pre>")
     return "".join(out)
+
+
+def _block_lists(r: LayerReport) -> str:
+    """A block's lists: each one's layers and shapes, so the merge can be read at a glance."""
+    from cnnviz.app.sidebar.stack_model import list_title
+
+    lines = []
+    for key, reports in r.inner:
+        flow = " → ".join(f"{x.label} {fmt_shape(x.output_shape)}" for x in reports) or "identity (x itself)"
+        lines.append(f"{list_title(key)}: {fmt_shape(r.input_shape)} → {flow}")
+    return "<p style='margin:8px 0 0 0'><b>Inside</b></p><pre>" + escape("\n".join(lines)) + "</pre>"
 
 
 def input_html(stack: Stack, report: StackReport) -> str:
@@ -221,7 +251,8 @@ class DetailsPanel(QTextBrowser):
         self.destroyed.connect(lambda *_: unsubscribe())
         self.refresh()
 
-    def show_selection(self, kind: str, index: int = -1) -> None:
+    def show_selection(self, kind: str, index: int | LayerPath = -1) -> None:
+        """Show the selected row: a layer by its index or, inside a block, its path."""
         self.kind, self.index = kind, index
         self.refresh()
 
@@ -240,24 +271,32 @@ class DetailsPanel(QTextBrowser):
         if text == HIDE_INTRO:
             self.hide_intro()
         elif text.startswith(FIX_LINK):
-            i, n = (int(part) for part in text[len(FIX_LINK):].split(":"))
-            self.apply_fix(i, n)
+            where, _, n = text[len(FIX_LINK):].rpartition(":")
+            if n.isdigit():
+                self.apply_fix(where, int(n))
 
-    def apply_fix(self, i: int, n: int) -> bool:
-        """Apply the ``n``-th fix offered for layer ``i`` through the history (Ctrl+Z undoes it)."""
+    def apply_fix(self, where: int | str | LayerPath, n: int) -> bool:
+        """Apply the ``n``-th fix offered for the layer at ``where`` through the history (Ctrl+Z undoes it)."""
         from cnnviz.core.shapes.inference import fix_edit
 
-        layers = self.stack_document.report.layers
         push = self._push
-        if push is None or not 0 <= i < len(layers) or not 0 <= n < len(layers[i].fixes):
+        try:
+            fixes = self.stack_document.report.at(LayerPath.of(where)).fixes
+        except (IndexError, ValueError, TypeError):
             return False
-        return push(fix_edit(self.stack_document.stack, i, layers[i].fixes[n]))
+        if push is None or not 0 <= n < len(fixes):
+            return False
+        return push(fix_edit(self.stack_document.stack, where, fixes[n]))
 
     def html(self) -> str:
         stack = self.stack_document.stack
         report = self.stack_document.report  # inferred once per change by the document
         intro = intro_box(stack) if self.intro and stack.description else ""
-        if self.kind == "layer" and 0 <= self.index < len(stack.layers):
+        if self.kind == "layer":
+            try:
+                stack.layer_at(LayerPath.of(self.index))
+            except (IndexError, ValueError, TypeError):
+                return input_html(stack, report)
             return intro + layer_html(stack, report, self.index)
         if self.kind == "loss":
             return intro + loss_html(stack, report)

@@ -10,6 +10,12 @@ from cnnviz.core.model.layers import by_group
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
 
+BLOCK_ENTRIES = (
+    ("Residual", "Residual block", "body(x) + shortcut(x), as in ResNet; an empty shortcut is the identity."),
+    ("Concat", "Parallel branches (Concat)", "Branches side by side, their outputs concatenated on the channels, "
+                                             "as in Inception and DenseNet."),
+)
+
 
 class PaletteTree(QTreeWidget):
     """Group headers with layer types under them; drags carry the type name."""
@@ -39,6 +45,16 @@ class PaletteTree(QTreeWidget):
                 item.setToolTip(0, f"<b>{spec.type}</b><br>{spec.doc}<br><i>Double-click to add after the selected "
                                    f"layer, or drag it into the stack.</i>")
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
+        head = QTreeWidgetItem(self, ["Blocks"])
+        head.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        head.setFont(0, bold)
+        head.setToolTip(0, "Blocks hold layers of their own: drag layers into them in the stack")
+        for type_name, text, doc in BLOCK_ENTRIES:
+            item = QTreeWidgetItem(head, [text])
+            item.setData(0, TYPE_ROLE, type_name)
+            item.setToolTip(0, f"<b>{text}</b><br>{doc}<br><i>Double-click to add an empty one after the selected "
+                               f"layer, or drag it into the stack; then drag layers into it.</i>")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
         self.expandAll()
 
     # ------------------------------------------------------------------ size: every entry without scrolling

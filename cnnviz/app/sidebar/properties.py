@@ -6,6 +6,7 @@ updated in place, so a person typing in a field keeps the focus and cursor.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -16,7 +17,18 @@ from cnnviz.app.sidebar.form import ParamForm
 from cnnviz.app.sidebar.input_editor import InputEditor
 from cnnviz.app.sidebar.loss_editor import LossEditor
 from cnnviz.core.model.layers import CATALOGUE, LayerSpec
+from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import Layer, ReplaceLayer, StackDocument, set_param
+
+BLOCK_DOCS = {
+    "Residual": "Residual block: body(x) + shortcut(x). An empty shortcut is the identity (x itself), so the body "
+                "must keep the shape; otherwise put a projection (a 1×1 Conv2d with the right stride and "
+                "channels) on the shortcut. Drag layers into the body and the shortcut in the stack.",
+    "Concat": "Parallel branches: torch.cat([branch(x) for branch in branches], dim=1). Every branch sees the "
+              "same input; their outputs must agree on all but the channels (or features after Flatten). An "
+              "empty branch passes x itself (DenseNet). Drag layers into the branches in the stack; Add "
+              "branch is in the stack's context menu.",
+}
 from cnnviz.core.shapes import LayerReport
 
 
@@ -33,10 +45,13 @@ def arriving_count(layer: Layer, report: LayerReport | None) -> int | None:
 class LayerEditor(QWidget):
     """Header, label and keyword form of one layer."""
 
-    def __init__(self, spec: LayerSpec, parent: QWidget | None = None) -> None:
+    def __init__(self, spec: LayerSpec | None, parent: QWidget | None = None, block: str = "") -> None:
         super().__init__(parent)
-        self.spec = spec
-        self.index = -1
+        self.spec = spec if spec is not None else LayerSpec(block, "block", BLOCK_DOCS.get(block, ""), ())
+        spec = self.spec
+        self.index: int | LayerPath = -1
+        """The layer's index when it is one of the stack's own, else its :class:`LayerPath`."""
+        self.path: LayerPath | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(6)
@@ -54,17 +69,21 @@ class LayerEditor(QWidget):
         layout.addWidget(self.doc)
         layout.addWidget(self.label_edit)
         if not spec.params:
-            none = QLabel("This layer has no keywords.", self)
+            none = QLabel("A block has no keywords of its own: its layers have." if block else
+                          "This layer has no keywords.", self)
+            none.setWordWrap(True)
             none.setStyleSheet("color: palette(placeholder-text);")
             layout.addWidget(none)
         layout.addWidget(self.form)
         layout.addStretch(1)
 
-    def show_layer(self, index: int, layer: Layer, report: LayerReport | None) -> None:
+    def show_layer(self, where: int | LayerPath, layer: Layer, report: LayerReport | None) -> None:
+        path = LayerPath.of(where)
+        index = path.index if path.top_level else path
         if index != self.index:
             self.form.end_sessions()
-        self.index = index
-        self.title.setText(f"<span style='font-size:large'><b>{index} · {layer.type}</b></span>")
+        self.index, self.path = index, path
+        self.title.setText(f"<span style='font-size:large'><b>{path} · {layer.type}</b></span>")
         if not self.label_edit.hasFocus() and self.label_edit.text() != (layer.name or ""):
             self.label_edit.setText(layer.name or "")
         contexts: dict[str, dict[str, Any]] = {}
@@ -108,25 +127,40 @@ class PropertyEditor(QScrollArea):
         self._key = key
         self.setWidget(widget)
 
-    def show_selection(self, kind: str, index: int = -1) -> None:
+    def show_selection(self, kind: str, index: int | LayerPath = -1) -> None:
+        """Show the editor of the selected row: a layer by its index or, inside a block, its path."""
         self.kind, self.index = kind, index
         self.refresh()
 
+    def _selected_layer(self) -> tuple[LayerPath, Layer] | None:
+        if self.kind != "layer":
+            return None
+        try:
+            path = LayerPath.of(self.index)
+            return path, self.document.stack.layer_at(path)
+        except (IndexError, ValueError, TypeError):
+            return None
+
     def refresh(self) -> None:
         stack = self.document.stack
-        kind, index = self.kind, self.index
-        if kind == "layer" and not 0 <= index < len(stack.layers):
+        kind = self.kind
+        selected = self._selected_layer()
+        if kind == "layer" and selected is None:
             kind = ""
         if kind == "layer":
-            layer = stack.layers[index]
+            path, layer = selected
             key = ("layer", layer.type)
             if self._key != key or not isinstance(self.editor, LayerEditor):
-                editor = LayerEditor(CATALOGUE[layer.type])
+                editor = LayerEditor(CATALOGUE.get(layer.type), block=layer.type if layer.is_block else "")
                 editor.form.edited.connect(self._layer_param_edited)
                 editor.label_edit.editingFinished.connect(self._layer_renamed)
                 self._install(editor, key)
             report = self.document.report  # inferred once per change by the document
-            self.editor.show_layer(index, layer, report.layers[index] if index < len(report.layers) else None)
+            try:
+                layer_report = report.at(path)
+            except IndexError:
+                layer_report = None
+            self.editor.show_layer(path, layer, layer_report)
         elif kind == "input":
             if self._key != ("input",):
                 editor = InputEditor(self.history)
@@ -141,20 +175,28 @@ class PropertyEditor(QScrollArea):
             self._placeholder()
 
     # ----------------------------------------------------------------- editing
-    def _layer_param_edited(self, key: str, value: Any, session: int) -> None:
+    def _editor_layer(self) -> tuple[LayerPath, Layer] | None:
         editor = self.editor
-        if not isinstance(editor, LayerEditor) or not 0 <= editor.index < len(self.document.stack.layers):
+        if not isinstance(editor, LayerEditor) or editor.path is None:
+            return None
+        try:
+            return editor.path, self.document.stack.layer_at(editor.path)
+        except IndexError:
+            return None
+
+    def _layer_param_edited(self, key: str, value: Any, session: int) -> None:
+        found = self._editor_layer()
+        if found is None:
             return
-        edit = set_param(self.document.stack, editor.index, key, value)  # the one "back to default" rule
+        edit = set_param(self.document.stack, found[0], key, value)  # the one "back to default" rule
         if not self.history.push_edit(edit, session):
             self.refresh()  # nothing changed (an invalid value snapped back): show the stack's value again
 
     def _layer_renamed(self) -> None:
-        editor = self.editor
-        if not isinstance(editor, LayerEditor) or not 0 <= editor.index < len(self.document.stack.layers):
+        found = self._editor_layer()
+        if found is None:
             return
-        i = editor.index
-        layer = self.document.stack.layers[i]
-        text = editor.label_edit.text().strip() or None
+        path, layer = found
+        text = self.editor.label_edit.text().strip() or None
         if text != layer.name:
-            self.history.push_edit(ReplaceLayer(i, Layer(layer.type, layer.params, text), key="name"), new_session())
+            self.history.push_edit(ReplaceLayer(path, replace(layer, name=text), key="name"), new_session())

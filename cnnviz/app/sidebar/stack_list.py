@@ -1,15 +1,21 @@
-"""The stack as a list: two-line rows with shapes and status marks, drag to reorder, keys and a context menu."""
+"""The stack as a list: two-line rows with shapes and status marks, drag to reorder, keys and a context menu.
+
+Blocks are rows with their lists (body, shortcut, branches) as indented, collapsible children and their
+layers below those; layers are dragged into and out of them, a layer is wrapped in a block in one action,
+and every edit is undoable."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QListView,
     QMenu,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -19,6 +25,7 @@ from cnnviz.app.sidebar.stack_model import (
     INPUT,
     KIND_ROLE,
     LAYER,
+    LAYER_INDEX_ROLE,
     LOSS,
     MESSAGE_ROLE,
     ROWS_MIME,
@@ -29,7 +36,8 @@ from cnnviz.app.sidebar.stack_model import (
     TYPE_MIME,
     StackListModel,
 )
-from cnnviz.core.model.stack import InsertLayer, MoveLayer, RemoveLayer
+from cnnviz.core.model.paths import LayerPath
+from cnnviz.core.model.stack import Batch, InsertLayer, MoveLayer, RemoveLayer, ReplaceLayer, concat, residual
 from cnnviz.core.shapes.inference import fix_edit
 from cnnviz.core.shapes.reports import Fix
 
@@ -49,7 +57,7 @@ MAX_MESSAGE_LINES = 5
 class StackDelegate(QStyledItemDelegate):
     """Paints a row: index, title and key keywords; below, the shape flow or the core's sentence."""
 
-    def __init__(self, view: QListView) -> None:
+    def __init__(self, view: QTreeView) -> None:
         super().__init__(view)
         self.view = view
 
@@ -62,8 +70,12 @@ class StackDelegate(QStyledItemDelegate):
             small.setPointSizeF(max(7.0, small.pointSizeF() - 0.5))
         return bold, small
 
-    def _text_width(self) -> int:
-        return max(80, self.view.viewport().width() - INDEX_W - MARK - 4 * PAD)
+    def _text_width(self, index: QModelIndex | None = None) -> int:
+        depth = 0
+        while index is not None and index.isValid() and index.parent().isValid():
+            depth += 1
+            index = index.parent()
+        return max(80, self.view.viewport().width() - INDEX_W - MARK - 4 * PAD - depth * self.view.indentation())
 
     def _message_lines(self, index: QModelIndex) -> tuple[str, QColor | None]:
         status = index.data(STATUS_ROLE)
@@ -83,7 +95,8 @@ class StackDelegate(QStyledItemDelegate):
         if message:
             fm = QFontMetrics(small)
             if color is RED:
-                rect = fm.boundingRect(QRect(0, 0, self._text_width(), 10_000), Qt.TextFlag.TextWordWrap, message)
+                rect = fm.boundingRect(QRect(0, 0, self._text_width(index), 10_000), Qt.TextFlag.TextWordWrap,
+                                       message)
                 h += min(rect.height(), fm.lineSpacing() * MAX_MESSAGE_LINES) + 2
             else:
                 h += fm.lineSpacing() + 2
@@ -121,7 +134,8 @@ class StackDelegate(QStyledItemDelegate):
         painter.setPen(faint)
         if kind == LAYER:
             painter.drawText(QRect(r.left(), r.top(), INDEX_W - 6, fm_b.height()),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(index.row() - 1))
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                             str(index.data(LAYER_INDEX_ROLE)))
 
         # status mark
         mark_rect = QRect(r.right() - MARK, r.top() + (fm_b.height() - MARK) // 2, MARK, MARK)
@@ -223,12 +237,18 @@ class StackDelegate(QStyledItemDelegate):
                                  option.rect.width() - INDEX_W - MARK - 2 * PAD, fm.height() + 2 * PAD))
 
 
-class StackListView(QListView):
-    """The list of rows; a drop lands between rows, or after the row it is dropped on."""
+class StackListView(QTreeView):
+    """The rows, a block's lists and layers indented under it; a drop lands between rows, after the row it is
+    dropped on, or at the end of the list it is dropped on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setItemDelegate(StackDelegate(self))
+        self.setHeaderHidden(True)
+        self.setRootIsDecorated(False)  # top-level rows keep the full width; a block's children show arrows
+        self.setIndentation(14)
+        self.setItemsExpandable(True)
+        self.setExpandsOnDoubleClick(False)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setDragEnabled(True)
         self.setAcceptDrops(True)
@@ -237,14 +257,20 @@ class StackListView(QListView):
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setDragDropOverwriteMode(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setUniformItemSizes(False)
+        self.setUniformRowHeights(False)
+        self.setWordWrap(True)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
         self.setMouseTracking(True)
         self.context_actions: list[QAction | None] = []
-        self.row_actions = None  # set by StackPanel: (row, parent) -> actions for that row, first in the menu
+        self.row_actions = None  # set by StackPanel: (index, parent) -> actions for that row, first in the menu
+
+    def setModel(self, model) -> None:  # noqa: N802 - Qt override
+        super().setModel(model)
+        for signal in (model.rowsInserted, model.modelReset, model.layoutChanged):
+            signal.connect(lambda *_: self.expandAll())  # a block shows its inside
+        self.expandAll()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -258,9 +284,9 @@ class StackListView(QListView):
         rect = self.visualRect(index)
         margin = max(2, min(12, int(rect.height() / 5.5)))
         if pos.y() - rect.top() < margin:
-            return index.row(), QModelIndex()
-        if rect.bottom() - pos.y() < margin:
-            return index.row() + 1, QModelIndex()
+            return index.row(), index.parent()
+        if rect.bottom() - pos.y() < margin and not (self.model().hasChildren(index) and self.isExpanded(index)):
+            return index.row() + 1, index.parent()
         return -1, index
 
     def dropEvent(self, event) -> None:
@@ -282,7 +308,7 @@ class StackListView(QListView):
         """The context menu for the row at ``pos`` (viewport coordinates): its fixes, then the list's actions."""
         menu = QMenu(self)
         index = self.indexAt(pos)
-        extra = self.row_actions(index.row(), menu) if self.row_actions is not None and index.isValid() else []
+        extra = self.row_actions(index, menu) if self.row_actions is not None and index.isValid() else []
         for action in extra:
             menu.addAction(action)
         if extra and self.context_actions:
@@ -307,7 +333,8 @@ class StackListView(QListView):
 class StackPanel(QWidget):
     """The stack list with its actions: add, delete, duplicate, move up/down, rename."""
 
-    selectionChanged = Signal(str, int)  # kind ("input", "layer", "loss", ""), layer index (-1 if none)
+    selectionChanged = Signal(str, int)  # kind ("input", "layer", "loss", ""), top-level layer index (-1 if none)
+    pathChanged = Signal(object)  # the selected layer's LayerPath at any depth, or None
 
     def __init__(self, model: StackListModel, push, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -332,20 +359,34 @@ class StackPanel(QWidget):
         self.rename_action = self._action("Rename…", [QKeySequence(Qt.Key.Key_F2)], self.rename_selected,
                                           "Give the selected layer a label, or rename the stack on the input row (F2)",
                                           scoped=True)
+        self.wrap_residual_action = self._action(
+            "Wrap in Residual block", [QKeySequence("Ctrl+Shift+R")], lambda: self.wrap_selected("Residual"),
+            "Put the selected layer in the body of a new Residual block: x + layer(x) (Ctrl+Shift+R)")
+        self.wrap_concat_action = self._action(
+            "Wrap in parallel branches (Concat)", [], lambda: self.wrap_selected("Concat"),
+            "Put the selected layer in a branch of a new Concat block, beside an identity branch")
+        self.add_branch_action = self._action("Add branch", [], self.add_branch,
+                                              "Add an empty (identity) branch to the selected Concat block")
+        self.unwrap_action = self._action("Take layers out of block", [], self.unwrap_selected,
+                                          "Replace the selected block by its layers, where that computes the same")
         self.view.context_actions = [self.rename_action, self.duplicate_action, None, self.move_up_action,
-                                     self.move_down_action, None, self.delete_action]
+                                     self.move_down_action, None, self.wrap_residual_action, self.wrap_concat_action,
+                                     self.add_branch_action, self.unwrap_action, None, self.delete_action]
         self.view.row_actions = self.fix_actions
 
         self.view.selectionModel().selectionChanged.connect(self._selection_model_changed)
         model.requestSelect.connect(self.select_row)
+        model.requestSelectPath.connect(self.select_path)
         model.removingRow.connect(self._before_row_removed)
         model.rowsRemoved.connect(self._after_rows_removed)
+        model.modelAboutToBeReset.connect(self._before_reset)
         model.modelReset.connect(self._after_reset)
         model.dataChanged.connect(self._update_actions)
         for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
             signal.connect(self._sync_selection)
         self._last_row = 0
-        self._emitted: tuple[str, int] = ("", -1)
+        self._selected_before: LayerPath | None = None
+        self._emitted: tuple = (("", -1), None)
         self._removing_selected = False
         self._update_actions()
 
@@ -362,49 +403,79 @@ class StackPanel(QWidget):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         return action
 
-    def fix_actions(self, row: int, parent=None) -> list[QAction]:
-        """One action per fix the core proposes for the layer on ``row`` (its error's, the Softmax dim's)."""
-        if self.model.kind(row) != LAYER:
+    def fix_actions(self, where, parent=None) -> list[QAction]:
+        """One action per fix the core proposes for the layer on a row (a top-level row number or an index):
+        its error's, its warnings' (a Softmax's dim, a shortcut that could be the identity)."""
+        index = self.model.index(where) if isinstance(where, int) else where
+        path = self.model.path_of(index)
+        if path is None:
             return []
-        i = row - 1
-        layers = self.model.document.report.layers
-        if not 0 <= i < len(layers):
+        try:
+            report = self.model.document.report.at(path)
+        except IndexError:
             return []
         actions = []
-        for fix in layers[i].fixes:
+        for fix in report.fixes:
             action = QAction(f"Apply fix: {fix.label}", parent if parent is not None else self)
             action.setToolTip(f"Use {fix} (undo with Ctrl+Z)")
             action.setStatusTip(action.toolTip())
-            action.triggered.connect(lambda _=False, i=i, fix=fix: self.apply_fix(i, fix))
+            action.triggered.connect(lambda _=False, path=path, fix=fix: self.apply_fix(path, fix))
             actions.append(action)
         return actions
 
-    def apply_fix(self, i: int, fix: Fix) -> bool:
-        """Apply one proposed fix to layer ``i`` as one undoable edit."""
-        return self._push(fix_edit(self.model.document.stack, i, fix))
+    def apply_fix(self, where, fix: Fix) -> bool:
+        """Apply one proposed fix to the layer at ``where`` (an index or a path) as one undoable edit."""
+        return self._push(fix_edit(self.model.document.stack, where, fix))
 
     # ------------------------------------------------------------- selection
-    def selected_row(self) -> int:
+    def selected_index(self) -> QModelIndex:
         rows = self.view.selectionModel().selectedRows()
-        return rows[0].row() if rows else -1
+        return rows[0] if rows else QModelIndex()
+
+    def selected_row(self) -> int:
+        """The selected top-level row (a row inside a block counts as its outermost block's row); -1 if none."""
+        index = self.selected_index()
+        while index.isValid() and index.parent().isValid():
+            index = index.parent()
+        return index.row() if index.isValid() else -1
+
+    def selected_path(self) -> LayerPath | None:
+        """The selected layer's path, at any depth (None for the input, the loss, a block's list or nothing)."""
+        return self.model.path_of(self.selected_index())
 
     def selected_layer(self) -> int | None:
-        row = self.selected_row()
-        return row - 1 if self.model.kind(row) == LAYER else None
+        """The selected top-level layer's index (None inside a block: see :meth:`selected_path`)."""
+        path = self.selected_path()
+        return path.index if path is not None and path.top_level else None
 
     def selection(self) -> tuple[str, int]:
-        row = self.selected_row()
-        kind = self.model.kind(row) if row >= 0 else None
-        return (kind or "", row - 1 if kind == LAYER else -1)
+        """(kind, top-level layer index) for the window's views: a row inside a block shows its outermost
+        block (whose output the probe holds)."""
+        index = self.selected_index()
+        if not index.isValid():
+            return ("", -1)
+        kind = self.model.kind(self.selected_row())
+        return (kind or "", self.selected_row() - 1 if kind == LAYER else -1)
 
-    def select_row(self, row: int) -> None:
-        row = max(0, min(self.model.rowCount() - 1, row))
-        index = self.model.index(row)
+    def select_index(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
         self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         self.view.scrollTo(index)
 
+    def select_row(self, row: int) -> None:
+        row = max(0, min(self.model.rowCount() - 1, row))
+        self.select_index(self.model.index(row))
+
     def select_layer(self, i: int) -> None:
         self.select_row(self.model.row_of_layer(i))
+
+    def select_path(self, path) -> None:
+        """Select the layer at ``path`` (inside blocks too)."""
+        try:
+            self.select_index(self.model.index_of(LayerPath.of(path)))
+        except (IndexError, ValueError, TypeError):
+            pass
 
     def show_from_top(self) -> None:
         """Scroll to the input row (row 0), then as little as needed to keep the selected row in view too."""
@@ -423,71 +494,137 @@ class StackPanel(QWidget):
         """Tell listeners the selected layer's index whenever it changes, also when rows shift under it."""
         self._update_actions()
         selection = self.selection()
-        if selection != self._emitted:
-            self._emitted = selection
+        path = self.selected_path()
+        if (selection, path) != self._emitted:
+            self._emitted = (selection, path)
             self.selectionChanged.emit(*selection)
+            self.pathChanged.emit(path)
 
     def _before_row_removed(self, row: int) -> None:
-        self._removing_selected = self.selected_row() == row
+        self._removing_selected = row >= 0 and self.selected_row() == row and self.selected_path() is not None \
+            and self.selected_path().top_level
 
     def _after_rows_removed(self, parent, first: int, last: int) -> None:
+        if parent.isValid():
+            if not self.selected_index().isValid():
+                n = self.model.rowCount(parent)
+                self.select_index(self.model.index(min(first, n - 1), 0, parent) if n else parent)
+            return
         if self._removing_selected or self.selected_row() < 0:
             # Qt would move on to the next row (perhaps the loss); the layer that took its place, or the one before
             self.select_row(first if self.model.kind(first) == LAYER else first - 1)
         self._removing_selected = False
 
     def _after_reset(self) -> None:
+        if self._selected_before is not None:
+            self.select_path(self._selected_before)
+            if self.selected_path() == self._selected_before:
+                return
         self.select_row(min(self._last_row, self.model.rowCount() - 1))
 
+    def _before_reset(self) -> None:
+        self._selected_before = self.selected_path()
+
     def _update_actions(self, *args) -> None:
-        layer = self.selected_layer()
-        n = len(self.model.stack.layers)
-        has = layer is not None
+        path = self.selected_path()
+        has = path is not None
+        n = len(self._siblings(path)) if has else 0
         self.delete_action.setEnabled(has)
         self.duplicate_action.setEnabled(has)
-        self.move_up_action.setEnabled(has and layer > 0)
-        self.move_down_action.setEnabled(has and layer < n - 1)
-        kind = self.model.kind(self.selected_row())
+        self.move_up_action.setEnabled(has and path.index > 0)
+        self.move_down_action.setEnabled(has and path.index < n - 1)
+        self.wrap_residual_action.setEnabled(has)
+        self.wrap_concat_action.setEnabled(has)
+        layer = self.model.stack.layer_at(path) if has else None
+        self.add_branch_action.setEnabled(layer is not None and layer.type == "Concat")
+        self.unwrap_action.setEnabled(layer is not None and self._unwrapped(layer) is not None)
+        kind = self.model.kind_of(self.selected_index())
         self.rename_action.setEnabled(kind in (LAYER, INPUT))
 
+    def _siblings(self, path: LayerPath):
+        return self.model._container(path)  # noqa: SLF001 - the model's own list lookup, same package
+
     # ------------------------------------------------------------- actions
-    def insert_position(self) -> int:
-        """Where a layer added from the palette goes: after the selected row."""
-        row = self.selected_row()
-        kind = self.model.kind(row)
-        if kind == LAYER:
-            return row
-        if kind == INPUT:
-            return 0
-        return len(self.model.stack.layers)
+    def insert_position(self) -> LayerPath:
+        """Where a layer added from the palette goes: after the selected layer (in its own list), at the end of a
+        selected block's list, first after the input, else last."""
+        index = self.selected_index()
+        node = self.model.node(index)
+        if node[0] == "layer":
+            return node[1].sibling(node[1].index + 1)
+        if node[0] == "list":
+            return self.model.drop_place(-1, index)
+        if node[0] == INPUT:
+            return LayerPath(0)
+        return LayerPath(len(self.model.stack.layers))
 
     def add_layer(self, type_name: str) -> bool:
         return self.model.insert_layer(type_name, self.insert_position())
 
     def delete_selected(self) -> None:
-        i = self.selected_layer()
-        if i is None:
+        path = self.selected_path()
+        if path is None:
             return
-        if self._push(RemoveLayer(i)):
-            n = len(self.model.stack.layers)
-            self.select_row(self.model.row_of_layer(min(i, n - 1)) if n else 0)
+        self._push(RemoveLayer(path))
 
     def duplicate_selected(self) -> None:
-        i = self.selected_layer()
-        if i is None:
+        path = self.selected_path()
+        if path is None:
             return
-        if self._push(InsertLayer(i + 1, self.model.stack.layers[i].copy())):
-            self.select_layer(i + 1)
+        if self._push(InsertLayer(path.sibling(path.index + 1), self.model.stack.layer_at(path).copy())):
+            self.select_path(path.sibling(path.index + 1))
 
     def move_selected(self, step: int) -> None:
-        i = self.selected_layer()
-        if i is None:
+        path = self.selected_path()
+        if path is None:
             return
-        j = i + step
-        if 0 <= j < len(self.model.stack.layers) and self._push(MoveLayer(i, j)):
-            self.select_layer(j)
+        j = path.index + step
+        if 0 <= j < len(self._siblings(path)) and self._push(MoveLayer(path, path.sibling(j))):
+            self.select_path(path.sibling(j))
+
+    def wrap_selected(self, kind: str) -> None:
+        """Put the selected layer inside a new block in its place: a Residual's body, or a Concat's one branch
+        (with an identity branch beside it). One undoable step; the layer keeps its trained weights."""
+        path = self.selected_path()
+        if path is None:
+            return
+        layer = self.model.stack.layer_at(path)
+        block = residual([layer]) if kind == "Residual" else concat([layer], [])
+        label = f"Wrap {layer.label} in a {'Residual block' if kind == 'Residual' else 'Concat'}"
+        if self._push(Batch((RemoveLayer(path), InsertLayer(path, block)), label)):
+            inner = LayerPath(*path, "body", 0) if kind == "Residual" else LayerPath(*path, "branches", 0, 0)
+            self.select_path(inner)
+
+    @staticmethod
+    def _unwrapped(block):
+        """The layers a block stands for when taken apart (a Residual with an identity shortcut: its body; a
+        Concat of one branch: that branch), or None when that would change what it computes."""
+        if block.type == "Residual" and not block.shortcut:
+            return None  # body(x) + x is not body(x)
+        if block.type == "Concat" and len(block.branches) == 1:
+            return block.branches[0]
+        return None
+
+    def unwrap_selected(self) -> None:
+        path = self.selected_path()
+        if path is None:
+            return
+        block = self.model.stack.layer_at(path)
+        layers = self._unwrapped(block)
+        if layers is None:
+            return
+        edits = (RemoveLayer(path), *(InsertLayer(path.sibling(path.index + j), x) for j, x in enumerate(layers)))
+        self._push(Batch(edits, f"Take the layers out of {block.label}"))
+
+    def add_branch(self) -> None:
+        path = self.selected_path()
+        block = self.model.stack.layer_at(path) if path is not None else None
+        if block is None or block.type != "Concat":
+            return
+        grown = replace(block, branches=block.branches + ((),))
+        self._push(Batch((ReplaceLayer(path, grown),), f"Add a branch to {block.label}"))
 
     def rename_selected(self) -> None:
-        row = self.selected_row()
-        if row >= 0 and self.model.kind(row) in (LAYER, INPUT):
-            self.view.edit(self.model.index(row))
+        index = self.selected_index()
+        if index.isValid() and self.model.kind_of(index) in (LAYER, INPUT):
+            self.view.edit(index)

@@ -1,15 +1,19 @@
 """A thin Qt item model over :class:`~cnnviz.core.model.stack.StackDocument` (napari's item-model adapter).
 
-Rows: 0 is the input, 1..n the layers, n+1 the loss. The model is a tree model
-whose rows have no children yet: a layer is addressed by its
-:class:`~cnnviz.core.model.paths.LayerPath` (``(3,)`` is row 4 under the
-root), so blocks will add child rows under their layer without another
-redesign. It keeps its own snapshot of the stack and the report the document
-handed over, and maps the edit of each change one to one onto Qt's row
-signals (:class:`InsertLayer` onto ``beginInsertRows``, :class:`RemoveLayer`
-onto ``beginRemoveRows``, :class:`MoveLayer` onto ``beginMoveRows``; selections
-follow the moved layer). Every change it makes (a drop, a move, a rename) is an
-edit handed to ``push``.
+Rows under the root: 0 is the input, 1..n the layers, n+1 the loss. A block's
+row has one child row per list (a Residual's ``body`` and ``shortcut``, a
+Concat's branches), and a list's row has its layers as children, so a layer
+anywhere is addressed by its :class:`~cnnviz.core.model.paths.LayerPath`
+(``(3,)`` is row 4 under the root; ``3.body.1`` is row 1 under the body row of
+that block). An index's internal id names its parent node by the block's
+identity (:attr:`~cnnviz.core.model.stack.Layer.uid`), which survives edits
+that shift the block, so Qt's persistent indexes stay right. The model keeps
+its own snapshot of the stack and the report the document handed over, and
+maps the edit of each change onto Qt's row signals (:class:`InsertLayer` onto
+``beginInsertRows``, :class:`RemoveLayer` onto ``beginRemoveRows``,
+:class:`MoveLayer` within one list onto ``beginMoveRows``; a move between lists,
+or a block whose lists change, resets the model). Every change it makes (a
+drop, a move, a rename) is an edit handed to ``push``.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from PySide6.QtCore import QAbstractItemModel, QByteArray, QMimeData, QModelInde
 
 from cnnviz.app.plain_text import tooltip
 from cnnviz.app.sidebar import display as fmt
-from cnnviz.core.model.layers import CATALOGUE, LOSSES
+from cnnviz.core.model.layers import BLOCKS, CATALOGUE, LOSSES
 from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import (
     Batch,
@@ -38,6 +42,8 @@ from cnnviz.core.model.stack import (
     Stack,
     StackChange,
     StackDocument,
+    concat,
+    residual,
 )
 from cnnviz.core.shapes import StackReport, fmt_shape, infer
 
@@ -50,9 +56,11 @@ class RowKind(str, enum.Enum):
     INPUT = "input"
     LAYER = "layer"
     LOSS = "loss"
+    LIST = "list"
+    """A block's list of layers: a Residual's body or shortcut, a Concat's branch."""
 
 
-INPUT, LAYER, LOSS = RowKind.INPUT, RowKind.LAYER, RowKind.LOSS
+INPUT, LAYER, LOSS, LIST = RowKind.INPUT, RowKind.LAYER, RowKind.LOSS, RowKind.LIST
 
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 LAYER_INDEX_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -67,14 +75,35 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 def new_layer(type_name: str) -> Layer:
-    """A layer as the palette adds it: required keywords at their suggested values, counts inferred."""
+    """A layer as the palette adds it: required keywords at their suggested values, counts inferred; a block
+    empty (a Residual adds x to itself, a Concat of two identity branches) for layers to be dropped in."""
+    if type_name == "Residual":
+        return residual()
+    if type_name == "Concat":
+        return concat((), ())
     return Layer(type_name, CATALOGUE[type_name].initial_params())
+
+
+def list_title(key: tuple) -> str:
+    """``("body",)`` → "body"; ``("branches", 1)`` → "branch 1"."""
+    return key[0] if key[0] != "branches" else f"branch {key[1]}"
+
+
+def _after_removal(place: LayerPath, source: LayerPath) -> LayerPath:
+    """``place`` (a position in the stack as it is) as a position once the layer at ``source`` is taken out:
+    a later position in the same list, or inside a later block of that list, moves up by one."""
+    depth = len(source) - 1  # the part of ``place`` that indexes source's list
+    parts = list(place)
+    if tuple(parts[:depth]) == tuple(source[:depth]) and len(parts) > depth and parts[depth] > source[depth]:
+        parts[depth] -= 1
+    return LayerPath(*parts)
 
 
 class StackListModel(QAbstractItemModel):
     """Input, layers and loss as rows, with shapes, status and the core's sentences."""
 
     requestSelect = Signal(int)  # a row to select after a drop added or moved a layer
+    requestSelectPath = Signal(object)  # the same for a layer inside a block: its LayerPath
     removingRow = Signal(int)    # before rowsAboutToBeRemoved, so a selection can be noted before views move it
 
     def __init__(self, document: StackDocument, push: Callable[[Edit], bool], parent=None) -> None:
@@ -83,6 +112,10 @@ class StackListModel(QAbstractItemModel):
         self._push = push
         self._stack: Stack = document.stack
         self._report: StackReport = self._report_of(document.report, self._stack)
+        self._ids: dict[tuple, int] = {}
+        self._keys: list[tuple] = [("root",)]  # id 0: the root
+        self._where: dict[int, LayerPath] = {}  # block uid -> its path in the stack shown
+        self._rebuild_places()
         unsubscribe = document.subscribe(self._on_change)
         self.destroyed.connect(lambda *_: unsubscribe())
 
@@ -100,23 +133,93 @@ class StackListModel(QAbstractItemModel):
     def report(self) -> StackReport:
         return self._report
 
+    # ------------------------------------------------------------------ the tree
+    def _id(self, key: tuple) -> int:
+        """A stable internal id for a parent node: ("block", uid) or ("list", uid, list key)."""
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = len(self._keys)
+            self._keys.append(key)
+        return found
+
+    def _rebuild_places(self) -> None:
+        self._where = {layer.uid: path for path, layer in self._stack.walk() if layer.is_block}
+
+    def node(self, index: AnyIndex) -> tuple:
+        """What a row stands for: ("input",), ("loss",), ("layer", path), ("list", block path, key), or ("",)."""
+        if not index.isValid():
+            return ("",)
+        pid = index.internalId()
+        if pid == 0:
+            kind = self.kind(index.row())
+            if kind == LAYER:
+                return ("layer", LayerPath(index.row() - 1))
+            return (kind,) if kind is not None else ("",)
+        key = self._keys[pid]
+        path = self._where.get(key[1])
+        if path is None:
+            return ("",)
+        block = self._stack.layer_at(path)
+        if key[0] == "block":
+            lists = block.lists()
+            return ("list", path, lists[index.row()][0]) if index.row() < len(lists) else ("",)
+        layers = block.list_at(key[2])
+        if index.row() >= len(layers):
+            return ("",)
+        return ("layer", LayerPath(*path, *key[2], index.row()))
+
+    def kind_of(self, index: AnyIndex) -> str | None:
+        """The :class:`RowKind` of any row (:meth:`kind` takes a top-level row number)."""
+        kind = self.node(index)[0]
+        return RowKind(kind) if kind else None
+
     def index(self, row: int, column: int = 0, parent: AnyIndex = QModelIndex()) -> QModelIndex:
-        if parent.isValid() or column != 0 or not 0 <= row < self.rowCount():
-            return QModelIndex()  # no row has children yet (a block's layers will)
-        return self.createIndex(row, column)
+        if column != 0 or row < 0 or row >= self.rowCount(parent):
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, 0)
+        node = self.node(parent)
+        if node[0] == "layer":
+            return self.createIndex(row, column, self._id(("block", self._stack.layer_at(node[1]).uid)))
+        if node[0] == "list":
+            return self.createIndex(row, column, self._id(("list", self._stack.layer_at(node[1]).uid, node[2])))
+        return QModelIndex()
 
     def parent(self, child: AnyIndex | None = None):
         if child is None:  # Qt's other overload: the QObject's parent
             return super().parent()
-        return QModelIndex()  # every row sits under the root today
+        if not child.isValid() or child.internalId() == 0:
+            return QModelIndex()
+        key = self._keys[child.internalId()]
+        path = self._where.get(key[1])
+        if path is None:
+            return QModelIndex()
+        if key[0] == "block":
+            return self.index_of(path)
+        block = self._stack.layer_at(path)
+        row = [k for k, _layers in block.lists()].index(key[2])
+        return self.createIndex(row, 0, self._id(("block", key[1])))
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._stack.layers) + 2
+        if not parent.isValid():
+            return len(self._stack.layers) + 2
+        if parent.column() != 0:
+            return 0
+        node = self.node(parent)
+        if node[0] == "layer":
+            return len(self._stack.layer_at(node[1]).lists())
+        if node[0] == "list":
+            return len(self._stack.layer_at(node[1]).list_at(node[2]))
+        return 0
+
+    def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: N802 - Qt override
+        return self.rowCount(parent) > 0
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 1
 
     def kind(self, row: int) -> str | None:
+        """The kind of top-level row ``row`` (the input, a layer of the stack's own, the loss)."""
         n = len(self._stack.layers)
         if row == 0:
             return INPUT
@@ -131,40 +234,91 @@ class StackListModel(QAbstractItemModel):
         return index + 1
 
     def path_of(self, index: AnyIndex) -> LayerPath | None:
-        """The layer path of a row, or None for the input and loss rows."""
-        if not index.isValid() or index.parent().isValid() or self.kind(index.row()) != LAYER:
-            return None
-        return LayerPath(index.row() - 1)
+        """The layer path of a row, or None for the input, loss and list rows."""
+        node = self.node(index)
+        return node[1] if node[0] == "layer" else None
 
     def index_of(self, path: LayerPath | int) -> QModelIndex:
         """The row of the layer at ``path``."""
         parent, row = self._place(LayerPath.of(path))
         return self.index(row, 0, parent)
 
-    @staticmethod
-    def _place(path: LayerPath) -> tuple[QModelIndex, int]:
-        """(parent index, row) of ``path``: top-level layers come after the input row."""
-        if not path.top_level:
-            raise IndexError(f"no row for {path}: the list shows no blocks yet")
-        return QModelIndex(), path.index + 1
+    def list_index(self, block: LayerPath, key: tuple) -> QModelIndex:
+        """The row of the list ``key`` of the block at ``block``."""
+        layer = self._stack.layer_at(block)
+        layer.list_at(key)  # IndexError when there is no such list
+        row = [k for k, _layers in layer.lists()].index(tuple(key))
+        return self.index(row, 0, self.index_of(block))
+
+    def _place(self, path: LayerPath) -> tuple[QModelIndex, int]:
+        """(parent index, row) of ``path`` in the stack shown: top-level layers come after the input row."""
+        if path.top_level:
+            return QModelIndex(), path.index + 1
+        (index, key) = path.segments[-1]
+        block = LayerPath(*path.container[:len(path.container) - len(key)])
+        return self.list_index(block, key), path.index
 
     def loss_row(self) -> int:
         return len(self._stack.layers) + 1
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        row = index.row()
-        kind = self.kind(row)
-        if kind is None:
+        node = self.node(index)
+        kind = node[0]
+        if not kind:
             return None
         if role == KIND_ROLE:
-            return kind
+            return RowKind(kind)
         if kind == INPUT:
             return self._input_data(role)
         if kind == LOSS:
             return self._loss_data(role)
-        return self._layer_data(row - 1, role)
+        if kind == LIST:
+            return self._list_data(node[1], node[2], role)
+        return self._layer_data(node[1], role)
+
+    def _list_data(self, block_path: LayerPath, key: tuple, role: int) -> Any:
+        block = self._stack.layer_at(block_path)
+        layers = block.list_at(key)
+        try:
+            reports = dict(self._report.at(block_path).inner).get(tuple(key), ())
+        except IndexError:
+            reports = ()
+        title = list_title(key)
+        identity = not layers
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{title}{' (identity)' if identity else ''}"
+        if role == TITLE_ROLE:
+            return title
+        if role == SUMMARY_ROLE:
+            return "identity: x itself" if identity else f"{len(layers)} layer{'s' if len(layers) != 1 else ''}"
+        try:
+            block_report = self._report.at(block_path)
+        except IndexError:
+            block_report = None
+        if role == SHAPE_ROLE:
+            if block_report is None or not block_report.reachable:
+                return ""
+            first = block_report.input_shape
+            last = reports[-1].output_shape if reports and all(r.ok for r in reports) else (first if identity else None)
+            return f"{fmt_shape(first)} → {fmt_shape(last) if last is not None else '✗'}"
+        if role == STATUS_ROLE:
+            if block_report is None or not block_report.reachable:
+                return fmt.UNREACHABLE
+            if any(r.error for r in reports):
+                return fmt.ERROR
+            return fmt.WARNING if any(r.warnings for r in reports) else fmt.OK
+        if role == MESSAGE_ROLE:
+            return ""
+        if role == LAYER_INDEX_ROLE:
+            return -1
+        if role == Qt.ItemDataRole.ToolTipRole:
+            what = {"body": "The body: its output is added to the shortcut's.",
+                    "shortcut": "The shortcut: an empty one is the identity (x itself); its output is added to "
+                                "the body's, so both must have the same shape."}.get(
+                key[0], "A branch: the outputs of all branches are concatenated on dimension 1 (channels); an "
+                        "empty branch passes x itself.")
+            return tooltip(what + " Drop layers here.")
+        return None
 
     def _input_data(self, role: int) -> Any:
         shape = fmt_shape(self._stack.input.shape)
@@ -211,9 +365,13 @@ class StackListModel(QAbstractItemModel):
             return tooltip("\n\n".join(line for line in lines if line))
         return None
 
-    def _layer_data(self, i: int, role: int) -> Any:
-        layer = self._stack.layers[i]
-        report = self._report.layers[i] if i < len(self._report.layers) else None
+    def _layer_data(self, path: LayerPath, role: int) -> Any:
+        layer = self._stack.layer_at(path)
+        try:
+            report = self._report.at(path)
+        except IndexError:
+            report = None
+        i = path.index
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{i} {self._title(layer)} {fmt.param_summary(layer, report)} {fmt.shape_flow(report)}"
         if role == Qt.ItemDataRole.EditRole:
@@ -258,6 +416,11 @@ class StackListModel(QAbstractItemModel):
         spec = CATALOGUE.get(layer.type)
         if spec is not None:
             parts.append(f"{layer.type}: {spec.doc}")
+        elif layer.type == "Residual":
+            parts.append("Residual: body(x) + shortcut(x). Drop layers into its body and shortcut.")
+        elif layer.type == "Concat":
+            parts.append("Concat: the branches' outputs joined on dimension 1 (channels, or features after "
+                         "Flatten). Drop layers into its branches.")
         return tooltip("\n\n".join(parts))
 
     # ------------------------------------------------------------------ editing
@@ -265,7 +428,7 @@ class StackListModel(QAbstractItemModel):
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
-        kind = self.kind(index.row())
+        kind = self.kind_of(index)
         if kind == LAYER:
             return base | Qt.ItemFlag.ItemIsDragEnabled | Qt.ItemFlag.ItemIsEditable
         if kind == INPUT:
@@ -277,7 +440,7 @@ class StackListModel(QAbstractItemModel):
         if role != Qt.ItemDataRole.EditRole or not index.isValid():
             return False
         text = str(value).strip()
-        kind = self.kind(index.row())
+        kind = self.kind_of(index)
         if kind == LAYER:
             path = self.path_of(index)
             layer = self._stack.layer_at(path)
@@ -308,60 +471,110 @@ class StackListModel(QAbstractItemModel):
         return data.hasFormat(ROWS_MIME) or data.hasFormat(TYPE_MIME)
 
     def drop_position(self, row: int, parent: AnyIndex) -> int:
-        """The layer position (0..n, "insert before") of a drop at ``row`` under ``parent``, Qt's convention.
+        """The top-level layer position (0..n, "insert before") of a drop at ``row`` under ``parent``.
 
         Dropping *on* a row puts the new layer after it; between rows, there; on
-        the input row, first; on or after the loss row, last.
+        the input row, first; on or after the loss row, last. (See :meth:`drop_place` for
+        drops inside blocks.)
         """
+        place = self.drop_place(row, parent)
+        return place.index if place.top_level else len(self._stack.layers)
+
+    def drop_place(self, row: int, parent: AnyIndex) -> LayerPath:
+        """Where a drop at ``row`` under ``parent`` (Qt's convention) puts a layer, as the path it gets.
+
+        Between the rows of a list, there; on a list's row, at its end; on a layer,
+        after it in its own list; on the input row, first; on the loss row or past
+        the end, last."""
         n = len(self._stack.layers)
+        node = self.node(parent)
         if row < 0:
-            if parent.isValid():
-                kind = self.kind(parent.row())
-                return 0 if kind == INPUT else n if kind == LOSS else parent.row()
-            return n
-        return max(0, min(n, row - 1))
+            if node[0] == "layer":
+                return node[1].sibling(node[1].index + 1)
+            if node[0] == "list":
+                block = self._stack.layer_at(node[1])
+                return LayerPath(*node[1], *node[2], len(block.list_at(node[2])))
+            if node[0] == INPUT:
+                return LayerPath(0)
+            return LayerPath(n)
+        if node[0] == "list":
+            block = self._stack.layer_at(node[1])
+            return LayerPath(*node[1], *node[2], max(0, min(len(block.list_at(node[2])), row)))
+        if node[0] == "layer":  # between the lists of a block: after the block
+            return node[1].sibling(node[1].index + 1)
+        return LayerPath(max(0, min(n, row - 1)))
 
     def dropMimeData(self, data: QMimeData, action, row: int, column: int, parent: AnyIndex) -> bool:
-        pos = self.drop_position(row, parent)
+        place = self.drop_place(row, parent)
         if data.hasFormat(TYPE_MIME):
             type_name = bytes(data.data(TYPE_MIME).data()).decode("utf-8", "replace")
-            if type_name not in CATALOGUE:
+            if type_name not in CATALOGUE and type_name not in BLOCKS:
                 return False
-            return self.insert_layer(type_name, pos)
+            return self.insert_layer(type_name, place)
         if data.hasFormat(ROWS_MIME):
             try:
                 paths = [LayerPath.of(p) for p in json.loads(bytes(data.data(ROWS_MIME).data()).decode())]
             except (ValueError, TypeError):
                 return False
-            if len(paths) != 1 or not paths[0].top_level:
+            if len(paths) != 1:
                 return False
-            return self.move_layer_to(paths[0].index, pos)
+            return self.move_layer_to(paths[0], place)
         return False
 
     def moveRows(self, source_parent: AnyIndex, source_row: int, count: int, dest_parent: AnyIndex,
                  dest_child: int) -> bool:
-        if count != 1 or source_parent.isValid() or dest_parent.isValid() or self.kind(source_row) != LAYER:
+        source = self.path_of(self.index(source_row, 0, source_parent))
+        if count != 1 or source is None:
             return False
-        return self.move_layer_to(source_row - 1, self.drop_position(dest_child, QModelIndex()))
+        return self.move_layer_to(source, self.drop_place(dest_child, dest_parent))
 
-    def insert_layer(self, type_name: str, pos: int) -> bool:
-        pos = max(0, min(len(self._stack.layers), pos))
-        if not self._push(InsertLayer(pos, new_layer(type_name))):
+    def insert_layer(self, type_name: str, pos: int | LayerPath) -> bool:
+        """Add a new layer (or an empty block) of ``type_name`` at ``pos`` (a top-level index or a path)."""
+        place = LayerPath.of(pos) if not isinstance(pos, int) else LayerPath(max(0, min(len(self._stack.layers), pos)))
+        try:
+            n = len(self._container(place))
+        except IndexError:
             return False
-        self.requestSelect.emit(self.row_of_layer(pos))
+        place = place.sibling(max(0, min(n, place.index)))
+        if not self._push(InsertLayer(place, new_layer(type_name))):
+            return False
+        self._request(place)
         return True
 
-    def move_layer_to(self, source: int, pos: int) -> bool:
-        """Move layer ``source`` so that it lands before the layer now at ``pos``."""
-        n = len(self._stack.layers)
-        if not 0 <= source < n:
+    def _container(self, path: LayerPath) -> tuple[Layer, ...]:
+        if path.top_level:
+            return self._stack.layers
+        (index, key) = path.segments[-1]
+        block = LayerPath(*path.container[:len(path.container) - len(key)])
+        return self._stack.layer_at(block).list_at(key)
+
+    def _request(self, path: LayerPath) -> None:
+        if path.top_level:
+            self.requestSelect.emit(self.row_of_layer(path.index))
+        else:
+            self.requestSelectPath.emit(path)
+
+    def move_layer_to(self, source: int | LayerPath, pos: int | LayerPath) -> bool:
+        """Move the layer at ``source`` so that it lands before what is now at ``pos`` (an index or a path in the
+        stack as it is): into and out of blocks as well as within one list."""
+        source = LayerPath.of(source)
+        place = LayerPath.of(pos) if not isinstance(pos, int) else LayerPath(pos)
+        try:
+            self._stack.layer_at(source)
+            self._container(place)
+        except IndexError:
             return False
-        dest = max(0, min(n - 1, pos - 1 if pos > source else pos))
-        if dest == source:
-            return False
+        if tuple(place[:len(source)]) == tuple(source) and len(place) > len(source):
+            return False  # a block into itself
+        dest = _after_removal(place, source)
+        if dest.container == source.container:
+            n = len(self._container(source))
+            dest = dest.sibling(max(0, min(n - 1, dest.index)))
+            if dest == source:
+                return False
         if not self._push(MoveLayer(source, dest)):
             return False
-        self.requestSelect.emit(self.row_of_layer(dest))
+        self._request(dest)
         return True
 
     # ------------------------------------------------------------ following
@@ -369,7 +582,17 @@ class StackListModel(QAbstractItemModel):
         report = self._report_of(change.report, change.new)
         # The edit turns the shown stack into the new one (always, for a model subscribed when it was made).
         self._follow(change.edit if change.old is self._stack else None, change.new, report)
-        self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1))  # shapes and marks below change too
+        self._announce(QModelIndex())  # shapes and marks below change too, at every depth
+
+    def _announce(self, parent: QModelIndex) -> None:
+        n = self.rowCount(parent)
+        if n == 0:
+            return
+        self.dataChanged.emit(self.index(0, 0, parent), self.index(n - 1, 0, parent))
+        for row in range(n):
+            child = self.index(row, 0, parent)
+            if self.rowCount(child):
+                self._announce(child)
 
     def _follow(self, edit: Edit | None, new: Stack, report: StackReport | None) -> None:
         """Show ``new`` (with ``report``, or the shown one if None), announcing ``edit`` with its row signals."""
@@ -380,26 +603,30 @@ class StackListModel(QAbstractItemModel):
             self.endInsertRows()
         elif isinstance(edit, RemoveLayer):
             parent, row = self._place(edit.path)
-            self.removingRow.emit(row)
+            self.removingRow.emit(row if edit.path.top_level else -1)
             self.beginRemoveRows(parent, row, row)
             self._show(new, report)
             self.endRemoveRows()
-        elif isinstance(edit, MoveLayer):
-            source_parent, source = self._place(edit.source)
-            dest_parent, dest = self._place(edit.dest)  # where it ends; Qt wants the row it goes before, now
-            if dest > source and dest_parent == source_parent:
+        elif isinstance(edit, MoveLayer) and edit.source.container == edit.dest.container:
+            parent, source = self._place(edit.source)
+            _same, dest = self._place(edit.dest)  # where it ends; Qt wants the row it goes before, now
+            if dest > source:
                 dest += 1
-            self.beginMoveRows(source_parent, source, source, dest_parent, dest)
+            self.beginMoveRows(parent, source, source, parent, dest)
             self._show(new, report)
             self.endMoveRows()
         elif isinstance(edit, Batch):
             for part in edit.edits:  # each part's own signal, through the stacks in between
                 self._follow(part, part.apply(self._stack)[0], None)
             self._follow(None, new, report)
-        elif isinstance(edit, (ReplaceLayer, SetInput, SetLoss)) or new.layers == self._stack.layers:
-            self._show(new, report)  # the same rows (a keyword, a rename, the input, the loss): their data changes
+        elif isinstance(edit, ReplaceLayer) and not (self._stack.layer_at(edit.path).is_block
+                                                     or edit.layer.is_block):
+            self._show(new, report)  # the same rows (a keyword, a rename): their data changes
+        elif isinstance(edit, (SetInput, SetLoss)) or new.layers == self._stack.layers and _same_uids(
+                new, self._stack):
+            self._show(new, report)  # the same rows (the input, the loss, the name): their data changes
         else:
-            self.beginResetModel()  # a whole new stack (open, new, a paste)
+            self.beginResetModel()  # a whole new stack (open, new, a paste), a move between lists, a new block
             self._show(new, report)
             self.endResetModel()
 
@@ -407,3 +634,8 @@ class StackListModel(QAbstractItemModel):
         self._stack = stack
         if report is not None:
             self._report = report
+        self._rebuild_places()
+
+
+def _same_uids(a: Stack, b: Stack) -> bool:
+    return [layer.uid for _p, layer in a.walk()] == [layer.uid for _p, layer in b.walk()]

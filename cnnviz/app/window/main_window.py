@@ -515,8 +515,10 @@ class MainWindow(QMainWindow):
             self.stack_panel.select_row(self.stack_model.loss_row())
 
     def _selection_changed(self, kind: str, index: int) -> None:
-        self.properties.show_selection(kind, index)
-        self.details.show_selection(kind, index)
+        path = self.stack_panel.selected_path()  # a layer inside a block: the sidebar shows that layer itself
+        where = path if path is not None and not path.top_level else index
+        self.properties.show_selection(kind, where)
+        self.details.show_selection(kind, where)
         QTimer.singleShot(0, lambda: shiboken6.isValid(self) and self._keep_properties_whole())  # once laid out
         self.selectionChanged.emit(kind, index)
 

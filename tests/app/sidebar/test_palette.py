@@ -4,6 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from cnnviz.app.sidebar.palette import TYPE_ROLE
 from cnnviz.core.model.layers import CATALOGUE, GROUPS, by_group
 from cnnviz.core.shapes import infer
 from tests.app.qt_helpers import layer_row_text, root
@@ -14,12 +15,15 @@ ALL_TYPES = list(CATALOGUE)
 def test_palette_lists_every_catalogue_layer_in_its_group_with_its_doc(window):
     tree = window.palette.tree
     heads = [tree.topLevelItem(g).text(0).lower() for g in range(tree.topLevelItemCount())]
-    assert heads == [g for g in GROUPS if by_group()[g]]
-    for item in tree.type_items():
+    assert heads == [g for g in GROUPS if by_group()[g]] + ["blocks"]
+    layers = [item for item in tree.type_items() if item.parent().text(0) != "Blocks"]
+    for item in layers:
         spec = CATALOGUE[item.text(0)]
         assert item.parent().text(0).lower() == spec.group
         assert spec.doc in item.toolTip(0)
-    assert sorted(i.text(0) for i in tree.type_items()) == sorted(ALL_TYPES)
+    assert sorted(i.text(0) for i in layers) == sorted(ALL_TYPES)
+    blocks = [(item.data(0, TYPE_ROLE), item.text(0)) for item in tree.type_items() if item not in layers]
+    assert blocks == [("Residual", "Residual block"), ("Concat", "Parallel branches (Concat)")]
 
 
 def test_a_real_double_click_adds_the_layer_after_the_selected_row(window, qtbot):

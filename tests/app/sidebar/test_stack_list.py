@@ -124,7 +124,9 @@ def test_delete_in_a_text_field_does_not_delete_the_layer(window, qtbot):
 
 def test_the_context_menu_holds_the_row_actions(window):
     texts = [a.text() if a is not None else "-" for a in window.stack_view.context_actions]
-    assert texts == ["Rename…", "Duplicate layer", "-", "Move layer up", "Move layer down", "-", "Delete layer"]
+    assert texts == ["Rename…", "Duplicate layer", "-", "Move layer up", "Move layer down", "-",
+                     "Wrap in Residual block", "Wrap in parallel branches (Concat)", "Add branch",
+                     "Take layers out of block", "-", "Delete layer"]
     window.select_layer(0)
     assert not window.stack_panel.move_up_action.isEnabled()
     window.stack_panel.select_row(0)
