@@ -55,6 +55,8 @@ def torch_tree(layers, x, container=(), shapes=None, params=None):
                 kwargs["in_channels"] = x.shape[1]
             if layer.type == "BatchNorm2d":
                 kwargs["num_features"] = x.shape[1]
+            if layer.type == "Linear":
+                kwargs["in_features"] = x.shape[-1]
             try:
                 module = getattr(nn, layer.type)(**{k: tuple(v) if isinstance(v, list) else v
                                                     for k, v in kwargs.items()})

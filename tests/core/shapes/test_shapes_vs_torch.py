@@ -210,8 +210,18 @@ def test_examples_match_torch(torch_reference):
     from cnnviz.core.model import assets, files
 
     cases = [files.load(p) for p in assets.examples()]
-    assert len(cases) >= 6
-    check_all(cases, torch_reference)
+    assert len(cases) >= 8
+    check_all([s for s in cases if not s.has_blocks], torch_reference)
+
+
+def test_examples_with_blocks_match_torch_at_every_depth():
+    from cnnviz.core.model import assets, files
+    from tests.core.shapes.test_blocks_vs_torch import compare
+
+    cases = [s for s in (files.load(p) for p in assets.examples()) if s.has_blocks]
+    assert {s.name for s in cases} >= {"Mini ResNet", "Mini Inception"}
+    for stack in cases:
+        assert compare(stack) is None, stack.name
 
 
 # ----------------------------------------------------------------- losses
