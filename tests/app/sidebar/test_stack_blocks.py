@@ -23,7 +23,6 @@ from cnnviz.core.model.stack import (
     InputSpec,
     InsertLayer,
     Layer,
-    RemoveLayer,
     Stack,
     StackDocument,
     concat,
@@ -171,11 +170,14 @@ def test_wrap_a_layer_in_a_residual_block_and_take_a_concat_apart(parts):
     panel.add_branch_action.trigger()
     assert len(document.stack.layers[2].branches) == 3
     history.undo()
-    history.push_edit(RemoveLayer("2.branches.0.0"))
-    history.push_edit(InsertLayer("1.body.0", Layer("ReLU")))
-    single = document.stack
-    panel.select_path("2")
-    assert not panel.unwrap_action.isEnabled()  # two (identity) branches: cat(x, x) is not x
+    # a Concat of one branch is that branch: taking it apart computes the same
+    history.push_edit(InsertLayer(3, concat([Layer("ReLU"), Layer("Dropout")])))
+    panel.select_path("3")
+    assert panel.unwrap_action.isEnabled()
+    panel.unwrap_action.trigger()
+    assert [layer.type for layer in document.stack.layers[3:5]] == ["ReLU", "Dropout"]
+    panel.select_path("1")
+    assert not panel.unwrap_action.isEnabled()  # body(x) + x is not body(x)
 
 
 def test_delete_duplicate_and_move_work_inside_a_block(parts):
