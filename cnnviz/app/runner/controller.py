@@ -48,6 +48,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 from cnnviz.app.document.undo import History
 from cnnviz.app.document.undo import new_session as new_merge_token
 from cnnviz.app.runner.data_fit import DataFit
+from cnnviz.app.runner.debugging import Debugging
 from cnnviz.app.runner.hub import ViewsHub, network_key
 from cnnviz.app.runner.messages import Build, Built, RunState
 from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
@@ -191,6 +192,8 @@ class RunController(QObject):
         w.stateChanged.connect(self._state_changed)
         w.faulted.connect(self._faulted)
         w.crashed.connect(shell.report_exception)
+        self.debugging = Debugging(self, places)  # the Confusion and Saliency tabs
+        w.evaluated.connect(self.debugging.add_evaluation)
 
         t = self.toolbar
         t.forward_action.triggered.connect(lambda _=False: self.forward())
@@ -559,6 +562,7 @@ class RunController(QObject):
             self.set_target(replace(self.target, image=None))
             return
         self.hub.show_snapshot(snap)
+        self.debugging.snapshot_shown(snap)
         if snap.probe is not None:
             self.forward_ms = snap.probe.forward_ms
         self._show_run_status()

@@ -32,6 +32,8 @@ from cnnviz.app.views import (
     SoftmaxView,
     SummaryTableView,
 )
+from cnnviz.app.views.conv_lab import ConvLabView
+from cnnviz.app.views.dense_lab import DenseLabView
 from cnnviz.app.views.gradients import fmt_difference
 from cnnviz.core.model.stack import Stack, StackDocument
 from cnnviz.core.run.live import Snapshot
@@ -75,6 +77,12 @@ class ViewsHub(QObject):
         # The overview first: the window opens on it, the selected layer's column large.
         places.add_view(self.overview, "center", "Overview")
         places.add_view(self.maps, "center", "Feature maps")
+        self.conv_lab = ConvLabView()
+        self.conv_lab.setObjectName("view_conv_lab")
+        self.dense_lab = DenseLabView()
+        self.dense_lab.setObjectName("view_dense_lab")
+        places.add_view(self.conv_lab, "center", "Convolution lab")
+        places.add_view(self.dense_lab, "center", "Dense lab")
         places.add_view(self.grad_maps, "center", "Gradient maps")
         places.add_view(self.filters, "center", "Filters")
         places.add_view(self.gradient, "center", "Loss head: dL/dz")
@@ -130,7 +138,8 @@ class ViewsHub(QObject):
             return
         self._message = message
         self.snapshot = None
-        for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.gradient):
+        for view in (self.maps, self.grad_maps, self.filters, self.softmax, self.gradient, self.conv_lab,
+                     self.dense_lab):
             view.clear(message)
         self.overview.clear(message)  # the columns up to the break when the stack cannot run
 
@@ -159,14 +168,14 @@ class ViewsHub(QObject):
         if snap is None:
             return
         if snap.error:
-            for view in (self.maps, self.grad_maps, self.softmax, self.gradient):
+            for view in (self.maps, self.grad_maps, self.softmax, self.gradient, self.conv_lab, self.dense_lab):
                 view.clear(snap.error)
             self.overview.show_schematic(snap.error, error=True)
             self._route_filters(snap, self._selection)
             return
         if self._stale:
             note = "Running the changed stack…"
-            for view in (self.maps, self.grad_maps, self.filters):
+            for view in (self.maps, self.grad_maps, self.filters, self.conv_lab):
                 view.clear(note)
             self.overview.show_stale(note)
             return
@@ -203,6 +212,55 @@ class ViewsHub(QObject):
         self.softmax.set_distribution(p.softmax, p.log_softmax, true_class=None if own else p.label,
                                       classes=p.classes)
         self._route_gradient(p, own)
+        self._route_labs(snap, kind, index, own)
+
+    def _lab_input(self, snap: Snapshot, index: int):
+        """What layer ``index`` receives: the previous layer's output, or the image normalised as the model
+        sees it for layer 0 (None when the normalisation did not travel)."""
+        p = snap.probe
+        if index > 0:
+            return p.activations[index - 1]
+        if snap.normalization is None:
+            return None
+        image = np.asarray(p.image, np.float32)
+        mean, std = (np.asarray(v, np.float32).reshape(-1, 1, 1) for v in snap.normalization)
+        if image.ndim != 3 or mean.shape[0] not in (1, image.shape[0]) or std.shape[0] != mean.shape[0]:
+            return None   # the lab then says it has no input, rather than guess
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ((image - mean) / std).astype(np.float32)
+
+    def _route_labs(self, snap: Snapshot, kind: str, index: int, own: bool) -> None:
+        """The labs: the selected layer's arithmetic on this sample (each lab draws only while shown)."""
+        from cnnviz.core.lab.taps import SPATIAL, flat_origin
+
+        p = snap.probe
+        report = self._report
+        rows = report.layers if report is not None else ()
+        if kind == "layer" and 0 <= index < len(p.activations) and index < len(rows):
+            r = rows[index]
+            title = f"layer {index} · {p.layer_labels[index]} ({r.type})"
+            x = self._lab_input(snap, index)
+            if r.type in SPATIAL:
+                has_bias = bool(r.resolved.get("bias", True)) if r.type == "Conv2d" else False
+                self.conv_lab.set_layer(r.type, r.resolved, x, p.activations[index], snap.weights.get(index),
+                                        snap.biases.get(index), formula=r.formula, title=title, has_bias=has_bias)
+            else:
+                self.conv_lab.clear(f"{title} has no sliding window: select a Conv2d, MaxPool2d or AvgPool2d "
+                                    f"layer" + (" (a Linear's dot products are in the Dense lab)"
+                                                if r.type == "Linear" else ""))
+            if r.type == "Linear":
+                self.dense_lab.set_linear(x, snap.weights.get(index), snap.biases.get(index), p.activations[index],
+                                          origin=flat_origin(report, index), title=title,
+                                          has_bias=bool(r.resolved.get("bias", True)))
+            else:
+                self.dense_lab.clear_linear(f"{title} is not a Linear: select a Linear layer to see its dot products")
+        else:
+            self.conv_lab.clear("Select a Conv2d, MaxPool2d or AvgPool2d layer to see its window slide")
+            self.dense_lab.clear_linear("Select a Linear layer to see its dot products")
+        loss = report.loss if report is not None else None
+        self.dense_lab.set_logits(p.logits, p.label, loss_type=loss.type if loss is not None else "CrossEntropyLoss",
+                                  loss_resolved=loss.resolved if loss is not None else None, classes=p.classes,
+                                  torch_loss=None if own else p.loss)
 
     def _overview_clicked(self, layer: int, channel: int) -> None:
         """A thumbnail (or a column) of the overview was clicked: select its layer, focus its channel."""
@@ -279,6 +337,6 @@ class ViewsHub(QObject):
 
     def flush(self) -> None:
         for view in (self.overview, self.maps, self.grad_maps, self.filters, self.softmax, self.curves,
-                     self.gradient):
+                     self.gradient, self.conv_lab, self.dense_lab):
             view.flush()
 

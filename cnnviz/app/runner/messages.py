@@ -70,3 +70,5 @@ class Built:
     """Why the :class:`Build`'s weights file was not loaded (the located WeightsError), or ""."""
     remembered_step: int = 0
     """The highest step of the trained weights the worker keeps for undo (0: none), used or not."""
+    test_images: np.ndarray | None = None
+    """The held-out images (N, C, H, W) in [0, 1], read-only, not copied: the mistakes gallery's thumbnails."""

@@ -93,6 +93,24 @@ class _Superseded(Exception):
     """A newer build or a shutdown arrived while data was being read."""
 
 
+class _Trainer(Trainer):
+    """The core's trainer, whose held-out evaluations also keep each sample's prediction and confidence
+    (``Evaluation.samples``: one max per sample on the device, one copy), for the window's mistakes gallery."""
+
+    def evaluate(self):
+        self.last_eval = self.session.evaluate("test", per_sample=True)
+        if self.on_eval is not None:
+            self.on_eval(self.last_eval)
+        return self.last_eval
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that cannot be written through (handed to the GUI thread without a copy)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class _Thread(QThread):
     def __init__(self, target: Callable[[], None], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -326,7 +344,8 @@ class RunWorker(QObject):
             data_name=session.data_name, classes=session.classes, test_labels=np.asarray(test.labels).copy(),
             notes=tuple(getattr(session.data, "notes", ())) + session.notes + weight_notes,
             description=session.describe(), kept=kept, step=session.step_count,
-            weights_loaded=loaded, weights_error=refused, remembered_step=self.kept.step))
+            weights_loaded=loaded, weights_error=refused, remembered_step=self.kept.step,
+            test_images=read_only(np.asarray(test.images))))
         return new
 
     def _drop(self, session) -> None:
@@ -375,7 +394,7 @@ class RunWorker(QObject):
                 self.probed.emit()
             warm_up_optimizer_once()
 
-        trainer = Trainer(
+        trainer = _Trainer(
             live.session, control, probe=live, on_progress=self.progressed.emit, on_eval=self.evaluated.emit,
             on_probe=deliver, on_state=on_state, report_every=self.report_every,
             report_seconds=self.report_seconds, eval_every=self.eval_every, probe_hz=self.probe_hz)

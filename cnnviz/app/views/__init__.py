@@ -12,6 +12,9 @@ so they can be tested alone and fed from a worker's results, on the GUI thread.
 - :class:`CurvesView`: loss and accuracy while training.
 - :class:`GradientView`: dL/dz against softmax(z) − onehot(y), the cross-entropy check, norms.
 - :class:`SummaryTableView`: the shape engine's report as a table with totals.
+- :class:`ConfusionView`: the held-out confusion matrix, counts or row-normalised, per-class accuracy.
+- :class:`MistakesView`: a gallery of held-out examples, most confident first.
+- :class:`AttributionView`: saliency and Grad-CAM over the input image.
 
 What they compute is pure numpy and imports without Qt: :mod:`.mosaic` (the
 layout of a layer's maps), :mod:`.levels` (shared colour levels, readings) and
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import importlib
 
-_VIEWS = {"CurvesView": "curves", "FeatureMapView": "feature_maps", "FilterView": "filters",
-          "GradientView": "gradients", "OverviewView": "overview", "SoftmaxView": "softmax",
+_VIEWS = {"AttributionView": "attribution_view", "ConfusionView": "confusion", "ConvLabView": "conv_lab",
+          "CurvesView": "curves", "DenseLabView": "dense_lab",
+          "FeatureMapView": "feature_maps", "FilterView": "filters", "GradientView": "gradients",
+          "MistakesView": "mistakes", "OverviewView": "overview", "SoftmaxView": "softmax",
           "SummaryTableView": "summary_table"}
 __all__ = sorted(_VIEWS)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,11 @@ class Evaluation:
     confusion[t][p]``, None for a class with no counted sample. Both are None
     when the evaluation was asked for without the matrix. Plain tuples, so an
     evaluation compares and pickles like the rest.
+
+    ``samples`` (only with ``evaluate(..., per_sample=True)``, for the window's
+    mistakes gallery; never part of comparisons or the command line's output):
+    float32 (2, n), row 0 each sample's predicted class, row 1 its confidence
+    (the largest softmax(z) probability), in the split's order.
     """
 
     step: int
@@ -83,6 +88,17 @@ class Evaluation:
     confusion: tuple[tuple[int, ...], ...] | None = None
     per_class_accuracy: tuple[float | None, ...] | None = None
     classes: tuple[str, ...] = ()
+    samples: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def predictions(self) -> np.ndarray | None:
+        """Each sample's predicted class, int64 (n,) (None without ``per_sample``)."""
+        return None if self.samples is None else self.samples[0].astype(np.int64)
+
+    @property
+    def confidences(self) -> np.ndarray | None:
+        """Each sample's largest class probability, float32 (n,) (None without ``per_sample``)."""
+        return None if self.samples is None else self.samples[1]
 
 
 class Session:
@@ -294,7 +310,8 @@ class Session:
         s = dict(self._loss_settings, reduction="none")
         return identities.apply_loss(out, y, self.stack.loss.type, s)
 
-    def evaluate(self, split: str = "test", chunk: int | None = None, *, confusion: bool = True) -> Evaluation:
+    def evaluate(self, split: str = "test", chunk: int | None = None, *, confusion: bool = True,
+                 per_sample: bool = False) -> Evaluation:
         """Loss, accuracy and the confusion matrix on a whole split in eval mode, without gradients.
 
         ``chunk`` samples at a time: by default :attr:`eval_chunk`, up to 1,024 and fewer when the samples
@@ -304,6 +321,8 @@ class Session:
         and one ``bincount`` of it at the end (on CUDA a ``bincount`` reads its maximum: once, not per
         chunk) is read back with the loss. ``confusion=False`` counts only the correct predictions (the
         same accuracy, without the matrix: what ``benchmarks/confusion.py`` compares against).
+        ``per_sample=True`` (the window's mistakes) also keeps each sample's prediction and confidence
+        (one max and one logsumexp per chunk, on the device) and copies them back once, as ``samples``.
         """
         data = self._split(split)
         chunk = max(1, int(chunk or self.eval_chunk))
@@ -314,6 +333,8 @@ class Session:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         kept = torch.zeros((), dtype=torch.long, device=self.device)
         cells = torch.empty(data.n if confusion else 0, dtype=torch.long, device=self.device)
+        per = torch.empty((2, data.n) if per_sample else (2, 0), dtype=torch.float32, device=self.device)
+        head = self.head
 
         def run() -> None:
             nonlocal total, correct, kept
@@ -322,7 +343,18 @@ class Session:
                     x, y = data.rows(start, start + chunk)
                     out = self.model(x)
                     total = total + self._per_sample_loss(out, y).sum()
-                    pred = out.argmax(1)
+                    if per_sample:
+                        top, pred = out.max(1)
+                        stop = start + len(y)
+                        per[0, start:stop] = pred
+                        if head == "Softmax":  # the output is already softmax(z)
+                            per[1, start:stop] = top
+                        elif head == "LogSoftmax":
+                            per[1, start:stop] = top.exp()
+                        else:  # max softmax(z) = exp(max z - logsumexp z)
+                            per[1, start:stop] = (top - torch.logsumexp(out, 1)).exp()
+                    else:
+                        pred = out.argmax(1)
                     if confusion:
                         cell = y * k + pred
                         if ignored:
@@ -342,7 +374,9 @@ class Session:
             loss = total.item()
             counted = values[1] if ignored else data.n
             accuracy = values[0] / counted if counted else 0.0
-            return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, classes=self.classes)
+            samples = per.cpu().numpy() if per_sample else None
+            return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, classes=self.classes,
+                              samples=samples)
         counts = self._guard_oom(lambda: torch.bincount(cells, minlength=k * k + 1), "evaluating")
         rows = counts[: k * k].reshape(k, k).tolist()  # the one device read (the loss's below is a copy)
         loss = total.item()
@@ -351,7 +385,9 @@ class Session:
         counted = sum(sum(row) for row in matrix)
         per_class = tuple(row[i] / sum(row) if sum(row) else None for i, row in enumerate(matrix))
         accuracy = diagonal / counted if counted else 0.0
-        return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, matrix, per_class, self.classes)
+        samples = per.cpu().numpy() if per_sample else None  # the one copy, after the read above
+        return Evaluation(self.step_count, split, loss / n, accuracy, data.n, counted, matrix, per_class, self.classes,
+                          samples)
 
     def _split(self, split: str) -> DeviceSplit:
         if split not in ("train", "test"):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,10 @@ class Snapshot:
     probe: Any = None
     weights: dict[int, np.ndarray] = field(default_factory=dict)
     error: str = ""
+    biases: dict[int, np.ndarray] = field(default_factory=dict)
+    """The biases of the layers in ``weights`` that have one (the labs add them to the sum)."""
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """(mean, std) per channel: layer 0 receives (probe.image − mean) / std."""
 
 
 class LiveProbe:
@@ -68,7 +73,27 @@ class LiveProbe:
             raise
         except (EngineError, ValueError) as exc:  # LayerFailed, no such sample, data.DataError for an image
             return Snapshot(self.generation, request, error=str(exc))
-        return Snapshot(self.generation, request, probe, self.weights(self.selected()))
+        weights = self.weights(self.selected())
+        return Snapshot(self.generation, request, probe, weights, biases=self.biases(weights),
+                        normalization=self.normalization())
+
+    def biases(self, layers) -> dict[int, np.ndarray]:
+        """CPU copies of the 1-D biases of ``layers`` (the ones whose weights travel)."""
+        out = {}
+        modules = list(self.session.model)
+        for i in layers:
+            b = getattr(modules[i], "bias", None) if 0 <= i < len(modules) else None
+            if b is not None and hasattr(b, "dim") and b.dim() == 1:
+                out[i] = b.detach().float().cpu().numpy().copy()
+        return out
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The (mean, std) the session normalises its inputs with, as the engine reads them."""
+        channels = self.session.stack.input.channels
+        data = getattr(self.session, "data", None)
+        mean = getattr(data, "mean", None) or (0.0,) * channels
+        std = getattr(data, "std", None) or (1.0,) * channels
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
     def weights(self, selected: int | None = None) -> dict[int, np.ndarray]:
         """CPU copies of the 2-D and 4-D weights, by layer: the small ones and ``selected``'s."""
@@ -124,7 +149,7 @@ def warm_up_optimizer() -> None:
 
     try:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    except Exception:  # noqa: BLE001 - only a warm-up: the real optimizer reports its own failures
+    except Exception:
         log.debug("optimizer warm-up failed", exc_info=True)
 
 

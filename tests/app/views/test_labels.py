@@ -149,9 +149,11 @@ def hub(qtbot):
         image=rng.random((1, 28, 28), np.float32), input_grad=rng.standard_normal((1, 28, 28)).astype(np.float32),
         activations=acts, activation_grads=acts, layer_labels=tuple(r.label for r in report.layers),
         softmax=np.full(10, 0.1, np.float32), log_softmax=np.full(10, np.log(0.1), np.float32),
+        logits=np.zeros(10, np.float32), prediction=9, step=0, loss=2.3026,
         label=9, classes=tuple(FASHION), identities=None, weight_norms=norms, grad_norms=norms,
         index=0, label_name="Ankle boot")
-    h.show_snapshot(SimpleNamespace(error=None, probe=probe, target=SimpleNamespace(image=None), weights={}))
+    h.show_snapshot(SimpleNamespace(error=None, probe=probe, target=SimpleNamespace(image=None), weights={},
+                                    biases={}, normalization=None))
     return h, report
 
 
