@@ -17,6 +17,15 @@
     Also printed: process start to the first forward pass shown (journey 1's
     "already run through it").
 
+(d) **Live views.** In the same window while it trains, alternated blocks with the
+    loop's probes on and off (``Trainer.on_probe`` None: no probe, no redraw, as
+    with every view closed): the refreshes the views get per second
+    (``ViewsHub.show_snapshot``), the throughput with probes on against off, the
+    probes' share of the worker's CPU time, and the GUI thread's CPU per refresh;
+    once with the default request (every gradient, the identities) and once with
+    what the overview and the labs draw (no gradient). Target ≥ 10 refreshes a
+    second at a throughput cost ≤ 5 %.
+
 Torch's intra-op threads in the worker: ``CNNVIZ_TORCH_THREADS`` or all cores
 but one (see ``cnnviz.app.runner.worker.default_threads``).
 
@@ -49,6 +58,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,14 +70,38 @@ _HOME = tempfile.mkdtemp(prefix="cnnviz-bench-home-")
 for _var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
     os.environ[_var] = os.path.join(_HOME, _var.lower())
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
 HEARTBEAT_MS = 5
 TARGET_P99_MS = 16.0
 TARGET_MAX_MS = 100.0
 TARGET_START_RATIO = 1.5
+TARGET_REFRESH_HZ = 10.0
+TARGET_COST = 0.05
+"""(d): the views refresh at least 10 times a second while training, for at most 5 % of the throughput."""
+
+_TRAINERS: list = []
+"""Every Trainer made in this process, with the native id of the thread that made it (the worker's)."""
+
+
+def _record_trainers() -> None:
+    """Remember each Trainer the window's worker makes, so (d) can switch its probes off and on."""
+    import threading
+
+    from cnnviz.core.run import training
+
+    if getattr(training.Trainer.__init__, "_recorded", False):
+        return
+    original = training.Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _TRAINERS.append((self, threading.get_ident()))
+
+    init._recorded = True
+    training.Trainer.__init__ = init
 
 
 def _app() -> QApplication:
@@ -104,7 +138,7 @@ def _stats(lateness: np.ndarray) -> dict[str, float]:
             "p99": float(np.percentile(lateness, 99)), "max": float(lateness.max())}
 
 
-def responsiveness(stack_name: str, seconds: float) -> dict:
+def responsiveness(stack_name: str, seconds: float, pairs: int = 6, block_s: float = 2.0) -> dict:
     """(a): the live window idle, then training, heartbeat lateness for each."""
     from cnnviz.app.window.dialogs import Dialogs
     from cnnviz.app.window.main_window import MainWindow
@@ -112,6 +146,7 @@ def responsiveness(stack_name: str, seconds: float) -> dict:
     from cnnviz.core.model import assets
 
     app = _app()
+    _record_trainers()
     tmp = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
     window = MainWindow(assets.path("examples", f"{stack_name}.cnnviz"), settings=Settings(tmp / "s.ini"),
                         autosave_dir=tmp, dialogs=Dialogs(), live=True)
@@ -140,16 +175,110 @@ def responsiveness(stack_name: str, seconds: float) -> dict:
     training = heartbeat(seconds)
     elapsed = time.perf_counter() - t0
     end_step = runner.last_progress.step if runner.last_progress else 0
+    during = dict(shown)  # (a)'s counts, before (d) adds its own
+    live = live_cost(runner, pairs, block_s)
+    # What the overview and the labs draw (every activation, the scores, the loss, the weights), with the
+    # gradient and feature-map views closed: no gradient, no identities (until the hub asks for it itself).
+    from cnnviz.core.run.training import ProbeRequest
+
+    asked = runner.worker.control.probe_request
+    live_views = None
+    if "param_grads" in getattr(ProbeRequest, "__dataclass_fields__", {}):  # (not before the fields came)
+        runner.worker.request_probe(replace(asked, grad_layers=(), input_grad=False, param_grads=False,
+                                            with_identities=False))
+        live_views = live_cost(runner, pairs, block_s)
+        runner.worker.request_probe(asked)
     runner.pause()
     t_pause = time.perf_counter()
     while runner.state != "paused":
         app.processEvents()
     pause_ms = 1e3 * (time.perf_counter() - t_pause)
     result = {"idle": _stats(idle), "training": _stats(training), "steps_per_s": (end_step - start_step) / elapsed,
-              "probes_per_s": shown["probes"] / elapsed, "progress_per_s": shown["progress"] / elapsed,
-              "pause_ms": pause_ms, "threads": runner.worker.threads, "stack": stack_name}
+              "probes_per_s": during["probes"] / elapsed, "progress_per_s": during["progress"] / elapsed,
+              "pause_ms": pause_ms, "threads": runner.worker.threads, "stack": stack_name, "live": live,
+              "live_views": live_views}
     window.close_without_asking()
     return result
+
+
+def live_cost(runner, pairs: int, block_s: float) -> dict:
+    """(d): in the window while it trains, blocks of ``block_s`` seconds with the loop's probes on and off,
+    alternated (``pairs`` of each, the order flipped every pair); per block the steps done, the worker
+    thread's CPU time, the probes taken and the refreshes the views got (``ViewsHub.show_snapshot``).
+
+    "Off" is the loop with no probe listener (``Trainer.on_probe`` None: no probe is taken and the views are
+    not redrawn), the same as training with every view closed."""
+    if not _TRAINERS:
+        raise SystemExit("the worker made no Trainer")
+    trainer, ident = _TRAINERS[-1]
+    session = trainer.session
+    listener, probe = trainer.on_probe, trainer.probe
+    counts = {"probes": 0, "shown": 0, "probe_cpu": 0.0}
+
+    def counted_probe(request):  # on the worker thread
+        counts["probes"] += 1
+        start = time.thread_time()
+        try:
+            return probe(request)
+        finally:
+            counts["probe_cpu"] += time.thread_time() - start
+
+    hub = runner.hub
+    show = hub.show_snapshot
+
+    def counted_show(snap):
+        counts["shown"] += 1
+        return show(snap)
+
+    trainer.probe = counted_probe
+    hub.show_snapshot = counted_show
+    try:
+        cpu_clock = time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        cpu_clock = None
+
+    def block(on: bool) -> dict:
+        trainer.on_probe = listener if on else None
+        _pump(0.25)  # let the switch settle (a pending probe, a paced refresh)
+        counts.update(probes=0, shown=0, probe_cpu=0.0)
+        steps0, t0 = session.step_count, time.perf_counter()
+        cpu0 = time.clock_gettime(cpu_clock) if cpu_clock is not None else 0.0
+        gui0 = time.thread_time()  # this is the GUI thread
+        _pump(block_s)
+        gui = time.thread_time() - gui0
+        seconds = time.perf_counter() - t0
+        steps = session.step_count - steps0
+        cpu = (time.clock_gettime(cpu_clock) - cpu0) if cpu_clock is not None else float("nan")
+        return {"steps_per_s": steps / seconds, "cpu_ms_per_step": 1e3 * cpu / max(steps, 1),
+                "probes_per_s": counts["probes"] / seconds, "shown_per_s": counts["shown"] / seconds,
+                "probe_share": counts["probe_cpu"] / cpu if cpu > 0 else float("nan"),
+                "probe_ms": 1e3 * counts["probe_cpu"] / max(counts["probes"], 1), "gui_share": gui / seconds}
+
+    on_blocks, off_blocks = [], []
+    try:
+        for k in range(pairs):
+            first_on = k % 2 == 0
+            a = block(first_on)
+            b = block(not first_on)
+            (on_blocks if first_on else off_blocks).append(a)
+            (off_blocks if first_on else on_blocks).append(b)
+    finally:
+        trainer.on_probe, trainer.probe = listener, probe
+        hub.show_snapshot = show
+
+    def med(blocks, key):
+        return statistics.median(b[key] for b in blocks)
+
+    throughput = [on["steps_per_s"] / max(off["steps_per_s"], 1e-9) for on, off in zip(on_blocks, off_blocks)]
+    cpu = [off["cpu_ms_per_step"] / max(on["cpu_ms_per_step"], 1e-9) for on, off in zip(on_blocks, off_blocks)]
+    return {"pairs": pairs, "block_s": block_s,
+            "shown_per_s": med(on_blocks, "shown_per_s"), "probes_per_s": med(on_blocks, "probes_per_s"),
+            "steps_on": med(on_blocks, "steps_per_s"), "steps_off": med(off_blocks, "steps_per_s"),
+            "throughput_ratio": statistics.median(throughput), "throughput_all": throughput,
+            "cpu_on": med(on_blocks, "cpu_ms_per_step"), "cpu_off": med(off_blocks, "cpu_ms_per_step"),
+            "cpu_ratio": statistics.median(cpu), "probe_share": med(on_blocks, "probe_share"),
+            "probe_ms": med(on_blocks, "probe_ms"), "gui_on": med(on_blocks, "gui_share"),
+            "gui_off": med(off_blocks, "gui_share")}
 
 
 CHILD = textwrap.dedent("""
@@ -191,7 +320,7 @@ def _time_child(code: str, with_start: bool = False) -> dict[str, float]:
     """Run ``python -c code``; "total" is the wall time to its exit, plus the marks it printed."""
     t0 = time.time()
     extra = [repr(t0)] if with_start else []
-    out = subprocess.run([sys.executable, "-c", code, *extra], capture_output=True, text=True, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", code, *extra], check=False, capture_output=True, text=True, cwd=ROOT,
                          timeout=300)
     marks = {"total": time.time() - t0}
     if out.returncode != 0:
@@ -218,20 +347,43 @@ def startup(runs: int) -> dict:
             "baseline_s": statistics.median(baseline), "window_all": window, "baseline_all": baseline}
 
 
+def _print_live(r: dict, d: dict, what: str) -> bool:
+    cost = 1.0 - d["throughput_ratio"]
+    good = d["shown_per_s"] >= TARGET_REFRESH_HZ and cost <= TARGET_COST
+    print(f"(d) live views while training {r['stack']}, {what}: {d['pairs']}+{d['pairs']} alternated blocks "
+          f"of {d['block_s']:g} s with the loop's probes on and off (medians)")
+    print(f"    refreshes shown {d['shown_per_s']:.1f}/s from {d['probes_per_s']:.1f} probes/s taken")
+    print(f"    steps/s on {d['steps_on']:.0f}, off {d['steps_off']:.0f}: throughput ratio on/off "
+          f"{d['throughput_ratio']:.3f} (cost {100 * cost:.1f} %; per pair "
+          f"{', '.join(f'{v:.2f}' for v in d['throughput_all'])})")
+    print(f"    worker CPU per step on {d['cpu_on']:.2f} ms, off {d['cpu_off']:.2f} ms: ratio off/on "
+          f"{d['cpu_ratio']:.3f}; probes took {100 * d['probe_share']:.1f} % of the worker's CPU time "
+          f"({d['probe_ms']:.2f} ms CPU each): what they cost the throughput, other processes' load aside")
+    extra = (d["gui_on"] - d["gui_off"]) * 1e3 / max(d["shown_per_s"], 1e-9)
+    print(f"    the GUI thread used {100 * d['gui_on']:.0f} % of a core with probes on, {100 * d['gui_off']:.0f} % "
+          f"off: {extra:.1f} ms of CPU per refresh, competing with the worker for the cores")
+    print(f"    target ≥ {TARGET_REFRESH_HZ:g} refreshes/s at a cost ≤ {100 * TARGET_COST:g} %: "
+          f"{'OK' if good else 'MISSED'}")
+    return good
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="heartbeat seconds, idle and training")
     parser.add_argument("--frames", type=int, default=200, help="frames of the panel measure")
     parser.add_argument("--starts", type=int, default=5, help="start-up runs of each kind")
     parser.add_argument("--stack", default="lenet5", help="example stack for the heartbeat (lenet5, digits)")
-    parser.add_argument("--only", choices=("heartbeat", "panel", "startup"), default=None)
+    parser.add_argument("--pairs", type=int, default=6, help="(d): blocks with probes on and off, of each")
+    parser.add_argument("--block", type=float, default=2.0, help="(d): seconds per block")
+    parser.add_argument("--only", choices=("heartbeat", "panel", "startup"), default=None,
+                        help="heartbeat includes (d), measured in the same window")
     args = parser.parse_args(argv)
     app = _app()
     print(f"platform {app.platformName()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     ok = True
 
     if args.only in (None, "heartbeat"):
-        r = responsiveness(args.stack, args.seconds)
+        r = responsiveness(args.stack, args.seconds, args.pairs, args.block)
         i, t = r["idle"], r["training"]
         good = t["p99"] <= TARGET_P99_MS and t["max"] < TARGET_MAX_MS
         ok &= good
@@ -246,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
               f"max {t['max'] / max(i['max'], 1e-3):.2f}×; Pause took {r['pause_ms']:.0f} ms to show")
         print(f"    target p99 ≤ {TARGET_P99_MS:g} ms and max < {TARGET_MAX_MS:g} ms while training: "
               f"{'OK' if good else 'MISSED'}")
+        for key, what in (("live", "every view's request (ProbeRequest(): every gradient, the identities)"),
+                          ("live_views", "the overview's and the labs' request (no gradient, no identities)")):
+            if r[key] is not None:
+                ok &= _print_live(r, r[key], what)
 
     if args.only in (None, "panel"):
         import ui_panel

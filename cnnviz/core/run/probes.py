@@ -13,12 +13,25 @@ well defined; the model itself is not rebuilt.
 BatchNorm's running statistics are put back afterwards, dropout draws from a
 forked random stream (the training run's stream does not move), and every
 module's train/eval flag is restored whatever happens. Everything computed on
-the device travels to the host in one copy. No Qt.
+the device travels to the host in one copy, into a host buffer reused from
+probe to probe once nothing holds the arrays of the probe that had it. No Qt.
+
+A probe takes only what it is asked for (by default everything): the
+activation gradients of some layers (``grad_layers``), the input's
+(``input_grad``), the parameters' (``param_grads``: ``grad_norms``) and the
+identities. Autograd computes only what leads to the gradients asked for, and
+with none asked for the sample runs forward without a graph. The activations,
+the scores, the loss and the weight norms cost next to nothing beside the
+forward pass and always come.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,17 +57,18 @@ class Probe:
     prediction: int
     image: np.ndarray
     """The sample as the data set gives it, (C, H, W) float32 in [0, 1] (before normalisation)."""
-    input_grad: np.ndarray
-    """dL/d(normalised input), (C, H, W): a saliency map."""
+    input_grad: np.ndarray | None
+    """dL/d(normalised input), (C, H, W): a saliency map (None when not asked for)."""
     layer_labels: tuple[str, ...]
     activations: tuple[np.ndarray, ...]
     """Output of every layer, in order."""
     activation_grads: tuple[np.ndarray | None, ...]
-    """dL/d(output of layer i) for this sample's loss (None where the loss does not depend on it)."""
+    """dL/d(output of layer i) for this sample's loss (None where the loss does not depend on it, or where
+    it was not asked for: see ``grad_layers``)."""
     weight_norms: tuple[float | None, ...]
     """L2 norm of all of layer i's parameters together (None for a layer without parameters)."""
     grad_norms: tuple[float | None, ...]
-    """L2 norm of dL/dθ of layer i for this sample's loss."""
+    """L2 norm of dL/dθ of layer i for this sample's loss (all None when ``param_grads`` was not asked for)."""
     batch_grad_norms: tuple[float | None, ...]
     """The same for the last training batch (None before the first step)."""
     output: np.ndarray
@@ -67,6 +81,10 @@ class Probe:
     identities: identities.Identities | None
     forward_ms: float
     total_ms: float
+    grad_layers: tuple[int, ...] | None = None
+    """The layers whose activation gradients were asked for (None: every layer)."""
+    param_grads: bool = True
+    """Whether ``grad_norms`` were asked for."""
 
     @property
     def label_name(self) -> str:
@@ -77,13 +95,72 @@ class Probe:
         return self.prediction == self.label
 
 
-def _param_norms(tensors: list[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each tensor (NaN for None) as one device vector: a single fused call."""
-    present = [t.detach() for t in tensors if t is not None]
-    norms = iter(torch._foreach_norm(present, 2) if present and hasattr(torch, "_foreach_norm")
-                 else [torch.linalg.vector_norm(t) for t in present])
+_WANT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cnnviz_probe_want", default=None)
+
+
+@contextlib.contextmanager
+def asking(*, grad_layers: Iterable[int] | None = None, input_grad: bool = True,
+           param_grads: bool = True) -> Iterator[None]:
+    """Within the block, probes taken on this thread (``Session.probe``, ``Session.probe_image``) take only
+    what is named (the keywords of :func:`take`); outside it they take everything."""
+    token = _WANT.set({"grad_layers": None if grad_layers is None else tuple(grad_layers),
+                       "input_grad": input_grad, "param_grads": param_grads})
+    try:
+        yield
+    finally:
+        _WANT.reset(token)
+
+
+class HostBuffers:
+    """Flat float32 host buffers for the probes' one device-to-host copy, reused once free.
+
+    A probe's arrays are views of one buffer; a buffer is handed out again only
+    when nothing but this pool references it (every array of the probe that
+    used it is gone), so a probe the window still shows, or a recording keeps,
+    is never overwritten. At most ``keep`` buffers are kept; beyond them a
+    probe gets a fresh one that is not kept.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._free_at: list[np.ndarray] = []
+
+    def get(self, size: int) -> np.ndarray:
+        pool = self._free_at
+        for i in range(len(pool)):
+            # the pool's reference and getrefcount's argument: no array of an earlier probe is left
+            if pool[i].size == size and sys.getrefcount(pool[i]) <= 2:
+                return pool[i]
+        buffer = np.empty(size, np.float32)
+        if len(pool) >= self.keep:
+            sizes = [b.size for b in pool]
+            if size in sizes and sizes.count(size) >= self.keep:
+                return buffer
+            stale = next((i for i, b in enumerate(pool) if b.size != size), None)
+            if stale is None:
+                return buffer
+            del pool[stale]
+        pool.append(buffer)
+        return buffer
+
+
+_HOST = HostBuffers()
+_DEVICE: dict[str, torch.Tensor] = {}
+
+
+def _norms(groups: list[list[torch.Tensor | None]], like: torch.Tensor) -> torch.Tensor:
+    """L2 norm of every tensor of every group (NaN for None), as one device vector: a single fused call."""
+    present = [t.detach() for group in groups for t in group if t is not None]
+    if present and hasattr(torch, "_foreach_norm"):
+        values = list(torch._foreach_norm(present, 2))
+    else:
+        values = [torch.linalg.vector_norm(t) for t in present]
+    total = sum(len(group) for group in groups)
+    if len(values) == total:
+        return torch.stack(values) if values else torch.zeros(0, device=like.device)
     nan = torch.full((), float("nan"), device=like.device)
-    return torch.stack([next(norms) if t is not None else nan for t in tensors]) if tensors else nan.reshape(0)
+    it = iter(values)
+    return torch.stack([next(it) if t is not None else nan for group in groups for t in group])
 
 
 def _per_layer(values: np.ndarray, sizes: list[int]) -> tuple[float | None, ...]:
@@ -97,16 +174,29 @@ def _per_layer(values: np.ndarray, sizes: list[int]) -> tuple[float | None, ...]
     return tuple(out)
 
 
-def take(session, index: int = 0, split="test", mode: str = "eval", with_identities: bool = True) -> Probe:
+def take(session, index: int = 0, split="test", mode: str = "eval", with_identities: bool = True, *,
+         grad_layers: Iterable[int] | None = None, input_grad: bool | None = None,
+         param_grads: bool | None = None) -> Probe:
     """Probe sample ``index`` of ``split`` of ``session`` in ``mode`` (``"eval"`` or ``"train"``).
 
     ``split`` is ``"train"``, ``"test"``, or a ``(name, DeviceSplit)`` pair for
     rows that are not part of the data set (a person's own image).
+    ``grad_layers`` (None: every layer), ``input_grad`` and ``param_grads`` say
+    which gradients to take; not given, they come from :func:`asking`, else
+    everything. What is not taken is None in the probe.
     """
     from cnnviz.core.run.hygiene import model_mode
 
     if mode not in MODES:
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    want = _WANT.get() or {}
+    if grad_layers is None:
+        grad_layers = want.get("grad_layers")
+    grad_set = None if grad_layers is None else frozenset(int(i) for i in grad_layers)
+    if input_grad is None:
+        input_grad = want.get("input_grad", True)
+    if param_grads is None:
+        param_grads = want.get("param_grads", True)
     if isinstance(split, tuple):
         split, data = split
     else:
@@ -114,14 +204,22 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     if not 0 <= index < data.n:
         raise EngineError(f"there is no sample {index} in the {split} split (it has {data.n})", kind="config")
     model = session.model
+    n_layers = len(model)
+    z_index = session.z_index
+    grads_at = [i for i in range(n_layers) if grad_set is None or i in grad_set]
+    want_dz = with_identities and z_index >= 0 and z_index not in grads_at
+    want_x = bool(input_grad) or (with_identities and z_index < 0)
+    need_graph = want_x or bool(param_grads) or bool(grads_at) or want_dz
     started = time.perf_counter()
     x, y = data.rows(index, index + 1)
     training = mode == "train"
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if training else []
-    layer_params = [[p for p in m.parameters()] for m in model]
-    with model_mode(model, training), session._rng.forked(), torch.enable_grad():
+    layer_params = [list(m.parameters()) for m in model]
+    flat_params = [p for group in layer_params for p in group]
+    with model_mode(model, training), session._rng.forked(), torch.set_grad_enabled(need_graph), \
+            _batch_of_one_convolutions(x.device):
         try:
-            x = x.detach().clone().requires_grad_(True)
+            x = x.detach().clone().requires_grad_(True) if need_graph else x
             acts = []
             h = x
             for i, module in enumerate(model):
@@ -133,15 +231,18 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
                 acts.append(h)
             forward_ms = (time.perf_counter() - started) * 1e3
             loss = identities.backward_scalar(session.loss_fn(h, y))
-            flat = [p for group in layer_params for p in group]
-            wanted = [x] + [a for a in acts if a.requires_grad]
-            grads = torch.autograd.grad(loss, wanted + flat, allow_unused=True)
+            wanted = ([x] if want_x else []) + [acts[i] for i in grads_at if acts[i].requires_grad]
+            if want_dz and acts[z_index].requires_grad:
+                wanted.append(acts[z_index])
+            asked = wanted + (flat_params if param_grads else [])
+            grads = (torch.autograd.grad(loss, asked, allow_unused=True) if asked and loss.requires_grad
+                     else [None] * len(asked))
         finally:
             with torch.no_grad():
                 for buffer, saved in buffers:
                     buffer.copy_(saved)
     by_id = {id(t): g for t, g in zip(wanted, grads[:len(wanted)])}
-    param_grads = list(grads[len(wanted):])
+    param_grad_list = list(grads[len(wanted):]) if param_grads else []
 
     pieces: list[torch.Tensor] = []
     shapes: list[tuple[int, ...] | None] = []
@@ -152,18 +253,17 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
             return
         t = t.detach()[0] if t.dim() > 0 and t.shape[0] == 1 else t.detach()
         shapes.append(tuple(t.shape))
-        pieces.append(t.reshape(-1).float())
+        pieces.append(t.reshape(-1) if t.dtype == torch.float32 else t.reshape(-1).float())
 
-    put(by_id.get(id(x)))
+    put(by_id.get(id(x)) if want_x else None)
     for a in acts:
         put(a)
-    for a in acts:
-        put(by_id.get(id(a)))
-    flat_params = [p for group in layer_params for p in group]
-    put(torch.cat([_param_norms(flat_params, loss), _param_norms(param_grads, loss),
-                   _param_norms([p.grad for p in flat_params], loss)]))
-    put(loss.reshape(1))
-    flat_host = torch.cat(pieces).cpu().numpy() if pieces else np.zeros(0, np.float32)  # the one copy
+    for i, a in enumerate(acts):
+        put(by_id.get(id(a)) if grad_set is None or i in grad_set or (want_dz and i == z_index) else None)
+    groups = [flat_params, param_grad_list, [p.grad for p in flat_params]]
+    put(_norms(groups, loss) if flat_params else None)
+    put(loss.detach().reshape(1))
+    flat_host = _one_copy(pieces, loss.device)
 
     arrays: list[np.ndarray | None] = []
     offset = 0
@@ -174,36 +274,81 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
         size = math.prod(shape)
         arrays.append(flat_host[offset:offset + size].reshape(shape))
         offset += size
-    n_layers = len(acts)
-    input_grad = arrays[0]
+    input_g = arrays[0]
     act_arrays = tuple(arrays[1:1 + n_layers])
-    act_grads = tuple(arrays[1 + n_layers:1 + 2 * n_layers])
+    all_grads = arrays[1 + n_layers:1 + 2 * n_layers]
     norm_values = arrays[1 + 2 * n_layers]
     loss_value = float(arrays[2 + 2 * n_layers].reshape(-1)[0])
     sizes = [len(group) for group in layer_params]
-    per_param = norm_values.reshape(3, -1) if norm_values is not None else np.zeros((3, 0), np.float32)
+    per_param = (norm_values.reshape(-1) if norm_values is not None else np.zeros(0, np.float32))
+    n_params = len(flat_params)
+    weight_part = per_param[:n_params]
+    grad_part = per_param[n_params:n_params + len(param_grad_list)]
+    batch_part = per_param[n_params + len(param_grad_list):]
 
     output = act_arrays[-1].reshape(-1) if act_arrays else flat_host[:0]
-    z_index = session.z_index
     z = act_arrays[z_index] if z_index >= 0 else np.asarray(data.raw[index], np.float32)
-    dz = act_grads[z_index] if z_index >= 0 else input_grad
+    dz = all_grads[z_index] if z_index >= 0 else input_g
+    act_grads = tuple(g if grad_set is None or i in grad_set else None for i, g in enumerate(all_grads))
     z_row = torch.from_numpy(np.ascontiguousarray(z.reshape(1, -1)))
     ids = None
+    label = int(data.labels_np[index])
     if with_identities:
         dz_t = torch.from_numpy(np.ascontiguousarray(dz.reshape(1, -1))) if dz is not None else None
-        label_t = torch.tensor([int(data.labels_np[index])])
-        ids = identities.check(z_row, label_t, session.stack.loss, session.head, z_source=session.z_source,
-                               autograd_dz=dz_t)
-    label = int(data.labels_np[index])
+        ids = identities.check(z_row, torch.tensor([label]), session.stack.loss, session.head,
+                               z_source=session.z_source, autograd_dz=dz_t)
+    if input_g is None and input_grad:  # asked for, but the loss does not depend on the input
+        input_g = np.zeros(session.stack.input.shape, np.float32)
+    z0 = z_row[0]
     return Probe(
         step=session.step_count, split=split, index=index, mode=mode, device=session.device_info.id,
         classes=session.classes, label=label, prediction=int(np.argmax(output)) if output.size else -1,
         image=np.array(data.raw[index], dtype=np.float32),
-        input_grad=input_grad if input_grad is not None else np.zeros(session.stack.input.shape, np.float32),
+        input_grad=input_g if input_grad else None,
         layer_labels=session.labels, activations=act_arrays, activation_grads=act_grads,
-        weight_norms=_per_layer(per_param[0], sizes), grad_norms=_per_layer(per_param[1], sizes),
-        batch_grad_norms=_per_layer(per_param[2], sizes),
-        output=output, logits=z_row[0].numpy(), softmax=torch.softmax(z_row[0], 0).numpy(),
-        log_softmax=torch.log_softmax(z_row[0], 0).numpy(), loss=loss_value, identities=ids,
+        weight_norms=_per_layer(weight_part, sizes),
+        grad_norms=_per_layer(grad_part, sizes) if param_grads else (None,) * n_layers,
+        batch_grad_norms=_per_layer(batch_part, sizes),
+        output=output, logits=z0.numpy(), softmax=torch.softmax(z0, 0).numpy(),
+        log_softmax=torch.log_softmax(z0, 0).numpy(), loss=loss_value, identities=ids,
         forward_ms=forward_ms, total_ms=(time.perf_counter() - started) * 1e3,
+        grad_layers=None if grad_set is None else tuple(sorted(grad_set)), param_grads=bool(param_grads),
     )
+
+
+@contextlib.contextmanager
+def _batch_of_one_convolutions(device: torch.device) -> Iterator[None]:
+    """On the CPU, torch's own convolution instead of oneDNN's for the probe's batch of one: LeNet-5's whole
+    probe takes 3.5 ms of CPU instead of 4.8, its forward pass alone 1.0 instead of 1.4 (oneDNN pays off for
+    training batches, not for one sample; the values agree to float32 rounding). The switch is torch's
+    process-wide flag, put back at once; a convolution another thread runs meanwhile takes the same path."""
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        yield
+        return
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
+
+
+def _one_copy(pieces: list[torch.Tensor], device: torch.device) -> np.ndarray:
+    """Everything the probe computed, in one reused host buffer: on the CPU concatenated straight into it,
+    elsewhere concatenated into a reused device buffer and copied to the host once."""
+    total = sum(int(t.numel()) for t in pieces)
+    host = _HOST.get(total)
+    if not pieces:
+        return host
+    out = torch.from_numpy(host)
+    with torch.no_grad():
+        if device.type == "cpu":
+            torch.cat(pieces, out=out)
+        else:
+            key = str(device)
+            staged = _DEVICE.get(key)
+            if staged is None or staged.numel() < total:
+                staged = _DEVICE[key] = torch.empty(total, dtype=torch.float32, device=device)
+            torch.cat(pieces, out=staged[:total])
+            out.copy_(staged[:total])  # the one device-to-host copy (it waits for the device)
+    return host
