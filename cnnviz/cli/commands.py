@@ -13,6 +13,7 @@ from typing import Sequence, TextIO
 from cnnviz.cli.exits import Exit, UsageError
 from cnnviz.cli.explain import cmd_explain
 from cnnviz.cli.export import cmd_export
+from cnnviz.cli.import_cmd import cmd_import
 from cnnviz.cli.output import log_crash, silence_stdout, write
 from cnnviz.cli.parser import SUBCOMMANDS, build_parser
 from cnnviz.cli.profile import cmd_profile
@@ -20,7 +21,7 @@ from cnnviz.cli.summary import cmd_summary
 from cnnviz.cli.train import cmd_train
 
 COMMANDS = {"summary": cmd_summary, "train": cmd_train, "export": cmd_export, "explain": cmd_explain,
-            "profile": cmd_profile}
+            "profile": cmd_profile, "import": cmd_import}
 
 
 def is_window_request(argv: Sequence[str]) -> bool:

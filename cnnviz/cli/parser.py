@@ -7,7 +7,7 @@ from cnnviz import __version__
 from cnnviz.core.model import files
 from cnnviz.core.model.text import for_terminal
 
-SUBCOMMANDS = ("summary", "train", "export", "explain", "profile")
+SUBCOMMANDS = ("summary", "train", "export", "import", "explain", "profile")
 
 
 def _setting(name: str):
@@ -41,6 +41,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {_quoted(text)}") from None
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {_quoted(text)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
 
 
@@ -81,10 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-weights", metavar="PATH", help="start from these weights (safetensors)")
     p.add_argument("--record", metavar="DIR", help="write the run record (JSON lines: settings, progress, "
                                                    "the held-out confusion matrix) into this folder")
+    p.add_argument("--nproc-per-node", type=_at_least_one, metavar="N",
+                   help="train with N ranks on this node (DistributedDataParallel through torchrun; gloo on "
+                        "CPUs, nccl on GPUs); --batch-size stays the global batch")
+    p.add_argument("--nnodes", type=_at_least_one, metavar="M", help="with --nproc-per-node: M nodes in all")
+    p.add_argument("--node-rank", type=int, metavar="R", help="this node's rank, 0 to M-1 (torchrun's static "
+                                                               "rendezvous; without it the nodes' c10d one)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="where the nodes meet (node 0's address)")
 
     p = sub.add_parser("export", help="write the stack as PyTorch code or an ONNX model")
     p.add_argument("file", help="a .cnnviz stack file")
-    p.add_argument("--to", required=True, choices=("python", "onnx"), help="the output format")
+    p.add_argument("--to", required=True, choices=("python", "onnx", "train-script"),
+                   help="the output format (train-script: a standalone training script for torchrun)")
     p.add_argument("-o", "--output", help="output path (python: default standard output; onnx: default "
                                           "FILE's name with .onnx in the current folder)")
     p.add_argument("--style", choices=("module", "functional"), default="module",
@@ -115,5 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_setting("batch_size"),
                    help="samples per step, 1 to 4096 (default: the file's, else 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object (format cnnviz.profile)")
+
+    from cnnviz.cli.import_cmd import add_parser as add_import_parser
+
+    add_import_parser(sub)
 
     return parser

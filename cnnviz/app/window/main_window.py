@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from cnnviz.app.document.export_ui import Exporter
 from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
+from cnnviz.app.document.import_ui import OnnxImporter
 from cnnviz.app.document.undo import History
 from cnnviz.app.sidebar.details import DetailsPanel
 from cnnviz.app.sidebar.palette import Palette
@@ -164,6 +165,9 @@ class MainWindow(QMainWindow):
             live_model=lambda: self.runner.live_model() if self.runner is not None else None,
             status=lambda text, ms: self.statusBar().showMessage(text, ms), set_busy=self._set_exporting,
             report_exception=self.report_exception, parent=self)
+        self.onnx_importer = OnnxImporter(self.files, self.dialogs, settings,
+                                          status=lambda text, ms: self.statusBar().showMessage(text, ms),
+                                          report_exception=self.report_exception, parent=self)
 
         self._build_sidebar()
         self._build_center()
@@ -312,6 +316,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.examples_menu = self.file_menu.addMenu("&Examples")
         self._fill_examples_menu()
+        self.import_onnx_action = self._action("&Import ONNX…", self.onnx_importer.import_onnx,
+                                               tip="Read an ONNX model into a stack, saved with its weights beside it")
+        self.file_menu.addAction(self.import_onnx_action)
         self.file_menu.addSeparator()
         self.file_menu.addActions([self.save_action, self.save_as_action])
         self.file_menu.addSeparator()
