@@ -1,4 +1,4 @@
-"""``cnnviz export FILE --to python|onnx [-o OUT] [--force]``: never over the stack it reads."""
+"""``cnnviz export FILE --to python|onnx|train-script [-o OUT] [--force]``: never over the stack it reads."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +22,8 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
         where = f"layer {bad.index} ({bad.label})" if bad else "the loss"
         write(f"cnnviz: nothing exported: {where} cannot work (see above)\n", err)
         return Exit.INVALID
+    if args.to == "train-script":
+        return _train_script(args, stack, out, err)
     if args.to == "python":
         if args.weights:
             return _python_with_weights(args, stack, report, err)
@@ -58,6 +60,28 @@ def cmd_export(args, out: TextIO, err: TextIO) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     write(f"wrote {written.path} (torch's {written.exporter} exporter)\n", err)
+    return Exit.OK
+
+
+def _train_script(args, stack, out: TextIO, err: TextIO) -> int:
+    """``--to train-script``: the standalone training script (core/export/train_script.py)."""
+    from cnnviz.core.export.python import ExportError
+    from cnnviz.core.export.train_script import to_train_script
+
+    if args.weights:
+        raise UsageError("--to train-script takes no --weights: the script trains from the stack's seed "
+                         "(and resumes from its own checkpoints)")
+    to_stdout = not args.output or args.output == "-"
+    target = None if to_stdout else _output_target(args)
+    try:
+        code = to_train_script(stack)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    if to_stdout:
+        write(code, out)
+        return Exit.OK
+    _save_text(target, code)
+    write(f"wrote {args.output}\n", err)
     return Exit.OK
 
 

@@ -84,13 +84,21 @@ class _Output:
 
 def cmd_train(args, out: TextIO, err: TextIO) -> int:
     """``cnnviz train FILE ...``."""
+    from cnnviz.cli import distributed
     from cnnviz.cli.summary import load_stack
 
+    if distributed.wants_launch(args):  # --nproc-per-node: torchrun starts the ranks (SPEC §3.5)
+        return distributed.launch(args, _Output(out, err, bool(args.json)), _check_save_weights(args))
+    if distributed.in_rank():
+        return distributed.run_rank(args, out, err, run=run, output=_Output, fail=_fail)
     return run(load_stack(args.file), args, out, err)
 
 
-def run(stack, args, out: TextIO, err: TextIO) -> int:
-    """Train ``stack`` as ``args`` asks (attributes that are None fall back to the file, then the defaults)."""
+def run(stack, args, out: TextIO, err: TextIO, *, rank=None) -> int:
+    """Train ``stack`` as ``args`` asks (attributes that are None fall back to the file, then the defaults).
+
+    ``rank`` (``cli/distributed.py``'s ``RankContext``): one rank of a distributed run, which makes the
+    session and installs the signals; only rank 0 writes files, and the ``done`` line has ``world_size``."""
     from cnnviz.core.model.stack import config_with
     from cnnviz.core.run.faults import EngineError, NonFiniteError
 
@@ -107,7 +115,7 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
         return _refuse(io, "weights", io_refusal)
     started = None
     record_target = None
-    if arg("record"):
+    if arg("record") and (rank is None or rank.is_main):
         from cnnviz.core.model import outputs
         from cnnviz.core.run import records
 
@@ -133,7 +141,7 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
         return _fail(io, exc, **extra)
 
     try:
-        session = engine.Session(stack, config)
+        session = rank.make_session(stack, config) if rank is not None else engine.Session(stack, config)
     except engine.StackRefused as exc:
         from cnnviz.core import shapes
         from cnnviz.core.shapes import summary
@@ -177,7 +185,7 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
     trainer = training.Trainer(session, control, on_progress=on_progress, on_eval=on_eval, report_every=report,
                                eval_every=max(report, steps // 5) if steps >= 10 else None)
     interrupted: list[str] = []
-    restore = _install_sigint(control, interrupted, io)
+    restore = (rank.install_signals if rank is not None else _install_sigint)(control, interrupted, io)
     try:
         try:
             result = trainer.run(steps)
@@ -195,7 +203,7 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
         restore()
     io.end_bar()
     saved = None
-    if arg("save_weights"):
+    if arg("save_weights") and (rank is None or rank.is_main):
         try:
             saved = str(session.save_weights(arg("save_weights")))
         except EngineError as exc:
@@ -208,6 +216,8 @@ def run(stack, args, out: TextIO, err: TextIO) -> int:
             "confusion": [list(row) for row in final.confusion or ()],
             "per_class_accuracy": [_finite(a, 4) for a in final.per_class_accuracy or ()],
             "classes": list(final.classes)}
+    if rank is not None:
+        done["world_size"] = rank.world_size
     if final.counted is not None and final.counted != final.n:
         done["counted"] = final.counted  # ignore_index: the held-out samples the accuracy and matrix count
     if interrupted:
