@@ -686,9 +686,12 @@ class MainWindow(QMainWindow):
         width = self.width()
         side = max(SIDE_MIN, min(SIDEBAR_WIDTH, int(width * SIDE_SHARE)))
         arrangement = self.sidebar_arrangement()
+        right_w = max(SIDE_MIN, min(RIGHT_WIDTH_WIDE if arrangement == "wide" else RIGHT_WIDTH,
+                                    int(width * SIDE_SHARE)))
         if arrangement == "wide":
-            self.resizeDocks([self.palette_dock, self.stack_dock], [self._palette_column_width(), side],
-                             Qt.Orientation.Horizontal)
+            palette_w = self._palette_column_width()
+            side = max(SIDE_MIN, min(side, int(width * 0.57) - palette_w - right_w))  # the centre keeps its 40 %
+            self.resizeDocks([self.palette_dock, self.stack_dock], [palette_w, side], Qt.Orientation.Horizontal)
             room = self.stack_dock.height() + self.properties_dock.height()
             self.resizeDocks([self.stack_dock, self.properties_dock], [room // 2, room - room // 2],
                              Qt.Orientation.Vertical)
@@ -704,9 +707,7 @@ class MainWindow(QMainWindow):
         right = [d for d in self._view_docks["right"] if d.isVisible() and not d.isFloating()
                  and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
         if right:
-            widest = RIGHT_WIDTH_WIDE if arrangement == "wide" else RIGHT_WIDTH
-            self.resizeDocks([right[0]], [max(SIDE_MIN, min(widest, int(width * SIDE_SHARE)))],
-                             Qt.Orientation.Horizontal)
+            self.resizeDocks([right[0]], [right_w], Qt.Orientation.Horizontal)
 
     def _first_layout(self) -> None:
         """The first launch (no layout saved): the sidebar arranged and the docks sized for this window."""
