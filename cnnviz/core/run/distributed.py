@@ -457,19 +457,7 @@ class DistributedSession(Session):
         ranked = sorted((order.get(g[0], 3), r, tuple(g)) for r, g in enumerate(gathered) if g is not None)
         _, where, (phase, layer) = ranked[0]
         label = self.labels[layer] if layer is not None and layer >= 0 else None
-        lr = f"lower the learning rate (now {self.lr:g})"
-        if phase == "input":
-            text = "the input images contain NaN or Inf: check the data set"
-        elif phase == "forward":
-            text = (f"layer {layer} ({label}) produced NaN or Inf in the forward pass: its input or weights grew "
-                    f"too large; {lr}, or add BatchNorm2d before it")
-        elif phase == "backward":
-            text = (f"the gradient became NaN or Inf at layer {layer} ({label}) in the backward pass; {lr} "
-                    "or add BatchNorm2d")
-        else:
-            ignore = self._loss_settings["ignore_index"]
-            text = (f"the loss ({self.stack.loss.type}) is NaN or Inf although every layer's output is finite "
-                    f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")
+        text = self._nonfinite_text(phase, layer)
         info = self.rank_info
         raise NonFiniteError(f"training stopped at step {step} on every rank: {text} (found in rank {where}'s "
                              f"share of the batch, {info.world_size} ranks)", step=step, phase=phase,

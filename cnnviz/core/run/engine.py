@@ -490,21 +490,24 @@ class Session:
         except Exception:  # noqa: BLE001  (a failed diagnosis must not hide the fault itself)
             phase, layer = "loss", None
         label = self.labels[layer] if layer is not None and layer >= 0 else None
+        raise NonFiniteError(f"training stopped at step {step}: {self._nonfinite_text(phase, layer)}", step=step,
+                             phase=phase, layer=layer if phase in ("forward", "backward") else None, label=label)
+
+    def _nonfinite_text(self, phase: str, layer: int | None) -> str:
+        """Where NaN or Inf first appeared (``phase``: input, forward, backward or loss), and what to do."""
+        label = self.labels[layer] if layer is not None and layer >= 0 else None
         lr = f"lower the learning rate (now {self.lr:g})"
         if phase == "input":
-            text = "the input images contain NaN or Inf: check the data set"
-        elif phase == "forward":
-            text = (f"layer {layer} ({label}) produced NaN or Inf in the forward pass: its input or weights grew "
+            return "the input images contain NaN or Inf: check the data set"
+        if phase == "forward":
+            return (f"layer {layer} ({label}) produced NaN or Inf in the forward pass: its input or weights grew "
                     f"too large; {lr}, or add BatchNorm2d before it")
-        elif phase == "backward":
-            text = (f"the gradient became NaN or Inf at layer {layer} ({label}) in the backward pass; {lr} "
+        if phase == "backward":
+            return (f"the gradient became NaN or Inf at layer {layer} ({label}) in the backward pass; {lr} "
                     "or add BatchNorm2d")
-        else:
-            ignore = self._loss_settings["ignore_index"]
-            text = (f"the loss ({self.stack.loss.type}) is NaN or Inf although every layer's output is finite "
-                    f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")
-        raise NonFiniteError(f"training stopped at step {step}: {text}", step=step, phase=phase,
-                             layer=layer if phase in ("forward", "backward") else None, label=label)
+        ignore = self._loss_settings["ignore_index"]
+        return (f"the loss ({self.stack.loss.type}) is NaN or Inf although every layer's output is finite "
+                f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")
 
     def describe(self) -> str:
         """One line: what trains where."""
