@@ -24,7 +24,7 @@ def _answer_no_when_shown(seen: list) -> None:
 
 
 def test_closing_while_training_asks_with_a_title_that_is_not_cut(make_window, examples, qtbot):
-    window = make_window(stack=digits_stack(examples), live=True, dialogs=Dialogs())
+    window = make_window(stack=digits_stack(examples, steps=1_000_000), live=True, dialogs=Dialogs())  # never done
     runner = window.runner
     wait_probe(qtbot, runner)
     runner.train()
