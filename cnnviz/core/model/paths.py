@@ -11,6 +11,7 @@ every change event names a layer this way. No Qt, no torch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 Part = int | str
 
@@ -121,6 +122,12 @@ def _expected(parts) -> list[type]:
                 k += 1
             k += 1
     return out[:len(parts)]
+
+
+@lru_cache(maxsize=1024)
+def top(index: int) -> LayerPath:
+    """``LayerPath(index)``, made once: shape inference names every layer of the stack on every keystroke."""
+    return LayerPath(index)
 
 
 PathLike = int | str | LayerPath | tuple

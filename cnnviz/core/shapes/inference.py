@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Callable
 
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, resolved_params
-from cnnviz.core.model.paths import LayerPath
+from cnnviz.core.model.paths import LayerPath, top
 from cnnviz.core.model.stack import Batch, Edit, InsertLayer, Layer, Loss, RemoveLayer, SetInput, Stack, set_param
 from cnnviz.core.model.validate import check_params
 from cnnviz.core.shapes import lints
@@ -51,7 +51,7 @@ def _walk(input_shape: tuple[int, ...], layers: tuple[Layer, ...], stop_at: int 
     for i, layer in enumerate(layers):
         if stop_at is not None and i > stop_at:
             break
-        path = LayerPath(*container, i)
+        path = LayerPath(*container, i) if container else top(i)
         spec = CATALOGUE.get(layer.type)
         label = layer.label
         if shape is None:
@@ -271,7 +271,8 @@ def infer(stack: Stack) -> StackReport:
     reports = _with_input_fix(stack, reports)
     loss = _loss_report(stack.loss, reports, stack.input.shape)
     layer_warnings, loss_warnings = lints.lint(stack, reports)
-    reports = [replace(r, warnings=r.warnings + tuple(layer_warnings.get(r.index, ()))) for r in reports]
+    reports = [replace(r, warnings=r.warnings + tuple(layer_warnings[r.index])) if r.index in layer_warnings else r
+               for r in reports]  # a copy only for the few layers a lint speaks of
     loss = replace(loss, warnings=loss.warnings + tuple(loss_warnings))
     return StackReport(stack.input.shape, tuple(reports), loss)
 
