@@ -43,7 +43,13 @@ nice 5), LeNet-5 on Fashion-MNIST:
 | start to first forward pass shown | 3.35 s | 3.22 s |
 
 Runs vary with the machine's load: the training p99 was 9-13 ms over a dozen
-runs. Before the worker thread was niced and the window paced what it shows
+runs. Once the overview, the labs and the Debugging views came, with twice the
+refreshes, it was 24-25 ms (stop 17); then each view's redraw moved to a turn of
+the event loop of its own and stopped while the view is hidden, the step and
+loss axes of the curves grew in round chunks (an axis whose range changes is
+laid out again: two thirds of a repaint), redraws stopped painting twice
+(pyqtgraph's lazy view matrix) and the captions stopped resizing the plots above
+them: p99 11.6 ms, max 30 ms, offscreen, at load average 0.9 (2026-12-01). Before the worker thread was niced and the window paced what it shows
 (probes at most 10/s, progress 5/s, the status field 4/s) it was about 30 ms:
 the two cores were shared by the GUI thread, the worker and other processes,
 and each redraw of the curves came late by a scheduler slice.

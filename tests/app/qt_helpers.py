@@ -32,9 +32,16 @@ def viewport_point(graphics, vb, x, y):
 
 
 def settle(graphics):
-    """Paint once and let the layout follow: axes size themselves to their labels while painting."""
+    """Paint once and let the layout follow: axes size themselves to their labels while painting, and a
+    view redraws (at the next turn of the event loop, or up to 33 ms later) when its layout changed."""
     graphics.grab()
     QTest.qWait(15)  # also: pyqtgraph drops mouse moves closer than its rate limit (100 per second)
+    view = graphics
+    while view is not None and not hasattr(view, "flush"):
+        view = view.parentWidget()
+    if view is not None:
+        view.flush()   # a redraw the layout asked for runs now, not after the mouse has moved
+        graphics.grab()
 
 
 def move_to(graphics, vb, x, y):

@@ -8,13 +8,13 @@ per-frame ``autoLevels``.
 from __future__ import annotations
 
 import math
+import time
 from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
-from superqt.utils import QSignalThrottler
 
 from cnnviz.app.views.elided import ElidedLabel
 from cnnviz.app.views.mosaic import mosaic_size
@@ -74,15 +74,100 @@ def lut(name: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ Qt helpers
-def make_throttler(parent: QtCore.QObject, slot: Callable[[], None], ms: int = REDRAW_MS) -> QSignalThrottler:
-    """A leading-edge throttler: the first request redraws at once, bursts coalesce to one redraw per ``ms``.
+class Redraw(QtCore.QObject):
+    """A view's redraw: asked for with every new piece of data, run at most once per ``ms``, each time in an
+    event-loop turn of its own, and not while the view is hidden.
 
-    Call ``.throttle()`` to request a redraw and ``.flush()`` to run a pending one now.
+    - ``throttle()`` asks for a redraw. The first one runs at the next turn of the event loop (after the
+      caller returns: a probe routed to ten views is ten short tasks, with input and timers served between
+      them, not one long one); asks within ``ms`` of the last redraw coalesce into one at the end of it.
+    - While the widget is hidden (another tab in front, a closed dock) nothing is drawn: the request waits
+      and runs when the widget is shown (a :class:`ViewPanel`'s ``showEvent`` says so; any other widget
+      calls :meth:`shown`).
+    - ``flush()`` runs a pending redraw now, shown or not (callers and tests that read what was drawn).
     """
-    throttler = QSignalThrottler(parent=parent)
-    throttler.setTimeout(ms)
-    throttler.triggered.connect(slot)
-    return throttler
+
+    triggered = QtCore.Signal()
+    _ended = -math.inf   # when the last redraw of any view ended: one redraw per pass of the event loop
+    TURN_S = 0.001
+
+    def __init__(self, widget: QtWidgets.QWidget, slot: Callable[[], None], ms: int = REDRAW_MS) -> None:
+        super().__init__(widget)   # the widget is reached as parent(): no Python reference cycle through it
+        self._ms = int(ms)
+        self._pending = False
+        self._last = -math.inf
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._fire)
+        self.triggered.connect(slot)   # (a signal, as Qt holds it: the view is not kept alive by its redraw)
+        redraws = getattr(widget, "_redraws", None)
+        if redraws is not None:
+            redraws.append(self)   # a ViewPanel: its showEvent runs what waited while it was hidden
+
+    def _visible(self) -> bool:
+        widget = self.parent()
+        return widget is not None and widget.isVisible()
+
+    @property
+    def pending(self) -> bool:
+        """True while a redraw has been asked for and not yet run."""
+        return self._pending
+
+    def setTimeout(self, ms: int) -> None:  # noqa: N802 (the name QSignalThrottler had)
+        self._ms = int(ms)
+
+    def timeout(self) -> int:
+        return self._ms
+
+    def throttle(self) -> None:
+        self._pending = True
+        if self._timer.isActive() or not self._visible():
+            return
+        since = (time.perf_counter() - self._last) * 1e3
+        self._timer.start(int(max(0.0, self._ms - since)))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._timer.stop()
+            self._run()
+
+    def _fire(self) -> None:
+        if not (self._pending and self._visible()):
+            return
+        if time.perf_counter() - Redraw._ended < self.TURN_S:
+            # Another view has just redrawn in this pass of the event loop: wait for the next one, so its
+            # paint, the person's input and the timers come in between (ten views, ten short tasks).
+            self._timer.start(0)
+            return
+        self._run()
+
+    def _run(self) -> None:
+        self._pending = False
+        self._last = time.perf_counter()
+        try:
+            self.triggered.emit()
+        finally:
+            Redraw._ended = time.perf_counter()
+
+    def shown(self) -> None:
+        """The widget was shown: run what was asked for while it was hidden."""
+        if self._pending and not self._timer.isActive():
+            self._timer.start(0)
+
+
+def settle(*plots) -> None:
+    """Bring the ranges and view matrices of these PlotItems or ViewBoxes up to date now, at the end of a
+    redraw. pyqtgraph otherwise does it lazily inside the paint, where the changed matrix asks for a second
+    paint of the same frame (every redraw painted twice)."""
+    for plot in plots:
+        vb = plot.getViewBox() if hasattr(plot, "getViewBox") else plot
+        vb.prepareForPaint()
+
+
+def make_throttler(widget: QtWidgets.QWidget, slot: Callable[[], None], ms: int = REDRAW_MS) -> Redraw:
+    """The view's :class:`Redraw` of ``slot``: ``.throttle()`` to ask for a redraw, ``.flush()`` to run a
+    pending one now."""
+    return Redraw(widget, slot, ms)
 
 
 def tile_overlays(target, highlight: str) -> tuple[QtWidgets.QGraphicsPathItem, QtWidgets.QGraphicsRectItem]:
@@ -227,6 +312,7 @@ class ViewPanel(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, hint: str | None = None) -> None:
         super().__init__(parent)
+        self._redraws: list[Redraw] = []   # what this view redraws with: told when the view is shown
         self._default_hint = hint or self.EMPTY_HINT
         self._stack = QtWidgets.QStackedLayout(self)
         self._stack.setContentsMargins(0, 0, 0, 0)
@@ -237,6 +323,11 @@ class ViewPanel(QtWidgets.QWidget):
         self._hint.setForegroundRole(QtGui.QPalette.ColorRole.PlaceholderText)
         self._hint.setMargin(12)
         self._stack.addWidget(self._hint)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        for redraw in self._redraws:
+            redraw.shown()
 
     def _set_content(self, widget: QtWidgets.QWidget) -> None:
         self._stack.addWidget(widget)
@@ -263,14 +354,55 @@ class ViewPanel(QtWidgets.QWidget):
         self._show_hint(message)
 
 
-def status_label(parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
+class SteadyLabel(QtWidgets.QLabel):
+    """A word-wrapped label that keeps the height of the tallest text it has shown at its width.
+
+    A reading that wraps to two lines for one sample and one for the next would otherwise resize the plot
+    above it with every probe: the plot jumps, and each jump lays out and repaints it all again.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, lines: int = 1) -> None:
+        super().__init__(parent)
+        # Room for ``lines`` from the start: the first long reading (a hover) moves nothing under the cursor.
+        self._one_line = lines * self.fontMetrics().lineSpacing() + 4
+        self._width = -1
+        self.setMinimumHeight(self._one_line)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._hold()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != self._width:
+            self._width = event.size().width()
+            self.setMinimumHeight(max(self._one_line, self._needed()))   # a new width: start again from here
+
+    def _needed(self) -> int:
+        width = self.width()
+        return self.heightForWidth(width) if width > 0 and self.wordWrap() else self.sizeHint().height()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._hold()
+
+    def _hold(self) -> None:
+        if not self.isVisible():
+            return   # not laid out: its width says nothing yet (a hidden tab's label stays one line high)
+        need = self._needed()
+        if need > self.minimumHeight():
+            self.setMinimumHeight(need)
+
+
+def status_label(parent: QtWidgets.QWidget, lines: int = 1) -> QtWidgets.QLabel:
     """A label for readings under the cursor; selectable so values can be copied.
 
-    Long text wraps instead of widening the view (a panel must not grow with its readings).
+    Long text wraps instead of widening the view (a panel must not grow with its readings), and the label
+    keeps its tallest height (:class:`SteadyLabel`), so the view above it holds still; ``lines`` are
+    reserved from the start (2 for a hover readout that often wraps).
     """
-    label = QtWidgets.QLabel(parent)
+    label = SteadyLabel(parent, lines)
     label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setMinimumHeight(label.fontMetrics().height() + 4)
     label.setWordWrap(True)
     label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label

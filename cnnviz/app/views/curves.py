@@ -25,6 +25,7 @@ from cnnviz.app.views._common import (
     label_style,
     make_throttler,
     palette_colors,
+    settle,
     status_label,
     style_axes,
 )
@@ -147,6 +148,21 @@ class CurvesView(ViewPanel):
         self.acc_plot.setYRange(0, 100, padding=0.02)
         self.acc_plot.enableAutoRange(y=False)
         self.acc_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
+        # The step axis grows in round chunks (0 … 1000, 0 … 1200, …), not with every step: an axis whose
+        # range changes is laid out and drawn again, which was two thirds of a repaint's cost.
+        self._follow = True          # the step axis follows the run until the person pans or zooms it
+        self._x_end = 0.0
+        self.loss_plot.enableAutoRange(x=False)
+        self.loss_plot.setXRange(0, 1, padding=0)
+        self.loss_plot.enableAutoRange(y=False)   # the loss axis too moves in round steps (_fit_steps)
+        self._y_range: tuple[float, float] | None = None
+        for plot in (self.loss_plot, self.acc_plot):
+            for name in ("left", "bottom"):
+                plot.getAxis(name).enableAutoSIPrefix(False)   # a label set again on every range change
+        self.loss_plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)
+        self.acc_plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
+        self.graphics.setToolTip("Drag or scroll to look at some of the steps; double-click to see the whole run")
 
         faint = pg.mkColor(RAW_LINE)
         bg, fg = palette_colors(self)
@@ -169,6 +185,78 @@ class CurvesView(ViewPanel):
             curve.opts["autoDownsampleFactor"] = factor
 
         self._throttle = make_throttler(self, self._redraw)
+
+    def _stop_following(self, *_) -> None:
+        self._follow = False
+        self._y_range = None
+        self.loss_plot.enableAutoRange(y=True)   # the person looks at some steps: the loss axis fits them
+
+    def follow_run(self) -> None:
+        """Show the whole run again on the step axis, and keep doing so as it grows (after a pan or zoom)."""
+        self._follow = True
+        self._x_end = 0.0
+        self._y_range = None
+        self._fit_steps()
+
+    @property
+    def step_range(self) -> tuple[float, float]:
+        """The steps the plots show (the shared x axis)."""
+        lo, hi = self.loss_plot.getViewBox().viewRange()[0]
+        return float(lo), float(hi)
+
+    def _fit_steps(self) -> None:
+        """While following: the step axis from the first step to the next round number past the last."""
+        if not self._follow:
+            return
+        ends = [float(x[x.size - 1]) for x in (self._train.column(TRAIN_STEP), self._test.column(TEST_STEP))
+                if x.size]
+        if not ends:
+            return
+        first = min(float(x[0]) for x in (self._train.column(TRAIN_STEP), self._test.column(TEST_STEP)) if x.size)
+        start = 0.0 if first >= 0 else first
+        last = max(ends)
+        span = max(last - start, 1.0) * 1.02
+        # A round chunk of about a sixth of the run: the range changes every sixth of the run so far (a
+        # range change costs a few milliseconds: the linked plots, the axes), and the run fills 70 % or more.
+        unit = 10.0 ** math.floor(math.log10(span / 6))
+        chunk = next(m * unit for m in (1, 2, 5, 10) if m * unit >= span / 6)
+        end = math.ceil(span / chunk) * chunk + start
+        if end != self._x_end:
+            self._x_end = end
+            self.loss_plot.setXRange(start, end, padding=0)
+        self._fit_loss()
+
+    def _fit_loss(self) -> None:
+        """While following on a linear axis: the loss axis from the lowest to the highest finite loss,
+        widened to tenths of its span (it changes when a loss crosses a tick, not with every point)."""
+        if self.log_box.isChecked():
+            self._y_range = None
+            self.loss_plot.enableAutoRange(y=True)
+            return
+        lo, hi = math.inf, -math.inf
+        for column in (self._train.column(TRAIN_LOSS), self._train.column(TRAIN_LOSS_SMOOTH),
+                       self._test.column(TEST_LOSS)):
+            finite = column[np.isfinite(column)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+        if not math.isfinite(lo):
+            return
+        if lo >= 0 and lo < 0.5 * hi:
+            lo = 0.0   # a loss falling towards zero: the axis starts at 0
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        step = 10.0 ** math.floor(math.log10(span)) / 2
+        bottom = math.floor(lo / step) * step
+        top = math.ceil(hi / step) * step
+        if top <= bottom:
+            top = bottom + step
+        new = (bottom, top + 0.04 * (top - bottom))   # room above the first, highest loss
+        if new != self._y_range:
+            self._y_range = new
+            self.loss_plot.setYRange(*new, padding=0)
+
+    def _clicked(self, event) -> None:
+        if event.double():
+            self.follow_run()
 
     def _make_plot(self, label: str, style: dict) -> pg.PlotItem:
         plot = pg.PlotItem(enableMenu=False)
@@ -209,6 +297,8 @@ class CurvesView(ViewPanel):
             self.log_box.setChecked(bool(on))
             return
         self.loss_plot.setLogMode(y=bool(on))
+        self._y_range = None
+        self._fit_loss()
 
     def clear(self, message: str | None = None) -> None:
         self._train.clear()
@@ -220,6 +310,9 @@ class CurvesView(ViewPanel):
         for curve in self._curves():
             curve.setData([], [])
         self._train_dirty = self._test_dirty = False
+        self._follow = True
+        self._x_end = 0.0
+        self._y_range = None
         self._throttle.setTimeout(REDRAW_MS)
         self.caption.clear()
         super().clear(message)
@@ -269,6 +362,8 @@ class CurvesView(ViewPanel):
                                    connect="all" if clean_test else "finite")
             self.test_acc.setData(test_steps, s.column(TEST_ACC), skipFiniteCheck=clean_test,
                                   connect="all" if clean_test else "finite")
+        self._fit_steps()
+        settle(self.loss_plot, self.acc_plot)   # one paint per redraw, not two
         self._update_caption()
         self._adapt_interval(time.perf_counter() - started)
 

@@ -105,7 +105,7 @@ class FeatureMapView(ViewPanel):
         self.graphics = graphics_widget(content)
         self.graphics.setMinimumSize(160, 120)
         outer.addWidget(self.graphics, 1)
-        self.status = status_label(content)
+        self.status = status_label(content, lines=2)
         outer.addWidget(self.status)
         self.status.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # class and layer names are not markup
         self._set_content(content)

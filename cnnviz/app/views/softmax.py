@@ -20,6 +20,7 @@ from cnnviz.app.views._common import (
     graphics_widget,
     make_throttler,
     palette_colors,
+    settle,
     status_label,
     style_axes,
     title_label,
@@ -214,6 +215,7 @@ class SoftmaxView(ViewPanel):
             self.true_marker.hide()
         self._update_ticks()
         self._update_caption()
+        settle(self.plot)   # one paint per redraw, not two
 
     def _horizontal(self) -> bool:
         """Bars lie down (names on the left) when the names would not fit under vertical bars."""

@@ -154,11 +154,47 @@ def test_set_maps_coalesces_bursts_into_few_paints(fmv, qtbot):
     frames = [_maps(16, 10, 10, seed=s) for s in range(50)]
     for f in frames:
         fmv.set_maps(f)
-    assert len(calls) == 1                # the first one draws at once
+    assert calls == []                    # nothing is drawn inside the caller: at the next turn of the loop
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=1000)
+    np.testing.assert_array_equal(fmv.image_item.image[:10, :10], frames[-1][0])
+    fmv.set_maps(frames[0])
+    fmv.set_maps(frames[1])
+    qtbot.wait(10)
+    assert len(calls) == 1                # within 33 ms of the last draw, asks wait
     qtbot.waitUntil(lambda: len(calls) == 2, timeout=1000)
     qtbot.wait(80)
-    assert len(calls) == 2                # the burst became one more draw, of the last frame
-    np.testing.assert_array_equal(fmv.image_item.image[:10, :10], frames[-1][0])
+    assert len(calls) == 2                # the second burst became one more draw, of its last frame
+    np.testing.assert_array_equal(fmv.image_item.image[:10, :10], frames[1][0])
+
+
+def test_a_hidden_view_draws_nothing_until_it_is_shown(qtbot):
+    """A view behind another tab costs nothing while data streams in; shown, it draws the latest at once."""
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QLabel("in front"), "front")
+    view = FeatureMapView()
+    tabs.addTab(view, "maps")
+    tabs.resize(700, 500)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    calls = []
+    original = view.image_item.setImage
+    view.image_item.setImage = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+    frames = [_maps(8, 10, 10, seed=s) for s in range(20)]
+    for f in frames:
+        view.set_maps(f)
+        QTest.qWait(5)
+    qtbot.wait(60)
+    assert calls == [], "hidden: nothing drawn"
+    tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=1000)
+    np.testing.assert_array_equal(view.image_item.image[:10, :10], frames[-1][0])
+    tabs.setCurrentIndex(0)
+    view.set_maps(frames[0])
+    view.flush()
+    assert len(calls) == 2, "flush draws even when hidden (what callers read is current)"
 
 
 def test_grid_follows_the_widget_shape(qtbot):

@@ -132,16 +132,58 @@ def test_curves_keep_every_point_including_nan(qtbot):
 
 
 def test_curves_redraw_at_most_about_30_times_a_second(qtbot):
+    import time
+
     view = _widget(qtbot, CurvesView, (500, 400))
     calls = []
     original = view.train_raw.setData
-    view.train_raw.setData = lambda *a, **k: (calls.append(len(a[1])), original(*a, **k))[1]
+    view.train_raw.setData = lambda *a, **k: (calls.append((time.perf_counter(), len(a[1]))), original(*a, **k))[1]
     for i in range(2000):
         view.append_train(i, 1.0 / (i + 1))
-    assert calls == [1], "the first point draws at once, the burst waits"
-    qtbot.waitUntil(lambda: calls and calls[-1] == 2000, timeout=1000)
-    QTest.qWait(60)
-    assert len(calls) == 2
+    assert calls == [], "nothing is drawn inside the caller"
+    qtbot.waitUntil(lambda: bool(calls) and calls[-1][1] == 2000, timeout=1000)
+    end = time.perf_counter() + 0.4
+    i = 2000
+    while time.perf_counter() < end:   # a point every millisecond or so for 0.4 s
+        view.append_train(i, 1.0 / (i + 1))
+        i += 1
+        QTest.qWait(1)
+    qtbot.waitUntil(lambda: calls[-1][1] == i, timeout=1000)
+    gaps = np.diff([t for t, _ in calls])
+    assert len(calls) <= 1 + 0.4 / 0.033 + 2, len(calls)
+    assert gaps.min() >= 0.030, gaps
+
+
+def test_curves_step_axis_shows_the_run_and_grows_in_round_chunks(qtbot):
+    """The x axis holds every step, ends at a round number near the last one, and changes a few times per
+    decade of steps (not with every redraw: a changed axis is laid out again); a pan stops it following the
+    run, a double-click follows again."""
+    view = _widget(qtbot, CurvesView, (500, 400))
+    ranges = []
+    for i in range(1, 3001):
+        view.append_train(i, 1.0 / i)
+        if i % 10 == 0:
+            view.flush()
+            ranges.append(view.step_range)
+    lo, hi = view.step_range
+    assert lo == 0 and 3000 <= hi <= 3000 * 1.4, (lo, hi)
+    assert all(r[1] >= 10 * (k + 1) for k, r in enumerate(ranges)), "every step drawn is in sight"
+    changes = sum(1 for a, b in zip(ranges, ranges[1:]) if a != b)
+    assert 5 <= changes <= 45, changes   # 300 redraws; about 15 ranges per decade of steps
+    assert all(r[1] * 0.7 <= 10 * (k + 1) for k, r in enumerate(ranges) if k >= 10), "the run fills the width"
+    view.loss_plot.getViewBox().translateBy(x=-500)
+    view.loss_plot.getViewBox().sigRangeChangedManually.emit([True, False])
+    panned = view.step_range
+    view.append_train(3001, 0.1)
+    view.append_train(9000, 0.1)
+    view.flush()
+    assert view.step_range == panned, "a panned axis stays where the person put it"
+    view.follow_run()
+    assert view.step_range[1] >= 9000
+    view.clear()
+    view.append_train(5, 1.0)
+    view.flush()
+    assert view.step_range[1] < 100, "a new run is followed from its start"
 
 
 def test_curves_grow_past_their_first_buffer_and_clear(qtbot):
