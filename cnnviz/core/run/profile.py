@@ -40,15 +40,23 @@ A profile that cannot fit is refused before anything is allocated (``memory.py``
 training step plus the recorded inputs, against the device's free memory), as ``cnnviz train``
 refuses one; running out of memory anyway is an :class:`OutOfMemory` once the memory is handed
 back. ``should_stop`` (checked between measurements) ends a profile with :class:`Cancelled`;
-``progress(done, total)`` is called after each layer and after the step. Layers are addressed by
-path (``"0"``, ``"1"``, …), the same strings a block's ``"3.body.0"`` would extend. Imports torch;
-no Qt.
+``progress(done, total)`` is called after each row and after the step.
+
+**Rows, by path.** One row per layer at every depth, in file order, addressed by path: ``"0"``,
+``"1"``, … for the stack's own layers, ``"3.body.0"``, ``"4.branches.1.0"`` for those inside a
+block (:mod:`cnnviz.core.model.paths`). A block (Residual, Concat) has a row of its own, just before
+its layers' rows (``block`` true): the block's module run on its own on its recorded input, as a
+layer is, so its times include its merge (the sum, the concatenation) and what its layers cost
+together; its analytic saved bytes follow the storages through its lists, each storage once.
+``depth`` is how many blocks hold a row's layer; ``layers_sum_ms`` adds the rows of depth 0 only
+(a block's row and not its layers', so nothing is counted twice). Imports torch; no Qt.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import gc
+import json
 import math
 import statistics
 import time
@@ -118,6 +126,10 @@ class LayerProfile:
     """Whether the layer's input needs a gradient in a real step (so its backward computes one)."""
     runs: int
     flags: tuple[str, ...] = ()
+    depth: int = 0
+    """How many blocks hold the layer (0: one of the stack's own layers)."""
+    block: bool = False
+    """The row of a whole block (Residual, Concat): the block's module run alone, its merge included."""
 
     @property
     def gmacs_per_s(self) -> float | None:
@@ -141,7 +153,13 @@ class LayerProfile:
             "analytic_param_bytes": self.analytic_param_bytes,
             "gmacs_per_s": round(rate, 3) if rate is not None else None,
             "shares_input": self.shares_input, "input_grad": self.input_grad, "runs": self.runs,
+            "depth": self.depth, "block": self.block,
         }
+
+    @property
+    def top_index(self) -> int:
+        """The index of the stack's own layer this row is (or is inside)."""
+        return int(self.path.split(".", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -167,7 +185,8 @@ class Profile:
 
     @property
     def layers_sum_ms(self) -> float:
-        return sum(layer.forward_ms + layer.backward_ms for layer in self.layers)
+        """The rows of depth 0 (a block once, by its own row), forward plus backward."""
+        return sum(layer.forward_ms + layer.backward_ms for layer in self.layers if layer.depth == 0)
 
     @property
     def overhead_ratio(self) -> float | None:
@@ -190,6 +209,10 @@ class Profile:
             "seconds": round(self.seconds, 3), "threads": self.threads, "torch": self.torch_version,
         }
 
+    def json_text(self) -> str:
+        """:meth:`to_json` as the one line ``cnnviz profile --json`` prints (without its line break)."""
+        return json.dumps(self.to_json(), ensure_ascii=False, allow_nan=False)
+
 
 def _ms(x: float) -> float:
     return round(float(x), 4)
@@ -201,23 +224,61 @@ def analytic_saved_bytes(r: LayerReport, *, input_grad: bool, has_params: bool, 
     the input where the backward needs it (``memory.SAVES_INPUT``), the output where that is what it
     needs (``memory.SAVES_OUTPUT``), MaxPool2d's int64 indices, Dropout's mask; nothing when the layer
     has no backward (no parameters and an input that needs no gradient)."""
+    if r.is_block:
+        return _block_saved_bytes(r, input_grad=input_grad, mask_bytes=mask_bytes)
     if not input_grad and not has_params:
         return 0
     n_in = math.prod(r.input_shape) if r.input_shape else 0
+    saves_input, saves_output, extra = _saves(r, mask_bytes)
+    return F32 * n_in * saves_input + F32 * r.activation_elements * saves_output + extra
+
+
+def _saves(r: LayerReport, mask_bytes: int) -> tuple[bool, bool, int]:
+    """(saves its input, saves its output, bytes per sample of what else it saves) by ``memory.py``'s model."""
     n_out = r.activation_elements
     inplace = bool(r.resolved.get("inplace"))
-    total = 0
     saves_input = r.type in memory.SAVES_INPUT and not (r.type in memory.INPLACE_SAVES_OUTPUT and inplace) \
         and not (r.type == "AdaptiveAvgPool2d" and tuple(r.output_shape[1:]) == (1, 1))
-    if saves_input:
-        total += F32 * n_in
-    if r.type in memory.SAVES_OUTPUT or (r.type in memory.INPLACE_SAVES_OUTPUT and inplace):
-        total += F32 * n_out
-    if r.type == "MaxPool2d":
-        total += 8 * n_out
-    elif r.type == "Dropout":
-        total += mask_bytes * n_out
-    return total
+    saves_output = r.type in memory.SAVES_OUTPUT or (r.type in memory.INPLACE_SAVES_OUTPUT and inplace)
+    extra = 8 * n_out if r.type == "MaxPool2d" else mask_bytes * n_out if r.type == "Dropout" else 0
+    return saves_input, saves_output, extra
+
+
+VIEWS = frozenset({"Flatten", "Identity"})
+"""Layers whose output is a view of their input (``memory.py``'s rule): no new storage."""
+
+
+def _block_saved_bytes(block: LayerReport, *, input_grad: bool, mask_bytes: int) -> int:
+    """Bytes per sample a block's layers keep for backward, following the storages as ``memory.py`` does:
+    every list reads the block's input, a view or an inplace layer writes into its input's storage, and
+    a storage two layers save (a ReLU's output, the next Conv2d's input) counts once."""
+    sizes = [math.prod(block.input_shape) if block.input_shape else 0]
+    kept: set[int] = set()
+    extra = 0
+
+    def run(reports, current: int, grad: bool) -> None:
+        nonlocal extra
+        for r in reports:
+            if r.is_block:
+                for _key, inner in r.inner:
+                    run(inner, current, grad)
+                sizes.append(r.activation_elements)
+                out = len(sizes) - 1
+            else:
+                out = current
+                if r.type not in VIEWS and not r.resolved.get("inplace"):
+                    sizes.append(r.activation_elements)
+                    out = len(sizes) - 1
+                if grad or r.trainable:
+                    saves_input, saves_output, more = _saves(r, mask_bytes)
+                    kept.update(k for k, yes in ((current, saves_input), (out, saves_output)) if yes)
+                    extra += more
+            grad = grad or bool(r.trainable)
+            current = out
+
+    for _key, reports in block.inner:
+        run(reports, 0, input_grad)
+    return F32 * sum(sizes[k] for k in kept) + extra
 
 
 def _disagrees(measured: int, analytic: int) -> bool:
@@ -235,11 +296,44 @@ def _flags(act: int, act_a: int, saved: int, saved_a: int, params: int, params_a
 
 
 # ------------------------------------------------------------------ the layers, by path
+@dataclass(frozen=True)
+class _Row:
+    path: str
+    module: nn.Module
+    report: LayerReport
+    input_grad: bool
+    """Whether the row's input needs a gradient in a real step: some layer before it, on the way the
+    data takes to it, has trainable parameters."""
+    depth: int
+
+
+def _rows(model: nn.Module, report: StackReport) -> list[_Row]:
+    """Every row in file order: a block's own row, then its layers' (each list read from the block's input)."""
+    rows: list[_Row] = []
+
+    def walk(reports, grad: bool, depth: int) -> None:
+        for r in reports:
+            path = str(r.path)
+            module = model.get_submodule(path)
+            rows.append(_Row(path, module, r, grad, depth))
+            for _key, inner in r.inner:
+                walk(inner, grad, depth + 1)
+            grad = grad or any(p.requires_grad for p in module.parameters())
+
+    walk(report.layers, False, 0)
+    return rows
+
+
 def iter_layers(model: nn.Module, report: StackReport) -> Iterator[tuple[str, nn.Module, LayerReport]]:
-    """(path, module, layer report) of every layer in order. A flat stack's paths are ``"0"``, ``"1"``, …;
-    a block would yield its inner layers as ``"3.body.0"`` and its merge, by the same rule."""
-    for r in report.layers:
-        yield str(r.index), model[r.index], r
+    """(path, module, layer report) of every row in order: ``"0"``, ``"1"``, … for the stack's own layers;
+    a block, then its layers as ``"3.body.0"``, ``"3.shortcut.0"``, ``"4.branches.1.0"``."""
+    for row in _rows(model, report):
+        yield row.path, row.module, row.report
+
+
+def _writes_in_place(module: nn.Module) -> bool:
+    """The module (or a layer inside it) overwrites a tensor it is given: it must be given a copy."""
+    return any(getattr(m, "inplace", False) for m in module.modules())
 
 
 # ------------------------------------------------------------------ measuring
@@ -310,9 +404,9 @@ def _param_ptrs(model: nn.Module) -> set[int]:
 
 def _profile_layer(path: str, module: nn.Module, r: LayerReport, recorded: torch.Tensor, *, input_grad: bool,
                    batch: int, clock: _Clock, warmup: int, repeats: int, param_ptrs: set[int],
-                   mask_bytes: int) -> LayerProfile:
+                   mask_bytes: int, depth: int = 0) -> LayerProfile:
     params = [p for p in module.parameters() if p.requires_grad]
-    inplace = bool(getattr(module, "inplace", False))
+    inplace = _writes_in_place(module)
     has_backward = input_grad or bool(params)
 
     def fresh_input() -> torch.Tensor:
@@ -366,7 +460,7 @@ def _profile_layer(path: str, module: nn.Module, r: LayerReport, recorded: torch
         saved_bytes=counter.saved_bytes, saved_param_bytes=counter.param_bytes, macs=r.macs,
         analytic_activation_bytes=act_a, analytic_saved_bytes=saved_a, analytic_param_bytes=params_a,
         output_shape=tuple(r.output_shape), shares_input=shares, input_grad=input_grad, runs=len(forward),
-        flags=flags, batch_size=batch)
+        flags=flags, batch_size=batch, depth=depth, block=r.is_block)
 
 
 def _make_optimizer(params, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -452,7 +546,7 @@ def _naming(path: str, r: LayerReport) -> Iterator[None]:
         if devices.is_out_of_memory(exc):
             raise
         raise LayerFailed(f"layer {path} ({one_line(r.label)}) failed while profiling: "
-                          f"{str(exc).splitlines()[0][:300]}", layer=r.index) from None
+                          f"{str(exc).splitlines()[0][:300]}", layer=int(path.split(".", 1)[0])) from None
 
 
 # ------------------------------------------------------------------ refusing before allocating
@@ -466,7 +560,8 @@ def check_fits(report: StackReport, config: TrainingConfig, device: torch.device
         memory.check_model_fits(report, memory.cpu_free_bytes(), where="this machine's memory", device=info.id)
     est = memory.estimate(report, batch_size=config.batch_size, optimizer=config.optimizer,
                           momentum=config.momentum, weight_decay=config.weight_decay, device=device.type)
-    recorded = F32 * (math.prod(report.input_shape) + sum(r.activation_elements for r in report.layers))
+    recorded = F32 * (math.prod(report.input_shape)
+                      + sum(r.activation_elements for top in report.layers for r in top.walk()))
     est = dataclasses.replace(est, sample_bytes=est.sample_bytes + recorded)
     where = "the CPU" if device.type == "cpu" else f"{info.id} ({info.name})"
     memory.check_training_fits(est, devices.free_memory(device), name=name, where=where, device=info.id)
@@ -506,7 +601,7 @@ def profile_stack(stack: Stack, config: TrainingConfig | None = None, *, batch_s
     name = one_line(stack.name)
     est = check_fits(report, config, dev, name=name)
     clock = _Clock(dev, should_stop)
-    total = len(report.layers) + 1
+    total = sum(1 for r in report.layers for _ in r.walk()) + 1
 
     def run() -> Profile:
         gen = torch.Generator().manual_seed(int(config.seed))
@@ -520,25 +615,39 @@ def profile_stack(stack: Stack, config: TrainingConfig | None = None, *, batch_s
         if progress is not None:
             progress(0, total)
 
-        # Every layer's input, recorded by one forward without gradients.
-        recorded: list[torch.Tensor] = []
-        with torch.no_grad():
-            h = x
-            for path, module, r in iter_layers(model, report):
-                recorded.append(h)
-                with _naming(path, r):
-                    h = module(h.clone() if getattr(module, "inplace", False) else h)
-            del h
+        # Every row's input, recorded by one forward without gradients: a pre-hook on each row's module
+        # keeps its input, and hands a module that writes in place a copy, so no recorded input is changed.
+        rows = _rows(model, report)
+        recorded: dict[str, torch.Tensor] = {}
+
+        def recorder(path: str, copy: bool):
+            def hook(_module, args):
+                recorded[path] = args[0]
+                return (args[0].clone(),) if copy else None
+            return hook
+
+        handles = [row.module.register_forward_pre_hook(recorder(row.path, _writes_in_place(row.module)))
+                   for row in rows]
+        try:
+            with torch.no_grad():
+                h = x
+                for row in rows:
+                    if row.depth == 0:
+                        with _naming(row.path, row.report):
+                            h = row.module(h)
+                del h
+        finally:
+            for handle in handles:
+                handle.remove()
 
         layers = []
-        trainable_before = False
-        for i, (path, module, r) in enumerate(iter_layers(model, report)):
+        for i, row in enumerate(rows):
             clock.check()
-            with _naming(path, r):
-                layers.append(_profile_layer(path, module, r, recorded[i], input_grad=trainable_before, batch=batch,
-                                             clock=clock, warmup=warmup, repeats=repeats, param_ptrs=param_ptrs,
-                                             mask_bytes=mask_bytes))
-            trainable_before = trainable_before or any(p.requires_grad for p in module.parameters())
+            with _naming(row.path, row.report):
+                layers.append(_profile_layer(row.path, row.module, row.report, recorded.pop(row.path),
+                                             input_grad=row.input_grad, batch=batch, clock=clock, warmup=warmup,
+                                             repeats=repeats, param_ptrs=param_ptrs, mask_bytes=mask_bytes,
+                                             depth=row.depth))
             if progress is not None:
                 progress(i + 1, total)
         recorded.clear()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.model import assets, files
+from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import InputSpec as Input
 from cnnviz.core.model.stack import Layer, Stack, TrainingConfig
 from cnnviz.core.run import memory, profile
@@ -233,3 +234,111 @@ def test_an_unexpected_layer_failure_names_the_layer(monkeypatch):
     monkeypatch.setattr(nn.ReLU, "forward", broken)
     with pytest.raises(profile.LayerFailed, match=r"layer 2 \(ReLU\) failed while profiling: something torch"):
         profile.profile_stack(MLP, batch_size=2, **QUICK)
+
+
+# ------------------------------------------------------------------ blocks: a row per layer at every depth
+RESIDUAL = Stack(name="r", input=Input(2, 6, 6), layers=(
+    Layer("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+    Layer("Residual", name="stage", body=(Layer("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+                                          Layer("BatchNorm2d"), Layer("ReLU"),
+                                          Layer("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1})),
+          shortcut=(Layer("Conv2d", {"out_channels": 4, "kernel_size": 1}),)),
+    Layer("Concat", branches=((Layer("ReLU", {"inplace": True}), Layer("Conv2d", {"out_channels": 2, "kernel_size": 1})),
+                              (),
+                              (Layer("Residual", body=(Layer("Conv2d", {"out_channels": 4, "kernel_size": 1}),)),))),
+    Layer("Flatten"), Layer("Linear", {"out_features": 3})))
+OLD_LAYER_KEYS = {"path", "type", "forward_ms", "backward_ms", "param_bytes", "activation_bytes", "saved_bytes",
+                  "macs", "analytic_activation_bytes", "flags", "name", "output_shape", "saved_param_bytes",
+                  "analytic_saved_bytes", "analytic_param_bytes", "gmacs_per_s", "shares_input", "input_grad", "runs"}
+OLD_KEYS = {"format", "version", "device", "batch_size", "layers", "step_ms", "layers_sum_ms", "peak_allocated_bytes",
+            "name", "device_name", "step_parts_ms", "layers_sum_over_step", "saved_bytes_total",
+            "analytic_saved_bytes_total", "optimizer", "warmup", "repeats", "seconds", "threads", "torch"}
+
+
+def test_every_layer_inside_a_block_has_a_row_by_path_and_the_block_one_of_its_own():
+    seen = []
+    p = profile.profile_stack(RESIDUAL, batch_size=2, progress=lambda d, t: seen.append((d, t)), **QUICK)
+    walked = [(str(path), layer) for path, layer in RESIDUAL.walk()]
+    assert [x.path for x in p.layers] == [path for path, _ in walked]
+    leaves = {path for path, layer in walked if not layer.is_block}
+    assert {"1.body.0", "1.body.3", "1.shortcut.0", "2.branches.0.0", "2.branches.0.1", "2.branches.2.0.body.0"} \
+        <= leaves <= {x.path for x in p.layers}
+    rows = {x.path: x for x in p.layers}
+    assert [(x.path, x.type) for x in p.layers if x.block] == [("1", "Residual"), ("2", "Concat"),
+                                                              ("2.branches.2.0", "Residual")]
+    assert rows["1"].label == "stage" and rows["1"].depth == 0 and rows["1.body.2"].depth == 1
+    assert rows["2.branches.2.0.body.0"].depth == 2 and rows["2.branches.2.0.body.0"].top_index == 2
+    for x in p.layers:
+        assert x.forward_ms > 0
+    for path in ("1", "2"):
+        # The block on its own, merge included: a forward and, its input needing a gradient, a backward.
+        assert rows[path].forward_ms > 0 and rows[path].backward_ms > 0 and rows[path].input_grad
+    # Each row's figures are its own module's: the block's output and parameters, the inner Conv2d's.
+    report = infer(RESIDUAL)
+    assert rows["1"].output_shape == report.layers[1].output_shape
+    assert rows["1"].param_bytes == 4 * report.layers[1].params == sum(
+        rows[k].param_bytes for k in ("1.body.0", "1.body.1", "1.body.3", "1.shortcut.0"))
+    assert rows["1.shortcut.0"].macs == 4 * 4 * 36 and rows["1.shortcut.0"].input_grad
+    # The sum of the layers counts the stack's own rows only: a block once.
+    assert p.layers_sum_ms == pytest.approx(sum(x.forward_ms + x.backward_ms for x in p.layers if x.depth == 0))
+    assert p.layers_sum_ms < sum(x.forward_ms + x.backward_ms for x in p.layers)
+    assert seen[0] == (0, len(walked) + 1) and seen[-1] == (len(walked) + 1,) * 2
+
+
+def test_an_inplace_layer_first_in_a_branch_leaves_the_blocks_input_alone(monkeypatch):
+    # Concat's first branch starts with ReLU(inplace=True): were it given the recorded input itself, the
+    # other branches (and the block's own row) would read rectified values, and the backward would fail
+    # on a leaf changed in place.
+    inputs = {}
+    real = profile._profile_layer
+
+    def spy(path, module, r, recorded, **kw):
+        inputs[path] = recorded.clone()
+        return real(path, module, r, recorded, **kw)
+
+    monkeypatch.setattr(profile, "_profile_layer", spy)
+    p = profile.profile_stack(RESIDUAL, batch_size=2, **QUICK)
+    assert inputs["2"].min() < 0  # the Residual's sum, not rectified
+    for path in ("2.branches.0.0", "2.branches.2.0", "2.branches.2.0.body.0"):
+        assert torch.equal(inputs[path], inputs["2"])
+    assert torch.equal(inputs["2.branches.0.1"], inputs["2"].clamp(min=0))
+    rows = {x.path: x for x in p.layers}
+    relu = rows["2.branches.0.0"]
+    assert relu.shares_input and relu.input_grad and relu.saved_bytes == 2 * 4 * 36 * 4
+    assert rows["2"].forward_ms > 0 and not rows["2"].shares_input
+
+
+def test_a_blocks_saved_bytes_follow_its_storages():
+    p = profile.profile_stack(RESIDUAL, batch_size=3, **QUICK)
+    rows = {x.path: x for x in p.layers}
+    b, n = 3, 4 * 36
+    # body: Conv2d saves the block's input, BatchNorm2d the conv's output, ReLU its output, which the last
+    # Conv2d saves as its input (once); the shortcut's Conv2d saves the block's input again (once).
+    assert rows["1"].analytic_saved_bytes == 4 * b * n * 3
+    assert not rows["1"].flags and not rows["2"].flags
+    assert abs(rows["1"].saved_bytes - rows["1"].analytic_saved_bytes) <= 1024  # BatchNorm2d's statistics
+    assert rows["1"].saved_bytes < sum(rows[k].saved_bytes for k in rows if k.startswith("1."))
+
+
+def test_the_json_keeps_every_key_and_adds_depth_and_block():
+    p = profile.profile_stack(RESIDUAL, batch_size=2, **QUICK)
+    obj = json.loads(json.dumps(p.to_json(), allow_nan=False))
+    assert OLD_KEYS <= set(obj)
+    for x in obj["layers"]:
+        assert OLD_LAYER_KEYS <= set(x) and set(x) - OLD_LAYER_KEYS == {"depth", "block"}
+        assert x["depth"] == LayerPath.of(x["path"]).depth
+    assert [x["block"] for x in obj["layers"]].count(True) == 3
+    assert obj["layers_sum_ms"] == pytest.approx(
+        sum(x["forward_ms"] + x["backward_ms"] for x in obj["layers"] if x["depth"] == 0), abs=1e-3)
+    flat = profile.profile_stack(MLP, batch_size=2, **QUICK).to_json()
+    assert all(x["depth"] == 0 and x["block"] is False for x in flat["layers"])
+
+
+def test_a_failure_inside_a_block_names_the_path_and_the_top_level_layer(monkeypatch):
+    def broken(self, x):
+        raise RuntimeError("something torch did not like")
+
+    monkeypatch.setattr(nn.BatchNorm2d, "forward", broken)
+    with pytest.raises(profile.LayerFailed, match=r"layer 1 \(stage\) failed") as info:
+        profile.profile_stack(RESIDUAL, batch_size=2, **QUICK)
+    assert info.value.layer == 1
