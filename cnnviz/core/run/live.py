@@ -42,6 +42,9 @@ class Snapshot:
     """The biases of the layers in ``weights`` that have one (the labs add them to the sum)."""
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """(mean, std) per channel: layer 0 receives (probe.image − mean) / std."""
+    health: Any = None
+    """The :class:`~cnnviz.core.run.health.Health` of the step the probe follows, when the request asked
+    for it (set by the trainer; None for a probe taken while paused)."""
 
 
 class LiveProbe:

@@ -85,6 +85,8 @@ class Probe:
     """The layers whose activation gradients were asked for (None: every layer)."""
     param_grads: bool = True
     """Whether ``grad_norms`` were asked for."""
+    health: object = None
+    """The training health of the step this probe follows (``ProbeRequest.health``; set by the trainer)."""
 
     @property
     def label_name(self) -> str:

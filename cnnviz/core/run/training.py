@@ -72,6 +72,9 @@ class ProbeRequest:
     """dL/d(input), the saliency map (shown when the input is selected)."""
     param_grads: bool = True
     """The per-sample parameter gradient norms (``Probe.grad_norms``, the gradient view)."""
+    health: bool = False
+    """Training health (:mod:`~cnnviz.core.run.health`) of the step each probe follows, as the probe's
+    ``health``: taken only around that step, so a probe while paused has none."""
 
     @property
     def needs_backward(self) -> bool:
@@ -96,6 +99,14 @@ def take_probe(session: Session, request: ProbeRequest, image: Any = None):
                 image = data.load_image(request.image, session.stack.input.shape)
             return session.probe_image(image, mode=request.mode, with_identities=request.with_identities)
         return session.probe(request.index, request.split, request.mode, request.with_identities)
+
+
+def _with_health(result: Any, health: Any) -> Any:
+    """``result`` (a Snapshot, a Probe) carrying ``health``; as it is when it has no such field."""
+    try:
+        return replace(result, health=health)
+    except TypeError:
+        return result
 
 
 @dataclass(frozen=True)
@@ -269,6 +280,11 @@ class Trainer:
     and also after each single step and on every ``request_probe``; ``on_state(state, step)`` with a
     :class:`State`. ``probe(request)`` takes each probe (default: :func:`take_probe` of the session);
     ``on_probe`` gets what it returns.
+
+    When the request asks for ``health``, whether a probe is due is decided before the step, and that
+    step is watched (:class:`~cnnviz.core.run.health.HealthMonitor`): its health is read after it,
+    within the probe's time (the budget counts it), and handed on as ``dataclasses.replace(result,
+    health=...)`` of what ``probe`` returned (a result without a ``health`` field goes as it is).
     """
 
     def __init__(self, session: Session, control: Control | None = None, *,
@@ -300,6 +316,7 @@ class Trainer:
         self._pending: dict = {}
         self._jobs: list[Job] = []
         self._budget_due = 0.0
+        self._health = None
 
     # ------------------------------------------------------------------ pieces
     def _state(self, state: State) -> None:
@@ -322,10 +339,21 @@ class Trainer:
             self.on_eval(self.last_eval)
         return self.last_eval
 
-    def _probe(self) -> None:
+    def _probe(self, watched=None) -> None:
         if self.on_probe is None:
             return
-        self.on_probe(self.probe(self.control.probe_request))
+        result = self.probe(self.control.probe_request)
+        if watched is not None:
+            result = _with_health(result, watched.read(self.session.step_count))
+        self.on_probe(result)
+
+    def _health_monitor(self):
+        """The monitor of the session's model (made at the first probe that asks for health)."""
+        if self._health is None or self._health.model is not self.session.model:
+            from cnnviz.core.run.health import HealthMonitor
+
+            self._health = HealthMonitor(self.session.model)
+        return self._health
 
     def _run_jobs(self) -> None:
         jobs, self._jobs = self._jobs, []
@@ -347,12 +375,13 @@ class Trainer:
         device = getattr(getattr(self.session, "device", None), "type", "cpu")
         return time.thread_time if device == "cpu" else time.perf_counter
 
-    def _timed_probe(self) -> float:
-        """Probe now; returns when the next one may come by the wall clock (the rate limit), and sets
-        ``_budget_due``: when, by :meth:`_budget_clock`, the loop has trained long enough for the budget."""
+    def _timed_probe(self, watched=None) -> float:
+        """Probe now (with the health of the step ``watched`` saw); returns when the next one may come by the
+        wall clock (the rate limit), and sets ``_budget_due``: when, by :meth:`_budget_clock`, the loop has
+        trained long enough for the budget."""
         clock = self._budget_clock()
         start = clock()
-        self._probe()
+        self._probe(watched)
         end = clock()
         self._budget_due = end + (end - start) * (1.0 / self.probe_budget - 1.0)
         return time.perf_counter() + self.probe_interval
@@ -460,7 +489,15 @@ class Trainer:
                         waiting[0] = False
                         self._clock = time.perf_counter()
                         self._state(State.RUNNING)
-                    session.step()
+                    watched = None
+                    if self.on_probe is not None and self.control.probe_request.health and (
+                            action is _Action.ONE or self._probe_due(time.perf_counter(), next_probe)):
+                        watched = self._health_monitor()
+                    if watched is None:
+                        session.step()
+                    else:
+                        with watched.watching():
+                            session.step()
                     self._steps_run += 1
                     since_report += 1
                     since_eval += 1
@@ -473,7 +510,10 @@ class Trainer:
                     if self.eval_every and since_eval >= self.eval_every:
                         self.evaluate()
                         since_eval = 0
-                    if self.on_probe is not None and (action is _Action.ONE or self._probe_due(now, next_probe)):
+                    if watched is not None:
+                        next_probe = self._timed_probe(watched)
+                    elif self.on_probe is not None and (action is _Action.ONE or self._probe_due(now, next_probe)) \
+                            and not self.control.probe_request.health:  # with health: due before the next step
                         next_probe = self._timed_probe()
             finally:
                 self._tick()

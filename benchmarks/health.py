@@ -1,0 +1,167 @@
+"""What training health costs the training loop: throughput with it on against the same loop with it off.
+
+    PYTHONPATH=. python benchmarks/health.py [--device cpu|cuda|cuda:N|mps|auto]
+        [--stack resources/examples/lenet5.cnnviz] [--batch-size B] [--steps N] [--repeats R]
+        [--threads T] [--clock auto|wall|cpu] [--json OUT]
+
+Variants, on one session (same model, optimizer, batch, data and device), each a :class:`Trainer` taking
+the window's probe (``ProbeRequest()``: everything) at the window's rate (``PROBE_HZ``) and handing it to
+a no-op callback:
+
+* ``probes``: health off (the baseline);
+* ``probes+health``: the same request with ``health=True``: the steps probes follow are watched (the
+  weights copied, the rectifiers hooked) and the weight and gradient histograms, update ratios and dead
+  units read with every probe;
+* ``no-probes``: the bare loop, for scale.
+
+Blocks of ``steps`` steps alternate between the variants, ``repeats`` times, in a rotating order. The
+throughput ratio is the median over rounds of the two variants' ratio within the round (blocks run side by
+side, so a change of the machine's load between rounds cancels), beside the ratio of the median times. Also printed: what one health read costs and how often probes
+came. Target: probes / probes+health ≥ 0.95 on the CPU (throughput with health on at least 0.95× off).
+Needs torch, numpy and cnnviz's source tree; no Qt. No timed assertion: this prints figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch
+
+from cnnviz.core.model import files
+from cnnviz.core.run import devices, engine, training
+from cnnviz.core.run.health import HealthMonitor
+
+TARGET = 0.95
+
+
+def loop(session: engine.Session, request: training.ProbeRequest | None):
+    counter = {"probes": 0, "health": 0}
+
+    def on_probe(probe) -> None:
+        counter["probes"] += 1
+        counter["health"] += probe.health is not None
+
+    control = training.Control()
+    if request is not None:
+        control.request_probe(request)
+    trainer = training.Trainer(session, control, on_probe=on_probe if request is not None else None,
+                               report_every=50)
+
+    def run(steps: int) -> None:
+        trainer.run(steps)
+
+    run.counter = counter  # type: ignore[attr-defined]
+    return run
+
+
+def read_ms(session: engine.Session, rounds: int = 30) -> tuple[float, float]:
+    """Median ms of one watched step's extra work (copy and hooks: a watched step minus a plain one) and of one
+    health read, on this session's model."""
+    monitor = HealthMonitor(session.model)
+    watched, plain, reads = [], [], []
+    with session.rng_scope():
+        for _ in range(rounds):
+            devices.synchronize(session.device)
+            t0 = time.perf_counter()
+            session.step()
+            devices.synchronize(session.device)
+            t1 = time.perf_counter()
+            with monitor.watching():
+                session.step()
+            devices.synchronize(session.device)
+            t2 = time.perf_counter()
+            monitor.read(session.step_count)
+            t3 = time.perf_counter()
+            plain.append(t1 - t0)
+            watched.append(t2 - t1)
+            reads.append(t3 - t2)
+    return 1e3 * (statistics.median(watched) - statistics.median(plain)), 1e3 * statistics.median(reads)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--stack", default=str(ROOT / "resources" / "examples" / "lenet5.cnnviz"))
+    parser.add_argument("--data", help="data set (default: the stack's training block)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=25, help="timed blocks per variant")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1, as the tests)")
+    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
+                        help="what to time (auto: this process's CPU time on the CPU, the wall clock on a GPU)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    stack = files.load(args.stack)
+    config = engine.config_with(stack.training, device=args.device, data=args.data, batch_size=args.batch_size)
+    try:
+        session = engine.Session(stack, config)
+    except engine.EngineError as exc:
+        print(f"health: {exc}", file=sys.stderr)
+        return 2
+    device = session.device
+    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
+    clock = time.process_time if use_cpu_clock else time.perf_counter
+    request = training.ProbeRequest()
+    variants = {
+        "probes": loop(session, request),
+        "probes+health": loop(session, training.ProbeRequest(health=True)),
+        "no-probes": loop(session, None),
+    }
+    print(f"{session.describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"timing {'CPU time' if use_cpu_clock else 'wall clock'}, {args.repeats}×{args.steps} steps per variant, "
+          f"probes at most {training.PROBE_HZ:g}/s")
+    for run in variants.values():
+        run(args.warmup)
+        run.counter.update(probes=0, health=0)  # type: ignore[attr-defined]
+    devices.synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    walls: dict[str, float] = dict.fromkeys(variants, 0.0)
+    names = list(variants)
+    for r in range(args.repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            devices.synchronize(device)
+            start, wall = clock(), time.perf_counter()
+            variants[name](args.steps)
+            devices.synchronize(device)
+            times[name].append((clock() - start) / args.steps)
+            walls[name] += time.perf_counter() - wall
+    per_step = {name: statistics.median(t) for name, t in times.items()}
+    watched_ms, health_ms = read_ms(session)
+    base = per_step["probes"]
+    for name in names:
+        spread = f"{min(times[name]) * 1e3:.3f}..{max(times[name]) * 1e3:.3f}"
+        counter = variants[name].counter  # type: ignore[attr-defined]
+        rate = counter["probes"] / max(walls[name], 1e-9)
+        print(f"  {name:14s} {per_step[name] * 1e3:8.3f} ms/step (blocks {spread})  "
+              f"{base / per_step[name]:.3f}× the throughput of probes  ({rate:.1f} probes/s, "
+              f"{counter['health']} with health)")
+    paired = statistics.median(a / b for a, b in zip(times["probes"], times["probes+health"]))
+    ratio = base / per_step["probes+health"]
+    print(f"one health read: {health_ms:.3f} ms; a watched step's extra work (copy, hooks): {watched_ms:.3f} ms")
+    print(f"throughput with health / without: {paired:.3f} paired by round, {ratio:.3f} of the medians "
+          f"(target ≥ {TARGET:.2f}: {'met' if paired >= TARGET else 'NOT met'})")
+    result = {"device": devices.device_id(device), "device_name": session.device_info.name, "stack": stack.name,
+              "batch_size": session.batch_size, "threads": torch.get_num_threads(),
+              "ms_per_step": {k: v * 1e3 for k, v in per_step.items()}, "throughput_ratio": paired, "ratio_of_medians": ratio,
+              "health_read_ms": health_ms, "watched_step_extra_ms": watched_ms, "target": TARGET,
+              "torch": torch.__version__, "clock": "cpu" if use_cpu_clock else "wall"}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
