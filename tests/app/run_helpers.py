@@ -32,6 +32,12 @@ def wait_probe(qtbot, runner, condition=lambda snap: True, timeout=TIMEOUT_MS):
     return runner.hub.snapshot
 
 
+def show_tab(window, title: str) -> None:
+    """Bring the centre tab ``title`` to the front, as a click on it does."""
+    tabs = window.center_tabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index(title))
+
+
 def wait_state(qtbot, runner, state, timeout=TIMEOUT_MS):
     qtbot.waitUntil(lambda: runner.state == state, timeout=timeout)
 

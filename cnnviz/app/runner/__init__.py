@@ -27,6 +27,7 @@ def attach(window, **options):
                            show_message=window.statusBar().showMessage, parent=window, **options)
     files.stackReplaced.connect(runner.stack_opened)  # NAME.safetensors beside an opened stack is loaded
     files.saved.connect(runner.stack_saved)           # and written beside a saved one, once trained
+    runner.workbench.reopenRequested.connect(files.new_stack)   # a recorded run, as a new unsaved stack
     return runner
 
 

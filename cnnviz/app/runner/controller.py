@@ -50,9 +50,10 @@ from cnnviz.app.document.undo import new_session as new_merge_token
 from cnnviz.app.runner.data_fit import DataFit
 from cnnviz.app.runner.debugging import Debugging
 from cnnviz.app.runner.hub import ViewsHub, network_key
-from cnnviz.app.runner.messages import Build, Built, RunState
+from cnnviz.app.runner.messages import Build, Built, RunState, cannot_run_message  # noqa: F401 (also here)
 from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
 from cnnviz.app.runner.toolbar import RunToolbar
+from cnnviz.app.runner.workbench import Workbench
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
 from cnnviz.core.model.stack import SetStack, Stack, StackDocument, TrainingConfig
 from cnnviz.core.run.live import Snapshot
@@ -95,13 +96,6 @@ def same_session(a: TrainingConfig, b: TrainingConfig) -> bool:
     return replace(a, **ignore) == replace(b, **ignore)
 
 
-def cannot_run_message(report) -> str:
-    bad = report.first_error
-    if bad is not None:
-        return f"Fix layer {bad.index} ({bad.type}) to run the network:\n{bad.error}"
-    return f"Fix the loss ({report.loss.type}) to run the network:\n{report.loss.error}"
-
-
 class RunController(QObject):
     """Runs the document's stack live; see the module docstring. ``window.runner`` holds it.
 
@@ -128,7 +122,7 @@ class RunController(QObject):
                  show_message: Callable[[str, int], None], parent: QObject | None = None,
                  threads: int | None = None, eval_every: int | None = EVAL_EVERY,
                  start_delay_ms: int = START_DELAY_MS,
-                 stack_path: Callable[[], Path | None] | None = None) -> None:
+                 stack_path: Callable[[], Path | None] | None = None, runs_folder: Path | None = None) -> None:
         super().__init__(parent)
         self._stack_path = stack_path or (lambda: None)
         self._load_next: Path | None = None  # the weights file to load into the next build
@@ -154,7 +148,8 @@ class RunController(QObject):
         self.generation = 0
         self.state = RunState.LOADING
         self.built: Built | None = None  # of the session the views show
-        self.target = ProbeRequest()
+        self.target = replace(ProbeRequest(), **self.hub.needs())   # only what the shown views draw
+        self.worker.request_probe(self.target)   # (what the first session's first probe takes)
         self.last_progress = None
         self.forward_ms: float | None = None
         self._posted_key: tuple | None = None
@@ -194,6 +189,8 @@ class RunController(QObject):
         w.crashed.connect(shell.report_exception)
         self.debugging = Debugging(self, places)  # the Confusion and Saliency tabs
         w.evaluated.connect(self.debugging.add_evaluation)
+        self.workbench = Workbench(self, places, show_message=show_message, stack_path=self._stack_path,
+                                   runs_folder=runs_folder)   # the Profile, Receptive field and Runs tabs
 
         t = self.toolbar
         t.forward_action.triggered.connect(lambda _=False: self.forward())
@@ -211,6 +208,7 @@ class RunController(QObject):
         t.adaptDismissed.connect(self.data_fit.dismiss)
 
         self.hub.filtersWanted.connect(lambda: self.forward())
+        self.hub.needsChanged.connect(self._needs_changed)
         self.hub.layerActivated.connect(shell.select_layer)
         shell.selectionChanged.connect(self._selection_changed)
         # The document's change events: the one subscription.
@@ -266,8 +264,10 @@ class RunController(QObject):
         for guard in (self.guard, self.weights_guard):
             if guard in self._guards:
                 self._guards.remove(guard)
+        self.workbench.shutdown()
         if not self.worker.shutdown(wait=True):
             log.warning("the runner's thread did not end in time")
+        self.workbench.close_runs()
 
     def guard(self, reason: str) -> bool:
         """The window's close guard: training is running, so ask before closing or replacing the stack."""
@@ -367,6 +367,7 @@ class RunController(QObject):
             self.data_fit.chosen(config.data)
         self._data_shown = config.data
         self.data_fit.show(stack, config)
+        self.workbench.stack_changed()
         self._pending = (stack, report, config)
         self._post_timer.start()
 
@@ -450,6 +451,11 @@ class RunController(QObject):
             return
         self.worker.reset()
 
+    def _needs_changed(self) -> None:
+        """A view that draws gradients was shown or hidden (or the selection moved under it): probes take
+        what the shown views draw and no more; one is taken now when the last one lacks it."""
+        self.set_target(replace(self.target, **self.hub.needs()))
+
     def set_target(self, target: ProbeRequest) -> None:
         if target == self.target:
             return
@@ -483,6 +489,7 @@ class RunController(QObject):
     def _selection_changed(self, kind: str, index: int) -> None:
         self.worker.select(index if kind == "layer" else None)  # first: a probe the hub asks for carries its weights
         self.hub.select(kind, index)
+        self.workbench.select(kind, index)
 
     # ================================================================ results
     def _loading(self, text: str) -> None:
@@ -563,6 +570,7 @@ class RunController(QObject):
             return
         self.hub.show_snapshot(snap)
         self.debugging.snapshot_shown(snap)
+        self.workbench.snapshot_shown(snap)
         if snap.probe is not None:
             self.forward_ms = snap.probe.forward_ms
         self._show_run_status()
@@ -616,6 +624,7 @@ class RunController(QObject):
     def _set_state(self, state: RunState) -> None:
         self.state = state
         self.toolbar.set_state(state)
+        self.workbench.set_state(state)
 
     def _set_run_status(self, text: str, tooltip: str = "") -> None:
         self.shell.set_status("run", text, tooltip)

@@ -35,6 +35,7 @@ from cnnviz.app.views import (
 from cnnviz.app.views.conv_lab import ConvLabView
 from cnnviz.app.views.dense_lab import DenseLabView
 from cnnviz.app.views.gradients import fmt_difference
+from cnnviz.app.views.health import HealthView
 from cnnviz.core.model.stack import Stack, StackDocument
 from cnnviz.core.run.live import Snapshot
 from cnnviz.core.shapes import fmt_shape
@@ -51,6 +52,7 @@ class ViewsHub(QObject):
     filtersWanted = Signal()    # the selected layer's weights are not in the last snapshot: probe again
     layerActivated = Signal(int)  # a layer's row in the summary table, or its overview column, was activated
     channelActivated = Signal(int, int)  # (layer, channel) clicked in the overview, after layerActivated
+    needsChanged = Signal()     # what the shown views need from a probe changed (see needs())
 
     def __init__(self, document: StackDocument, places: Places, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +89,9 @@ class ViewsHub(QObject):
         places.add_view(self.filters, "center", "Filters")
         places.add_view(self.gradient, "center", "Loss head: dL/dz")
         places.add_view(self.summary, "center", "Summary")
+        self.health = HealthView()
+        self.health.setObjectName("view_health")
+        places.add_view(self.health, "center", "Training health")
         self.softmax_dock = places.add_view(self.softmax, "right", "Softmax")
         self.curves_dock = places.add_view(self.curves, "right", "Loss and accuracy")
         places.resizeDocks([self.softmax_dock, self.curves_dock], [400, 450], Qt.Orientation.Vertical)
@@ -100,6 +105,41 @@ class ViewsHub(QObject):
         self._selection: tuple[str, int] = ("", -1)
         self.summary.layerActivated.connect(self.layerActivated)
         self.overview.thumbnailClicked.connect(self._overview_clicked)
+        self.grad_maps.shownChanged.connect(self._views_shown)
+        self.gradient.shownChanged.connect(self._views_shown)
+        self._needs = self.needs()
+
+    # ================================================================ what the probes take
+    def needs(self) -> dict:
+        """The gradients the shown views draw, as :class:`~cnnviz.core.run.training.ProbeRequest` fields:
+        the selected layer's activation gradient (or the input's) while the gradient maps are shown, the
+        per-layer gradient norms and the loss head's identities while the loss-head view is; nothing
+        else. A probe for the overview, the feature maps, the labs and the softmax is a forward pass."""
+        kind, index = self._selection
+        maps = self.grad_maps.isVisible()
+        head = self.gradient.isVisible()
+        if not maps:
+            grad_layers: tuple[int, ...] | None = ()
+        elif kind == "layer" and index >= 0:
+            grad_layers = (index,)
+        elif kind == "input":
+            grad_layers = ()
+        else:
+            grad_layers = None   # the output's (the last layer's): every layer's, the count not known here
+        # Training health always (it is a history: the tab, once opened, shows the run so far); it rides on
+        # the step each probe follows, within the probes' share of the loop.
+        return {"grad_layers": grad_layers, "input_grad": maps and kind == "input", "param_grads": head,
+                "with_identities": head, "health": True}
+
+    def _views_shown(self, *_) -> None:
+        self._update_needs()
+
+    def _update_needs(self) -> None:
+        needs = self.needs()
+        if needs != self._needs:
+            self._needs = needs
+            self.needsChanged.emit()
+            self.route()   # the views say they are reading what the last probe did not take
 
     @property
     def message(self) -> str:
@@ -124,6 +164,8 @@ class ViewsHub(QObject):
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if snapshot.health is not None:
+            self.health.add(snapshot.health)
         self._stale = False
         self._message = ""
         self.route()
@@ -145,6 +187,7 @@ class ViewsHub(QObject):
 
     def clear_curves(self) -> None:
         self.curves.clear()
+        self.health.clear()
 
     def add_progress(self, progress) -> None:
         self.curves.append_train(progress.step, progress.loss, progress.accuracy)
@@ -156,8 +199,11 @@ class ViewsHub(QObject):
     def select(self, kind: str, index: int) -> None:
         """The selected row of the stack (as the window's ``selectionChanged`` says it): show it."""
         self._selection = (kind, index)
+        if kind == "layer" and index >= 0:
+            self.health.set_layer(index)
         self.overview.set_selected(index if kind == "layer" else -1 if kind == "input" else None)
         self.route()
+        self._update_needs()
 
     def route(self) -> None:
         """Show the last snapshot for the selected row (no torch work: the arrays are already here).
@@ -194,13 +240,18 @@ class ViewsHub(QObject):
             what = self._vector_meaning(p, index)
             self.maps.set_maps(act, f"layer {index} · {label} · {fmt_shape(act.shape)}{self._as_maps(what)}", **what)
             grad = p.activation_grads[index]
-            if grad is None:
+            if grad is None and p.grad_layers is not None and index not in p.grad_layers:
+                self.grad_maps.clear(f"Reading dL/d(output of layer {index})…")   # the next probe takes it
+            elif grad is None:
                 self.grad_maps.clear(f"The loss does not depend on layer {index} ({label})'s output")
             else:
                 self.grad_maps.set_maps(grad, f"dL/d(output of layer {index} · {label}){self._as_maps(what)}", **what)
         elif kind == "input" or not p.activations:
             self.maps.set_maps(p.image, f"input · {fmt_shape(p.image.shape)}")
-            self.grad_maps.set_maps(p.input_grad, "dL/d(input): which pixels the loss is sensitive to")
+            if p.input_grad is None:
+                self.grad_maps.clear("Reading dL/d(input)…")   # not taken by this probe: the next one does
+            else:
+                self.grad_maps.set_maps(p.input_grad, "dL/d(input): which pixels the loss is sensitive to")
         else:
             last = len(p.activations) - 1
             what = self._vector_meaning(p, last)
@@ -208,6 +259,8 @@ class ViewsHub(QObject):
             grad = p.activation_grads[last]
             if grad is not None:
                 self.grad_maps.set_maps(grad, f"dL/d(output of layer {last})", **what)
+            elif p.grad_layers is not None and last not in p.grad_layers:
+                self.grad_maps.clear(f"Reading dL/d(output of layer {last})…")
         self._route_filters(snap, (kind, index))
         self.softmax.set_distribution(p.softmax, p.log_softmax, true_class=None if own else p.label,
                                       classes=p.classes)
@@ -318,7 +371,8 @@ class ViewsHub(QObject):
     def _route_gradient(self, p, own: bool) -> None:
         ids = p.identities
         labels = [f"{i} {label}" for i, label in enumerate(p.layer_labels)]
-        self.gradient.set_norms(labels, p.weight_norms, p.grad_norms)
+        if p.param_grads:   # (not taken while the view was hidden: the next probe brings them)
+            self.gradient.set_norms(labels, p.weight_norms, p.grad_norms)
         if ids is None:
             return
         where = f"sample {p.index}" if not own else "your image"
@@ -337,6 +391,6 @@ class ViewsHub(QObject):
 
     def flush(self) -> None:
         for view in (self.overview, self.maps, self.grad_maps, self.filters, self.softmax, self.curves,
-                     self.gradient, self.conv_lab, self.dense_lab):
+                     self.gradient, self.conv_lab, self.dense_lab, self.health):
             view.flush()
 

@@ -72,3 +72,11 @@ class Built:
     """The highest step of the trained weights the worker keeps for undo (0: none), used or not."""
     test_images: np.ndarray | None = None
     """The held-out images (N, C, H, W) in [0, 1], read-only, not copied: the mistakes gallery's thumbnails."""
+
+
+def cannot_run_message(report) -> str:
+    """Why the stack of ``report`` cannot run, and where to fix it (the first broken layer, else the loss)."""
+    bad = report.first_error
+    if bad is not None:
+        return f"Fix layer {bad.index} ({bad.type}) to run the network:\n{bad.error}"
+    return f"Fix the loss ({report.loss.type}) to run the network:\n{report.loss.error}"

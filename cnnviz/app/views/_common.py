@@ -309,6 +309,7 @@ class ViewPanel(QtWidgets.QWidget):
     """
 
     EMPTY_HINT = "No data yet"
+    shownChanged = QtCore.Signal(bool)   # the view was shown (its tab came to the front) or hidden
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, hint: str | None = None) -> None:
         super().__init__(parent)
@@ -328,6 +329,13 @@ class ViewPanel(QtWidgets.QWidget):
         super().showEvent(event)
         for redraw in self._redraws:
             redraw.shown()
+        if not event.spontaneous():
+            self.shownChanged.emit(True)
+
+    def hideEvent(self, event: QtGui.QHideEvent) -> None:  # noqa: N802 (Qt's name)
+        super().hideEvent(event)
+        if not event.spontaneous():   # (a minimised window hides nothing the probes should stop taking)
+            self.shownChanged.emit(False)
 
     def _set_content(self, widget: QtWidgets.QWidget) -> None:
         self._stack.addWidget(widget)

@@ -6,7 +6,7 @@ import pytest
 
 from cnnviz.core.model import files
 from cnnviz.core.model.stack import SetInput, set_param
-from tests.app.run_helpers import digits_stack, spin, torch_forward, wait_probe
+from tests.app.run_helpers import digits_stack, show_tab, spin, torch_forward, wait_probe
 
 
 @pytest.fixture
@@ -32,7 +32,15 @@ def test_the_first_forward_pass_fills_the_views_with_torchs_numbers(live, exampl
     np.testing.assert_allclose(hub.softmax._probs, snap.probe.softmax)
     assert hub.softmax.true_class == snap.probe.label
     assert hub.filters.weights.shape == (16, 1, 3, 3)
+    assert snap.probe.activation_grads[0] is None, "the overview in front: the probe took no gradient"
+    assert "Reading" in hub.grad_maps.hint_text
+    show_tab(window, "Gradient maps")   # shown, it asks for the selected layer's gradient, and gets it
+    snap = wait_probe(qtbot, runner, lambda s: s.probe.activation_grads[0] is not None)
+    assert snap.probe.grad_layers == (0,) and all(g is None for g in snap.probe.activation_grads[1:])
     assert not hub.grad_maps.is_empty and hub.grad_maps.symmetric
+    show_tab(window, "Overview")
+    snap = wait_probe(qtbot, runner, lambda s: s.probe.grad_layers == ())
+    assert snap.target.with_identities is False and snap.target.param_grads is False
     assert window.status_fields["device"].text().startswith("cpu")
     assert "step 0" in window.status_fields["run"].text()
     assert runner.toolbar.sample_label.text() == f"true: {snap.probe.label_name}"
@@ -53,6 +61,8 @@ def test_selecting_another_layer_shows_its_maps_at_once(live, examples, qtbot):
     assert hub.filters.is_empty and "no filters" in hub.filters.hint_text
     window.stack_panel.select_row(0)  # the input row: the image itself and the saliency map
     np.testing.assert_array_equal(hub.maps.maps, snap.probe.image)
+    show_tab(window, "Gradient maps")  # dL/d(input) is taken once a view shows it
+    snap = wait_probe(qtbot, window.runner, lambda s: s.probe.input_grad is not None)
     np.testing.assert_array_equal(hub.grad_maps.maps, snap.probe.input_grad)
 
 
@@ -98,6 +108,8 @@ def test_the_gradient_view_shows_the_identity_for_lenet5_on_digits(live, example
     lenet = files.load(examples["lenet5"])
     window = live(replace(lenet, training=replace(lenet.training, data="digits")))
     view = window.runner.hub.gradient
+    show_tab(window, "Loss head: dL/dz")
+    wait_probe(qtbot, window.runner, lambda s: s.probe.identities is not None)
     assert view.max_difference is not None and view.max_difference < 1e-6
     assert view.agrees
     assert "sample 0" in view._note
@@ -107,9 +119,10 @@ def test_softmax_and_cross_entropy_says_where_the_identity_holds(live, examples,
     from cnnviz.core.model.stack import InsertLayer, Layer
 
     window = live()
+    show_tab(window, "Loss head: dL/dz")
     stack = window.document.stack
     window.history.push_edit(InsertLayer(len(stack.layers), Layer("Softmax", {"dim": 1})))
-    wait_probe(qtbot, window.runner)
+    wait_probe(qtbot, window.runner, lambda s: s.probe.identities is not None)
     view = window.runner.hub.gradient
     assert view.agrees is False
     assert "Double softmax" in view._note and "At the loss input p = softmax(z)" in view._note
@@ -261,8 +274,9 @@ def test_the_live_window_imports_torch_only_on_the_worker_thread():
         d = tempfile.mkdtemp()
         w = MainWindow(settings=Settings(d + "/s.ini"), autosave_dir=d, dialogs=Dialogs(), live=True,
                        stack=None)
-        w.show(); app.processEvents()
-        before = "torch" in sys.modules
+        w.show()
+        before = "torch" in sys.modules   # the window is built and shown: the worker starts after the first paint
+        app.processEvents()
         t = time.monotonic()
         while w.runner.hub.snapshot is None and time.monotonic() - t < 60:
             app.processEvents(); time.sleep(0.01)
