@@ -12,7 +12,7 @@ fallen; ``--sample I`` shows held-out sample I. The README's picture is
 
 Runs with Qt's offscreen platform unless a display is set (use
 ``xvfb-run -s "-screen 0 1600x1000x24"`` to render with real X11 fonts and
-styles). Settings, autosave and logs go to a temporary folder, never the
+styles). Settings, autosave, logs and run records go to a temporary folder, never the
 home folder. ``--select N`` selects layer N (default: the window's choice);
 ``--select input`` / ``--select loss`` the input or loss row.
 """
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     tmp = Path(tempfile.mkdtemp(prefix="cnnviz-shot-"))
     window = MainWindow(args.stack, settings=Settings(tmp / "cnnviz.ini"), autosave_dir=tmp, dialogs=Dialogs(),
-                        live=live)
+                        live=live, runs_folder=tmp / "runs")
     width, height = (int(v) for v in args.size.lower().split("x"))
     window.resize(width, height)
     window.show()

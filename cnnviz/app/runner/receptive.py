@@ -125,7 +125,8 @@ class ReceptiveFields(QObject):
             self.view.clear("The receptive field is measured on held-out samples: choose one with the "
                             "toolbar's sample box")
             return
-        self.view.set_layer(f"layer {index} · {r.label} · {fmt_shape(r.output_shape)}", r.output_shape)
+        self.view.set_layer(f"layer {index} · {r.label} · {fmt_shape(r.output_shape)}", r.output_shape,
+                            start=strongest_pixel(snap.probe.activations, index))
         key = (runner.generation, runner.target.index, snap.probe.step, index, *self.view.pixel)
         self._show_growth(index)
         if key == self._shown_key:
@@ -216,6 +217,18 @@ class ReceptiveFields(QObject):
 
     def flush(self) -> None:
         self.view.flush()
+
+
+def strongest_pixel(activations, index: int) -> tuple[int, int, int] | None:
+    """A new layer starts at its strongest output on this sample ((channel, row, column) of max |value|):
+    a pixel the sample drives, where the centre pixel may be one a ReLU zeroed, whose field is empty."""
+    if not 0 <= index < len(activations):
+        return None
+    act = np.asarray(activations[index])
+    if act.ndim != 3 or act.size == 0 or not np.isfinite(act).any():
+        return None
+    flat = int(np.nanargmax(np.abs(np.where(np.isfinite(act), act, 0.0))))
+    return tuple(int(v) for v in np.unravel_index(flat, act.shape))
 
 
 def measure_on_worker(session, key: tuple, index: int, layer: int, channel: int, y: int, x: int,

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.app.views._common import (
     BLUE,
@@ -147,7 +147,12 @@ class CurvesView(ViewPanel):
         self.loss_plot.getAxis("bottom").setStyle(showValues=False)
         self.acc_plot.setYRange(0, 100, padding=0.02)
         self.acc_plot.enableAutoRange(y=False)
-        self.acc_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
+        # The two plots share the step axis, and pyqtgraph links their x ranges by screen position: left axes
+        # of different widths (labels "2.5" and "100") would show the two plots different steps. One fixed
+        # width, room for the longest tick label either has ("-0.0001", "1e-05", "100").
+        width = int(QtGui.QFontMetrics(self.font()).horizontalAdvance("-0.0001") + self.fontMetrics().height() + 12)
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.getAxis("left").setWidth(width)
         # The step axis grows in round chunks (0 … 1000, 0 … 1200, …), not with every step: an axis whose
         # range changes is laid out and drawn again, which was two thirds of a repaint's cost.
         self._follow = True          # the step axis follows the run until the person pans or zooms it

@@ -215,8 +215,9 @@ class ReceptiveFieldView(ViewPanel):
         return item
 
     # ------------------------------------------------------------ API
-    def set_layer(self, title: str, shape: Sequence[int] | None) -> None:
-        """The selected layer (its (C, H, W) maps): the boxes' ranges; a new shape starts at its centre pixel."""
+    def set_layer(self, title: str, shape: Sequence[int] | None, start: Sequence[int] | None = None) -> None:
+        """The selected layer (its (C, H, W) maps): the boxes' ranges; a new shape starts at ``start``
+        (channel, row, column), else at its centre pixel."""
         self.title.setText(title)
         shape = tuple(int(n) for n in shape) if shape is not None and len(shape) == 3 else None
         if shape == self._shape:
@@ -225,7 +226,8 @@ class ReceptiveFieldView(ViewPanel):
         self._quiet = True
         try:
             c, h, w = shape if shape is not None else (1, 1, 1)
-            for name, n, start in (("channel", c, 0), ("row", h, h // 2), ("column", w, w // 2)):
+            c0, y0, x0 = (int(v) for v in start) if start is not None else (0, h // 2, w // 2)
+            for name, n, start in (("channel", c, c0), ("row", h, y0), ("column", w, x0)):
                 box = self.boxes[name]
                 box.setRange(0, n - 1)
                 box.setValue(start)

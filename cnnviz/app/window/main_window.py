@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
                  settings: Settings | None = None, autosave_dir: str | Path | None = None,
                  dialogs: Dialogs | None = None, autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS,
                  autosave_debounce_ms: int = AUTOSAVE_DEBOUNCE_MS, live: bool = False,
-                 parent: QWidget | None = None) -> None:
+                 runs_folder: str | Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("cnnviz_main_window")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self._data_preview = None  # the images as the network gets them (cnnviz.app.window.data_preview)
         if live:
             from cnnviz.app.runner import attach
-            self.runner = attach(self)
+            self.runner = attach(self, runs_folder=runs_folder)   # None: the platform's data folder
             self.runner.toolbar.previewRequested.connect(self.show_data_preview)
 
     # ================================================================ building

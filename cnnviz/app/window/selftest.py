@@ -208,6 +208,8 @@ def _open_window(app, path: Path, report) -> str:
         live = ""
         try:
             extra = {"live": True} if "live" in inspect.signature(MainWindow).parameters else {}
+            if "runs_folder" in inspect.signature(MainWindow).parameters:
+                extra["runs_folder"] = Path(tmp) / "runs"   # the self-test's runs are not the person's
             window = MainWindow(path, settings=Settings(locations.config / "cnnviz.ini"),
                                 autosave_dir=locations.state, dialogs=dialogs, **extra)
             dialogs.parent = window

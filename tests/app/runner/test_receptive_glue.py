@@ -57,7 +57,8 @@ class Runner(QObject):
         self.state = RunState.PAUSED
         self.target = SimpleNamespace(index=1, image=None)
         self.document = SimpleNamespace(stack=STACK, report=infer(STACK))
-        self.hub = SimpleNamespace(snapshot=SimpleNamespace(generation=1, probe=SimpleNamespace(step=7)))
+        self.hub = SimpleNamespace(snapshot=SimpleNamespace(generation=1,
+                                                            probe=SimpleNamespace(step=7, activations=())))
 
 
 def make_session():
@@ -91,6 +92,23 @@ def tab(qtbot):
     fields.view.show()
     qtbot.waitExposed(fields.view)
     return fields, runner, session, normalised
+
+
+def test_a_new_layer_starts_at_its_strongest_pixel_on_the_sample(tab):
+    """Not the centre pixel, which a ReLU may have zeroed (no gradient reaches the input from it)."""
+    fields, runner, session, normalised = tab
+    report = runner.document.report
+    acts = [np.zeros(r.output_shape, np.float32) for r in report.layers]
+    acts[2][0, 1, 3] = -4.0    # the largest |value|
+    acts[2][0, 2, 2] = 1.0
+    runner.hub.snapshot.probe.activations = tuple(acts)
+    fields.select("layer", 2)
+    runner.worker.run_pending()
+    fields.flush()
+    assert fields.shown_key[-3:] == (0, 1, 3)
+    assert glue.strongest_pixel(tuple(acts), 2) == (0, 1, 3)
+    assert glue.strongest_pixel(tuple(acts), 99) is None
+    assert glue.strongest_pixel((np.zeros(5, np.float32),), 0) is None   # a vector has no pixel
 
 
 def test_the_selected_layers_centre_pixel_is_measured_on_the_worker_and_drawn(tab):

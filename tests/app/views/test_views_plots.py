@@ -186,6 +186,21 @@ def test_curves_step_axis_shows_the_run_and_grows_in_round_chunks(qtbot):
     assert view.step_range[1] < 100, "a new run is followed from its start"
 
 
+def test_both_curves_show_the_same_steps_whatever_their_labels(qtbot):
+    """Loss ticks "0.5" and accuracy ticks "100" have different widths; the linked plots still show the same
+    steps from the first one on (pyqtgraph links x ranges by screen position)."""
+    view = _widget(qtbot, CurvesView, (260, 300))
+    for i in range(1, 151):
+        view.append_train(i, 2.5 / i, 0.5)
+    view.flush()
+    view.grab()   # the axes size themselves while painting
+    view.flush()
+    loss_vb, acc_vb = view.loss_plot.getViewBox(), view.acc_plot.getViewBox()
+    assert loss_vb.width() == acc_vb.width()
+    assert loss_vb.viewRange()[0] == pytest.approx(acc_vb.viewRange()[0])
+    assert acc_vb.viewRange()[0][0] <= 1, "the accuracy plot shows the first steps too"
+
+
 def test_curves_grow_past_their_first_buffer_and_clear(qtbot):
     view = _widget(qtbot, CurvesView, (500, 400))
     for i in range(5000):
