@@ -38,6 +38,7 @@ import numpy as np
 
 from cnnviz.core.model import files, outputs
 from cnnviz.core.model.layers import CATALOGUE, MAX_BLOCK_DEPTH, MAX_LAYERS
+from cnnviz.core.model.reading import Unreadable, read_bounded
 from cnnviz.core.model.stack import InputSpec, Layer, Loss, Stack, concat, residual
 
 MAX_FILE_BYTES = 1 << 30
@@ -122,24 +123,9 @@ def read(path: str | os.PathLike, input_shape: tuple[int, int, int] | None = Non
     """Read the ONNX model at ``path``; ImportRefused (never another exception) if it cannot be used."""
     p = Path(path)
     try:
-        info = p.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ImportRefused(f"{p} is a folder, not an ONNX model")
-        if not stat.S_ISREG(info.st_mode):
-            raise ImportRefused(f"{p} is not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ImportRefused(f"{p} is {info.st_size:,} bytes; cnnviz imports ONNX files of at most "
-                                f"{MAX_FILE_BYTES:,} bytes")
-        with p.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except ImportRefused:
-        raise
-    except FileNotFoundError:
-        raise ImportRefused(f"{p}: no such file") from None
-    except PermissionError:
-        raise ImportRefused(f"{p}: permission denied") from None
-    except OSError as exc:
-        raise ImportRefused(f"{p} cannot be read ({exc.strerror or exc})") from None
+        data = read_bounded(p, MAX_FILE_BYTES, "ONNX model", "the ONNX files cnnviz imports")
+    except Unreadable as exc:
+        raise ImportRefused(f"{p}: {exc.reason}") from None
     try:
         imported = read_bytes(data, input_shape, name=p.stem, folder=p.resolve().parent)
     except ImportRefused as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +28,7 @@ from cnnviz.core.model.layers import (
     MAX_LAYERS,
     Param,
 )
+from cnnviz.core.model.reading import Unreadable, read_bounded
 from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
 from cnnviz.core.model.validate import check_params, check_value
 
@@ -364,27 +364,9 @@ def load(path: str | os.PathLike) -> Stack:
     """Read a stack file; StackFileError (never another exception) if it cannot be used."""
     p = Path(path)
     try:
-        info = p.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise StackFileError("is a folder, not a stack file", path=p)
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
-            raise StackFileError("is not a regular file", path=p)
-        size = info.st_size
-        if size > MAX_FILE_BYTES:
-            raise StackFileError(f"the file is {size:,} bytes; stack files are at most {MAX_FILE_BYTES:,}",
-                                 path=p)
-        with p.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except StackFileError:
-        raise
-    except IsADirectoryError:
-        raise StackFileError("is a folder, not a stack file", path=p) from None
-    except FileNotFoundError:
-        raise StackFileError("no such file", path=p) from None
-    except PermissionError:
-        raise StackFileError("permission denied", path=p) from None
-    except OSError as exc:
-        raise StackFileError(f"cannot be read ({exc.strerror or exc})", path=p) from None
+        data = read_bounded(p, MAX_FILE_BYTES, "stack file", "stack files")
+    except Unreadable as exc:
+        raise StackFileError(exc.reason, path=p) from None
     return loads(data, p)
 
 

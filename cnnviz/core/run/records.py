@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz.core.model import files, outputs
+from cnnviz.core.model.reading import Unreadable, read_bounded
 from cnnviz.core.model.stack import Stack, TrainingConfig
 
 FORMAT = "cnnviz.run"
@@ -328,23 +329,7 @@ def read(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTES) -> RunRecor
     """Read a record from a regular file of at most ``max_bytes``; :class:`RecordError` if it cannot be used."""
     p = Path(path)
     try:
-        info = p.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise RecordError(f"{p}: is a folder, not a run record")
-        if not stat.S_ISREG(info.st_mode):
-            raise RecordError(f"{p}: is not a regular file (a device, FIFO or socket is never read)")
-        if info.st_size > max_bytes:
-            raise RecordError(f"{p}: the file is {info.st_size:,} bytes; records are at most {max_bytes:,}")
-        with p.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except RecordError:
-        raise
-    except FileNotFoundError:
-        raise RecordError(f"{p}: no such file") from None
-    except PermissionError:
-        raise RecordError(f"{p}: permission denied") from None
-    except OSError as exc:
-        raise RecordError(f"{p}: cannot be read ({exc.strerror or exc})") from None
-    if len(data) > max_bytes:
-        raise RecordError(f"{p}: the file grew past {max_bytes:,} bytes while it was read")
+        data = read_bounded(p, max_bytes, "run record", "records")
+    except Unreadable as exc:
+        raise RecordError(f"{p}: {exc.reason}") from None
     return loads(data, p, max_bytes)
