@@ -3,9 +3,11 @@ it writes and refuses to write, and the round trip ``cnnviz export --to onnx`` â
 example and for block stacks (same summary; with the weights, the same outputs)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -197,3 +199,41 @@ def test_import_is_listed_in_help():
                          timeout=60, check=False)
     assert out.returncode == 0 and "--input C,H,W" in out.stdout
     assert "import" in cli.SUBCOMMANDS
+
+
+PADDED = Stack("padded", InputSpec(2, 9, 10), (
+    L("Conv2d", out_channels=4, kernel_size=3, padding=1, padding_mode="reflect"), L("ReLU"),
+    L("Conv2d", out_channels=4, kernel_size=[2, 4], padding="same", padding_mode="replicate"),
+    L("Conv2d", out_channels=3, kernel_size=4, padding="same"), L("ReLU"),
+    L("Conv2d", out_channels=3, kernel_size=3, padding=[2, 1], padding_mode="circular"), L("Flatten"),
+    L("Linear", out_features=5)))
+
+
+def test_padding_modes_and_same_round_trip_through_pads(tmp_path):
+    """The exporter writes reflect and replicate padding, and 'same' with an even kernel, as a Pad before the
+    Conv (or uneven pads), circular padding as Slices and Concats: ``cnnviz import`` folds them back into the
+    same layers, with the same outputs."""
+    stack_path = tmp_path / "padded.cnnviz"
+    files.save(PADDED, stack_path)
+    onnx_path = tmp_path / "padded.onnx"
+    rc, _out, err = run("export", stack_path, "--to", "onnx", "-o", onnx_path)
+    assert rc == 0, err
+    assert "Pad" in {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    rc, out, err = run("import", onnx_path, "-o", tmp_path / "back.cnnviz")
+    assert rc == 0, err
+    assert "Total params" in out
+    imported = files.load(tmp_path / "back.cnnviz")
+    assert [layer.entry() for layer in imported.layers] == [layer.entry() for layer in PADDED.layers]
+    same_outputs(PADDED, build_model(PADDED, seed=0), imported, tmp_path / "back.cnnviz")
+
+
+def test_a_zero_pad_before_a_max_pool_is_refused_with_exit_2(tmp_path):
+    model = torch.nn.Sequential(torch.nn.ZeroPad2d(1), torch.nn.MaxPool2d(3, 2), torch.nn.Flatten()).eval()
+    path = tmp_path / "padpool.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 6, 6),), str(path), dynamo=False, input_names=["input"],
+                          output_names=["output"])
+    rc, _out, err = run("import", path, "-o", tmp_path / "out.cnnviz")
+    assert rc == 2 and "(Pad) cannot be expressed: zero padding (top 1, bottom 1, left 1, right 1)" in err, err
+    assert "torch's MaxPool2d pads with âˆ’infinity" in err and not (tmp_path / "out.cnnviz").exists()

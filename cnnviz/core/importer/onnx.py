@@ -16,7 +16,13 @@ onto the catalogue:
   node's input order);
 - patterns are matched before anything is refused: ``x · sigmoid(x)`` is SiLU,
   ``x · hardsigmoid(x)`` Hardswish, ``MatMul`` + ``Add`` a Linear, a
-  ``ReduceMean`` over the spatial axes a global average pool.
+  ``ReduceMean`` over the spatial axes a global average pool;
+- a ``Pad`` read by one Conv, MaxPool or AveragePool folds into that layer's
+  padding (the modes reflect, edge and wrap as a Conv2d's ``padding_mode``;
+  uneven pads as ``padding="same"`` where torch's rule gives them), and only
+  where torch computes the same: zeros before a MaxPool (which pads with
+  −infinity) only after an activation that is never negative. The catalogue
+  has no padding layer, so any other Pad is refused.
 
 What cannot be expressed is refused with an :class:`ImportRefused` naming the
 node, its op type and the supported ops; a hostile or broken file (truncated,
@@ -28,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +64,12 @@ SUPPORTED_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean (over H and W)", "BatchNormalization",
     "Relu", "LeakyRelu", "Elu", "Gelu", "Sigmoid", "Tanh", "Clip (0, 6)", "HardSwish",
     "HardSigmoid (alpha 1/6, beta 0.5)", "Mul (x · sigmoid(x), x · hardsigmoid(x))", "Flatten",
+    "Pad (of H and W, folded into the Conv, MaxPool or AveragePool that reads it)",
     "Reshape (a flatten)", "Squeeze (N×C×1×1 to N×C)", "Gemm", "MatMul (+ Add)", "Softmax", "LogSoftmax", "Dropout", "Identity",
     "Add (of two paths from one fork)", "Concat (on channels, of paths from one fork)",
 )
 _CONST_OPS = {"Constant", "Identity", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gather", "Reshape", "Shape",
-              "Add", "Sub", "Mul", "Div", "Slice", "ConstantOfShape", "Flatten"}
+              "Add", "Sub", "Mul", "Div", "Slice", "ConstantOfShape", "Flatten", "Transpose"}
 _BATCH = np.int64(-(1 << 60))  # an element of a folded shape that is the (symbolic) batch size
 _UNKNOWN = np.int64(-(1 << 61))  # an element of a folded shape that is not known
 _FLOAT_TYPES = (1, 10, 11, 16)  # float32, float16, float64, bfloat16
@@ -94,9 +100,10 @@ class _Node:
     attrs: dict[str, Any]
     data: list[str] = field(default_factory=list)  # the inputs that are data (not constants or shapes)
     fused: dict[str, Any] = field(default_factory=dict)
+    proto: Any = field(default=None, repr=False)  # the NodeProto it was read from
 
     def described(self) -> str:
-        return f"node {_quote(self.name)} ({self.op})"
+        return f"node {_quote(self.name)} ({self.fused.get('spelt', self.op)})"
 
 
 def _quote(text: str) -> str:
@@ -226,6 +233,7 @@ class _Importer:
         self._io()
         self._infer_shapes()
         nodes = self._fold()
+        self._refine_shapes(nodes)
         nodes = self._fuse(nodes)
         layers = self._layers(nodes)
         return self._finish(layers)
@@ -347,6 +355,50 @@ class _Importer:
             self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
         self.shapes[self.input] = (None, *self.chw)
 
+    def _refine_shapes(self, nodes: list[_Node]) -> None:
+        """The shapes the first inference left open because they follow from folded constants (a Pad whose pads
+        TorchScript computes): inference again on the data nodes alone, the folded constants as initializers."""
+
+        def open_(shape) -> bool:
+            return shape is None or any(d is None for d in shape[1:])
+
+        if not any(open_(self.shapes.get(o)) for n in nodes for o in n.outputs[:1] if o):
+            return
+        try:  # inference may give up, or a constant not fit a TensorProto: the shapes it had stay
+            inferred = self._inferred(nodes)
+        except Exception:  # noqa: BLE001
+            return
+        for vi in inferred.graph.value_info:
+            t = vi.type.tensor_type
+            if not t.HasField("shape"):
+                continue
+            shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+            before = self.shapes.get(vi.name)
+            if before is None or (open_(before) and len(before) == len(shape) and not open_(shape)):
+                self.shapes[vi.name] = shape
+
+    def _inferred(self, nodes: list[_Node]):
+        """onnx's shape inference of the data nodes, the small folded constants given as initializers."""
+        import onnx
+        from onnx import helper, numpy_helper
+
+        inits, declared = [], []
+        for name in sorted({i for n in nodes for i in n.inputs if i and i != self.input}):
+            value = self.consts.get(name)
+            if value is None and name in self.meta:
+                value = self.meta[name]
+                declared.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, list(value.shape)))
+            elif value is not None and value.size <= 64 and value.dtype != object:
+                inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+            elif value is not None:
+                declared.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype),
+                                                              list(value.shape)))
+        data_input = helper.make_tensor_value_info(self.input, onnx.TensorProto.FLOAT, ["N", *self.chw])
+        graph = helper.make_graph([n.proto for n in nodes], "refined", [data_input, *declared],
+                                  list(self.graph.output), initializer=inits)
+        model = helper.make_model(graph, opset_imports=list(self.model.opset_import), ir_version=self.model.ir_version)
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
+
     def _shape(self, name: str, node: _Node) -> tuple:
         shape = self.shapes.get(name)
         if shape is None:
@@ -368,7 +420,7 @@ class _Importer:
                                     f"read") from None
             node = _Node(_str(proto.op_type, "an op type"), _str(proto.name, "a node name"),
                          [_str(i, "a tensor name") for i in proto.input],
-                         [_str(o, "a tensor name") for o in proto.output], attrs)
+                         [_str(o, "a tensor name") for o in proto.output], attrs, proto=proto)
             _check_attributes(node)
             if proto.domain not in ("", "ai.onnx"):
                 raise ImportRefused(f"{node.described()} is from the operator set {_quote(proto.domain)}, "
@@ -447,7 +499,9 @@ class _Importer:
 
     # ---------------------------------------------------------- patterns
     def _fuse(self, nodes: list[_Node]) -> list[_Node]:
-        """x · sigmoid(x) → SiLU, x · hardsigmoid(x) → Hardswish, MatMul + Add → Linear."""
+        """x · sigmoid(x) → SiLU, x · hardsigmoid(x) → Hardswish, MatMul + Add → Linear, a Pad into the Conv or
+        pool that reads it."""
+        nodes = self._circular_pads(nodes)
         uses: dict[str, list[_Node]] = {}
         for node in nodes:
             for name in node.inputs:
@@ -483,6 +537,16 @@ class _Importer:
                     second.attrs = {k: v for k, v in second.attrs.items() if k != "axes"}
                     second.fused = {"squeezes": 2}
                     drop.add(id(node))
+            elif node.op == "Pad" and len(node.data) == 1 and node.inputs[0] == node.data[0] \
+                    and node.outputs[0] != self.output:
+                after = uses.get(node.outputs[0], [])
+                reader = after[0] if len(after) == 1 else None
+                if reader is not None and reader.op in _PADDED and reader.data == node.outputs[:1] \
+                        and reader.inputs[0] == node.outputs[0]:
+                    source = producer.get(node.data[0])
+                    reader.fused = {"pad": node, "nonnegative": source is not None and self._nonnegative(source)}
+                    reader.inputs, reader.data = [node.data[0], *reader.inputs[1:]], [node.data[0]]
+                    drop.add(id(node))
             elif node.op == "MatMul" and len(node.data) == 1 and node.inputs[0] == node.data[0]:
                 weight = self._value(node.inputs[1])
                 if weight is None or weight.ndim != 2:
@@ -501,6 +565,97 @@ class _Importer:
                 node.op = "MatMul+Add" if node.fused["bias"] is not None else "MatMul"
                 node.fused["linear"] = True
         return [n for n in nodes if id(n) not in drop]
+
+    def _circular_pads(self, nodes: list[_Node]) -> list[_Node]:
+        """TorchScript's circular pad, ``Concat([x[..., -p:], x, x[..., :q]])`` on H then on W, as one Pad of
+        mode wrap (the Slices dropped); the Concat of one tensor it writes for an axis not padded is dropped."""
+        alias: dict[str, str] = {}
+        kept = []
+        for node in nodes:
+            node.inputs = [alias.get(name, name) for name in node.inputs]
+            node.data = [alias.get(name, name) for name in node.data]
+            if node.op == "Concat" and len(node.inputs) == 1 and node.data == node.inputs \
+                    and node.outputs[0] != self.output:
+                alias[node.outputs[0]] = node.inputs[0]
+                continue
+            kept.append(node)
+        nodes = kept
+
+        def readers(of: list[_Node]) -> dict[str, list[_Node]]:
+            out: dict[str, list[_Node]] = {}
+            for n in of:
+                for name in n.inputs:
+                    if name:
+                        out.setdefault(name, []).append(n)
+            return out
+
+        uses = readers(nodes)
+        producer = {o: n for n in nodes for o in n.outputs if o}
+        drop: set[int] = set()
+        for node in nodes:
+            if node.op != "Concat" or len(node.inputs) != 3 or len(node.data) != 3:
+                continue
+            tail, x, head = node.inputs
+            shape = self.shapes.get(x)
+            axis = node.attrs.get("axis", 1)
+            if shape is None or len(shape) != 4 or not isinstance(axis, int) or axis % 4 not in (2, 3):
+                continue
+            axis %= 4
+            size = shape[axis]
+            slices = [producer.get(tail), producer.get(head)]
+            if not isinstance(size, int) or any(n is None or n.op != "Slice" or n.data != [x] or n.inputs[0] != x
+                                                or len(uses.get(n.outputs[0], ())) != 1 for n in slices):
+                continue
+            ranges = [self._slice_range(n, axis, size) for n in slices]
+            if None in ranges or ranges[0][1] != size or ranges[1][0] != 0:
+                continue
+            pads = [0] * 8
+            pads[axis], pads[4 + axis] = size - ranges[0][0], ranges[1][1]
+            node.op, node.inputs, node.data = "Pad", [x], [x]
+            node.attrs = {"mode": "wrap", "pads": pads}
+            node.fused = {"spelt": "Slices and Concat, a circular pad"}
+            drop.update(id(n) for n in slices)
+        nodes = [n for n in nodes if id(n) not in drop]
+        uses = readers(nodes)
+        producer = {o: n for n in nodes for o in n.outputs if o}
+        for node in nodes:  # the pad of W after the pad of H: one Pad
+            first = producer.get(node.inputs[0]) if node.inputs else None
+            if node.fused.get("spelt") and first is not None and first.fused.get("spelt") \
+                    and len(uses.get(first.outputs[0], ())) == 1 and first.outputs[0] != self.output:
+                node.attrs = {"mode": "wrap", "pads": [a + b for a, b in zip(first.attrs["pads"], node.attrs["pads"])]}
+                node.inputs, node.data = list(first.inputs), list(first.data)
+                drop.add(id(first))
+        return [n for n in nodes if id(n) not in drop]
+
+    def _slice_range(self, node: _Node, axis: int, size: int) -> tuple[int, int] | None:
+        """[start, end) that a Slice of one axis of ``size`` takes, step 1; None for any other slice."""
+        if "starts" in node.attrs:  # opsets before 10
+            starts, ends, axes, steps = node.attrs["starts"], node.attrs.get("ends"), node.attrs.get("axes"), None
+        else:
+            values = [self._value(name) if name else None for name in node.inputs[1:5]]
+            if len(values) < 2 or values[0] is None or values[1] is None or any(
+                    v is None for k, v in enumerate(values) if node.inputs[1 + k]):
+                return None
+            starts, ends = _ints(values[0]), _ints(values[1])
+            axes = _ints(values[2]) if len(values) > 2 and values[2] is not None else None
+            steps = _ints(values[3]) if len(values) > 3 and values[3] is not None else None
+        axes = list(range(len(starts))) if axes is None else [a % 4 for a in axes]
+        if ends is None or len(starts) != 1 or len(ends) != 1 or axes != [axis] or (steps not in (None, [1])):
+            return None
+        start, end = (max(0, min(size, v + size if v < 0 else v)) for v in (starts[0], ends[0]))
+        return (start, end) if start <= end else None
+
+    def _nonnegative(self, node: _Node) -> bool:
+        """Whether the output of ``node`` is never negative (a zero border then never wins a max)."""
+        if node.op in ("Relu", "Sigmoid") or (node.op == "HardSigmoid" and _hard_sigmoid(node)):
+            return True
+        if node.op != "Clip":
+            return False
+        low = node.attrs.get("min")
+        if len(node.inputs) > 1 and node.inputs[1]:
+            value = self._value(node.inputs[1])
+            low = float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+        return low is not None and low >= 0
 
     # ---------------------------------------------------------- the structure
     def _layers(self, nodes: list[_Node]) -> list[Layer]:
@@ -636,6 +791,10 @@ class _Importer:
             return activation
         merge = self.nodes[m]
         kind = self._merge_kind(merge)
+        if kind is None and merge.op == "Concat":
+            raise ImportRefused(f"{merge.described()} joins paths from {_quote(t)} on axis "
+                                f"{merge.attrs.get('axis', 1)}, and a Concat block joins channels only (axis 1); "
+                                f"{_supported()}")
         if kind is None:
             raise self._cannot_join(m)
         # Uses whose paths meet before m make one path of this block, which starts with a block of its own.
@@ -808,8 +967,9 @@ class _Importer:
                 self.shapes[out] = shape
         return layers, out
 
-    def _spatial(self, node: _Node, kernel_rank: int, kernel: list[int] | None = None) -> tuple[list[int], Any, list[int]]:
-        """strides, symmetric pads (or "same") and dilations of a 2-D window."""
+    def _window(self, node: _Node, kernel_rank: int, kernel: list[int] | None = None) \
+            -> tuple[list[int], list[int], list[int]]:
+        """strides, pads [top, left, bottom, right] (``auto_pad`` spelt out) and dilations of a 2-D window."""
         strides = list(node.attrs.get("strides", [1] * kernel_rank))
         dilations = list(node.attrs.get("dilations", [1] * kernel_rank))
         pads = list(node.attrs.get("pads", [0] * 2 * kernel_rank))
@@ -825,17 +985,67 @@ class _Importer:
             if strides != [1, 1] or (auto == "SAME_LOWER" and any(s % 2 for s in spans)):
                 raise self._refuse(node, f"auto_pad {auto} with strides {strides} (torch pads 'same' only at "
                                          f"stride 1, the odd pixel at the end)")
-            if all(s % 2 == 0 for s in spans):
-                pads = [spans[0] // 2, spans[1] // 2] * 2
-            elif node.op == "Conv":
-                return strides, "same", dilations
-            else:
+            if node.op != "Conv" and any(s % 2 for s in spans):
                 raise self._refuse(node, f"auto_pad {auto} with an even window (uneven padding)")
+            pads = [s // 2 for s in spans] + [s - s // 2 for s in spans]
         elif auto not in ("NOTSET", ""):
             raise self._refuse(node, f"auto_pad {auto}")
-        if pads[0] != pads[2] or pads[1] != pads[3]:
-            raise self._refuse(node, f"pads {pads} differ between the two sides (torch pads both alike)")
-        return strides, pads[:2], dilations
+        if any(p < 0 for p in pads):
+            raise self._refuse(node, f"negative pads {pads}")
+        return strides, pads, dilations
+
+    def _pad_spec(self, pad: _Node) -> tuple[list[int], str]:
+        """The pads of a ``Pad`` node, [top, left, bottom, right], and its mode (constant, reflect, edge, wrap);
+        refused where it pads the batch or the channels, crops, or fills with anything but zeros."""
+        mode = pad.attrs.get("mode", "constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if "pads" in pad.attrs:  # opsets 2 to 10: attributes
+            pads, value, axes = list(pad.attrs["pads"]), pad.attrs.get("value", 0.0), None
+            if not isinstance(value, (int, float)):
+                raise self._refuse(pad, "a pad value that is not a number")
+        else:
+            if len(pad.inputs) > 1 and pad.inputs[1] and (self._value(pad.inputs[1]) is None
+                                                          or pad.inputs[1] in self.meta):
+                raise self._refuse(pad, "pads computed from the data (a layer's padding is a fixed number)")
+            pads = [int(v) for v in self._const_input(pad, 1, "pads").reshape(-1)]
+            value = self._const_input(pad, 2, "constant value", required=False)
+            value = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
+            axes = self._const_input(pad, 3, "axes", required=False)
+            axes = None if axes is None else [int(a) for a in axes.reshape(-1)]
+        rank = len(self._shape(pad.data[0], pad))
+        if rank != 4:
+            raise self._refuse(pad, f"a pad of a {rank}-D tensor (stacks pad N×C×H×W inside a Conv or pool)")
+        axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+        if len(pads) != 2 * len(axes) or len(set(axes)) != len(axes) or any(not 0 <= a < rank for a in axes):
+            raise self._refuse(pad, f"pads {pads[:16]} that do not fit axes {axes[:8]} of a {rank}-D tensor")
+        full = [0] * (2 * rank)
+        for k, axis in enumerate(axes):
+            full[axis], full[rank + axis] = pads[k], pads[len(axes) + k]
+        sides = [full[2], full[3], full[6], full[7]]
+        if any(full[a] or full[rank + a] for a in (0, 1)):
+            raise self._refuse(pad, f"pads {full} that pad the batch or the channels (a layer pads H and W only)")
+        if any(p < 0 for p in sides):
+            raise self._refuse(pad, f"negative pads ({_sides_text(sides)}), a crop, which no layer does")
+        if mode not in _PAD_MODES:
+            raise self._refuse(pad, f"mode {mode!r} (cnnviz reads constant, reflect, edge and wrap)")
+        if mode == "constant" and value != 0 and any(sides):
+            raise self._refuse(pad, f"a border of {value:g} (torch's layers pad with zeros, or copy the image)")
+        return sides, mode if any(sides) else "constant"
+
+    def _padding(self, node: _Node, pads: list[int], strides: list[int], dilations: list[int], kernel: list[int],
+                 blame: _Node, what: str) -> Any:
+        """torch's ``padding`` for ``pads`` [top, left, bottom, right]: [h, w], or "same" for a Conv at stride 1
+        whose odd pixel is at the bottom and right; refused (naming ``blame``) otherwise."""
+        if pads[0] == pads[2] and pads[1] == pads[3]:
+            return pads[:2]
+        spans = [d * (k - 1) for d, k in zip(dilations, kernel)]
+        if node.op == "Conv" and strides == [1, 1] and all(
+                pads[a] == s // 2 and pads[a + 2] == s - s // 2 for a, s in enumerate(spans)):
+            return "same"
+        fix = ("pad both sides alike, or, at stride 1, d·(k−1) in all with the odd pixel at the bottom and right "
+               "(torch's padding='same')") if node.op == "Conv" else "pad both sides alike"
+        raise self._refuse(blame, f"{what} ({_sides_text(pads)}) differ between the two sides, which torch's "
+                                  f"{'Conv2d' if node.op == 'Conv' else 'pooling'} cannot do ({fix})")
 
     def _op_Conv(self, node: _Node) -> Layer:
         weight = self._const_input(node, 1, "weight")
@@ -845,15 +1055,33 @@ class _Importer:
         kernel = list(node.attrs.get("kernel_shape", weight.shape[2:]))
         if kernel != list(weight.shape[2:]):
             raise self._refuse(node, f"kernel_shape {kernel} disagrees with its weight {list(weight.shape)}")
-        strides, pads, dilations = self._spatial(node, 2, kernel)
+        strides, pads, dilations = self._window(node, 2, kernel)
+        mode, blame, what = "zeros", node, "its pads"
+        pad = node.fused.get("pad")
+        if pad is not None:
+            extra, pad_mode = self._pad_spec(pad)
+            if any(extra):
+                blame, what = pad, f"its pads and those of {node.described()} together"
+                if pad_mode == "constant":
+                    pads = [a + b for a, b in zip(pads, extra)]
+                elif any(pads):
+                    raise self._refuse(pad, f"{pad_mode} padding ({_sides_text(extra)}) before {node.described()}, "
+                                            f"which pads zeros of its own ({_sides_text(pads)}): torch's Conv2d "
+                                            f"fills its whole border one way (pad once, in one mode)")
+                else:
+                    pads, mode = extra, _PAD_MODES[pad_mode]
+                    what = f"its {pad_mode} pads before {node.described()}"
+        padding = self._padding(node, pads, strides, dilations, kernel, blame, what)
         groups = int(node.attrs.get("group", 1))
         params = {"out_channels": int(weight.shape[0]), "kernel_size": _pair(kernel)}
         if strides != [1, 1]:
             params["stride"] = _pair(strides)
-        if pads == "same":
+        if padding == "same":
             params["padding"] = "same"
-        elif pads != [0, 0]:
-            params["padding"] = _pair(pads)
+        elif padding != [0, 0]:
+            params["padding"] = _pair(padding)
+        if mode != "zeros":
+            params["padding_mode"] = mode
         if dilations != [1, 1]:
             params["dilation"] = _pair(dilations)
         if groups != 1:
@@ -869,7 +1097,20 @@ class _Importer:
         kernel = list(node.attrs.get("kernel_shape", []))
         if len(kernel) != 2:
             raise self._refuse(node, f"a {len(kernel)}-D pooling window (stacks hold 2-D layers)")
-        strides, pads, dilations = self._spatial(node, 2, kernel)
+        strides, pads, dilations = self._window(node, 2, kernel)
+        include = bool(node.attrs.get("count_include_pad", 0))
+        blame, what = node, "its pads"
+        pad = node.fused.get("pad")
+        if pad is not None:
+            extra, pad_mode = self._pad_spec(pad)
+            if any(extra):
+                self._check_pool_pad(node, type_name, pad, extra, pad_mode, pads, include)
+                pads, include = [a + b for a, b in zip(pads, extra)], True
+                blame, what = pad, f"its pads and those of {node.described()} together"
+        pads = self._padding(node, pads, strides, dilations, kernel, blame, what)
+        if pad is not None and any(p > k // 2 for p, k in zip(pads, kernel)):
+            raise self._refuse(pad, f"padding {pads} in all before {node.described()}, whose window is {kernel}: "
+                                    f"torch's {type_name} pads at most half its window")
         params: dict[str, Any] = {"kernel_size": _pair(kernel)}
         if strides != kernel:
             params["stride"] = _pair(strides)
@@ -883,9 +1124,42 @@ class _Importer:
         else:
             if dilations != [1, 1]:
                 raise self._refuse(node, "a dilated average pool (torch's AvgPool2d has no dilation)")
-            if not node.attrs.get("count_include_pad", 0) and (pads != [0, 0]):
+            if not include and (pads != [0, 0]):
                 params["count_include_pad"] = False
         return self._layer(type_name, node, params)
+
+    def _check_pool_pad(self, node: _Node, type_name: str, pad: _Node, extra: list[int], mode: str,
+                        own: list[int], include: bool) -> None:
+        """Refuse a Pad that a pool's own padding cannot stand for exactly."""
+        before = f"({_sides_text(extra)}) before {node.described()}"
+        if mode != "constant":
+            fill = "−infinity" if type_name == "MaxPool2d" else "zeros"
+            raise self._refuse(pad, f"{mode} padding {before}: torch's {type_name} pads only with {fill}")
+        if node.attrs.get("ceil_mode", 0):
+            raise self._refuse(pad, f"zero padding {before} with ceil_mode: torch keeps a last partial window by "
+                                    f"another rule when the border is its own padding (export without ceil_mode, "
+                                    f"or pad inside the pool)")
+        if type_name == "MaxPool2d" and not node.fused.get("nonnegative"):
+            raise self._refuse(pad, f"zero padding {before}, whose input may be negative: torch's MaxPool2d pads "
+                                    f"with −infinity, so the zeros would win every window whose values are all "
+                                    f"negative; a zero Pad folds into a MaxPool only after a ReLU, ReLU6, Sigmoid "
+                                    f"or Hardsigmoid (or pad inside the pool: MaxPool2d(padding=...))")
+        if type_name == "AvgPool2d" and any(own) and not include:
+            raise self._refuse(pad, f"zero padding {before}, which pads {_sides_text(own)} of its own without "
+                                    f"counting it (count_include_pad 0): torch's AvgPool2d counts the whole border "
+                                    f"in its divisor or none of it")
+
+    def _op_Pad(self, node: _Node) -> Layer:
+        pads, mode = self._pad_spec(node)
+        if not any(pads):
+            return self._layer("Identity", node)
+        readers = [self.nodes[k].described() for k in self.uses.get(node.outputs[0], [])]
+        where = ("the model's output" if node.outputs[0] == self.output and not readers
+                 else " and ".join(readers[:3]) + (" and others" if len(readers) > 3 else ""))
+        raise self._refuse(node, f"{mode} padding ({_sides_text(pads)}) before {where}: this cnnviz's catalogue "
+                                 f"has no padding layer, so a Pad imports only folded into the one Conv, MaxPool or "
+                                 f"AveragePool that reads it (pad inside that layer instead: Conv2d(padding=..., "
+                                 f"padding_mode=...), MaxPool2d(padding=...), AvgPool2d(padding=...))")
 
     def _op_MaxPool(self, node: _Node) -> Layer:
         return self._pool(node, "MaxPool2d")
@@ -916,6 +1190,12 @@ class _Importer:
                                    ((1, "scale"), (2, "bias"), (3, "running mean"), (4, "running variance")))
         rank = len(self._shape(node.data[0], node))
         type_name = "BatchNorm2d" if rank == 4 else "BatchNorm1d" if rank in (2, 3) else None
+        if type_name == "BatchNorm1d" and type_name not in CATALOGUE:
+            raise self._refuse(node, f"a batch norm of {_shape_text(self._shape(node.data[0], node))} (torch's "
+                                     f"BatchNorm1d, as after a Linear or Flatten): this cnnviz's catalogue has "
+                                     f"BatchNorm2d, of N×C×H×W, and no BatchNorm1d (fold it into the Linear before "
+                                     f"it, torch.nn.utils.fusion.fuse_linear_bn_eval, or export with dynamo=True, "
+                                     f"which folds it: the model then imports as a Linear with the same outputs)")
         if type_name is None or type_name not in CATALOGUE:
             raise self._refuse(node, f"a batch norm of a {rank}-D tensor (stacks hold BatchNorm2d)")
         if node.attrs.get("training_mode", 0):
@@ -1111,6 +1391,17 @@ class _Importer:
         return Imported(stack, weights, self.opset, len(self.graph.node), self.parameters, self.notes)
 
 
+_PADDED = ("Conv", "MaxPool", "AveragePool")
+"""The nodes a ``Pad`` in front of them folds into."""
+_PAD_MODES = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+"""ONNX's ``Pad`` modes and torch's Conv2d ``padding_mode`` for each."""
+
+
+def _sides_text(pads: list[int]) -> str:
+    top, left, bottom, right = pads
+    return f"top {top}, bottom {bottom}, left {left}, right {right}"
+
+
 def _shape_text(shape) -> str:
     return "×".join("N" if k == 0 and d is None else "?" if d is None else str(d) for k, d in enumerate(shape))
 
@@ -1178,11 +1469,11 @@ def _str(value: Any, what: str) -> str:
 
 
 _ATTRIBUTE_KINDS = {
-    **dict.fromkeys(("kernel_shape", "strides", "pads", "dilations", "axes"), "ints"),
+    **dict.fromkeys(("kernel_shape", "strides", "pads", "dilations", "axes", "perm"), "ints"),
     **dict.fromkeys(("axis", "group", "ceil_mode", "count_include_pad", "keepdims", "transA", "transB",
                      "training_mode", "allowzero", "to", "start", "end", "noop_with_empty_axes"), "int"),
     **dict.fromkeys(("alpha", "beta", "epsilon", "momentum", "ratio", "min", "max"), "float"),
-    **dict.fromkeys(("auto_pad", "approximate"), "text"),
+    **dict.fromkeys(("auto_pad", "approximate", "mode"), "text"),
 }
 
 
@@ -1292,6 +1583,9 @@ def _evaluate(node: _Node, values: list[np.ndarray | None], opset: int) -> list[
         for s, e, a, st in zip(starts, ends, axes, steps):
             index[a] = slice(s, e, st)
         return [x[tuple(index)]]
+    if op == "Transpose":  # TorchScript's Pad turns its list of pads round with one
+        perm = attrs.get("perm")
+        return [np.transpose(x, perm if perm is None else [int(a) for a in perm])]
     if op in ("Add", "Sub", "Mul", "Div"):
         y = values[1]
         with np.errstate(all="ignore"):
