@@ -210,6 +210,7 @@ class RunController(QObject):
         self.hub.filtersWanted.connect(lambda: self.forward())
         self.hub.needsChanged.connect(self._needs_changed)
         self.hub.layerActivated.connect(shell.select_layer)
+        self.hub.pathActivated.connect(shell.select_path)
         shell.selectionChanged.connect(self._selection_changed)
         # The document's change events: the one subscription.
         self._unsubscribe = document.subscribe(lambda change: self._stack_changed(change.new))
@@ -487,8 +488,11 @@ class RunController(QObject):
         return self.worker.call_at_boundary(lambda session: copy.deepcopy(session.model).cpu().eval())
 
     def _selection_changed(self, kind: str, index: int) -> None:
-        self.worker.select(index if kind == "layer" else None)  # first: a probe the hub asks for carries its weights
-        self.hub.select(kind, index)
+        path = self.shell.selected_path() if kind == "layer" else None   # a layer inside block ``index``, perhaps
+        inner = str(path) if path is not None and not path.top_level else None
+        # first: a probe the hub asks for carries its weights
+        self.worker.select(inner or (index if kind == "layer" else None))
+        self.hub.select(kind, index, inner)
         self.workbench.select(kind, index)
 
     # ================================================================ results

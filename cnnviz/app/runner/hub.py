@@ -4,12 +4,14 @@
 routes each :class:`~cnnviz.core.run.live.Snapshot` to them according to
 the selected row of the stack (the controller tells it with :meth:`~ViewsHub.select`):
 that layer's activations to the feature maps,
-its activation gradients to the gradient maps, its weights to the filters;
+its activation gradients to the gradient maps, its weights to the filters (for a layer
+inside a block, the probe's ``inner_activations`` / ``inner_grads`` and the weights
+under its path string; the labs take its input from the layer before it in its list);
 the sample's softmax and true class to the bars; the loss-head identities and
 the per-layer norms to the gradient view; every layer's output to the overview
 (the centre's first tab, the selected layer's column drawn large), whose clicked
-thumbnail selects its layer (``layerActivated``) and focuses its channel in the
-feature maps. The last snapshot is kept, so
+thumbnail selects its layer (``layerActivated``; ``pathActivated`` for a layer
+inside a block) and focuses its channel in the feature maps. The last snapshot is kept, so
 selecting another layer shows its maps at once, with no new torch work.
 It is handed the document (the layers' names) and the window's places for
 views (:class:`~cnnviz.app.runner.services.Places`), not the window.
@@ -36,6 +38,7 @@ from cnnviz.app.views.conv_lab import ConvLabView
 from cnnviz.app.views.dense_lab import DenseLabView
 from cnnviz.app.views.gradients import fmt_difference
 from cnnviz.app.views.health import HealthView
+from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import Stack, StackDocument
 from cnnviz.core.run.live import Snapshot
 from cnnviz.core.shapes import fmt_shape
@@ -52,6 +55,7 @@ class ViewsHub(QObject):
     filtersWanted = Signal()    # the selected layer's weights are not in the last snapshot: probe again
     layerActivated = Signal(int)  # a layer's row in the summary table, or its overview column, was activated
     channelActivated = Signal(int, int)  # (layer, channel) clicked in the overview, after layerActivated
+    pathActivated = Signal(str)  # the overview column of a layer inside a block was clicked: its path string
     needsChanged = Signal()     # what the shown views need from a probe changed (see needs())
 
     def __init__(self, document: StackDocument, places: Places, parent: QObject | None = None) -> None:
@@ -103,8 +107,10 @@ class ViewsHub(QObject):
         self._key: tuple | None = None
         self._message = ""
         self._selection: tuple[str, int] = ("", -1)
+        self._inner: str | None = None   # the selected layer's path string when it is inside a block
         self.summary.layerActivated.connect(self.layerActivated)
         self.overview.thumbnailClicked.connect(self._overview_clicked)
+        self.overview.pathClicked.connect(self._overview_path_clicked)
         self.grad_maps.shownChanged.connect(self._views_shown)
         self.gradient.shownChanged.connect(self._views_shown)
         self._needs = self.needs()
@@ -119,7 +125,9 @@ class ViewsHub(QObject):
         maps = self.grad_maps.isVisible()
         head = self.gradient.isVisible()
         if not maps:
-            grad_layers: tuple[int, ...] | None = ()
+            grad_layers: tuple[int | str, ...] | None = ()
+        elif kind == "layer" and self._inner is not None:
+            grad_layers = (self._inner,)
         elif kind == "layer" and index >= 0:
             grad_layers = (index,)
         elif kind == "input":
@@ -196,12 +204,17 @@ class ViewsHub(QObject):
         self.curves.append_test(evaluation.step, evaluation.loss, evaluation.accuracy)
 
     # ================================================================ routing
-    def select(self, kind: str, index: int) -> None:
-        """The selected row of the stack (as the window's ``selectionChanged`` says it): show it."""
+    def select(self, kind: str, index: int, path=None) -> None:
+        """The selected row of the stack (as the window's ``selectionChanged`` says it): show it.
+
+        ``path``: the selected layer's path when it is inside block ``index`` (its maps, gradient and
+        weights are shown then, not the block's); None, or a top-level path, for the row ``index`` itself."""
+        path = LayerPath.of(path) if path is not None and kind == "layer" else None
+        self._inner = str(path) if path is not None and not path.top_level else None
         self._selection = (kind, index)
         if kind == "layer" and index >= 0:
             self.health.set_layer(index)
-        self.overview.set_selected(index if kind == "layer" else -1 if kind == "input" else None)
+        self.overview.set_selected(self._inner or (index if kind == "layer" else -1 if kind == "input" else None))
         self.route()
         self._update_needs()
 
@@ -232,9 +245,14 @@ class ViewsHub(QObject):
         self.maps.set_input(p.image)
         fields = self._report.layers if self._report is not None else ()
         rf = fields[index].receptive_field if kind == "layer" and 0 <= index < len(fields) else None
+        inner = self._inner if kind == "layer" and self._inner in p.inner_activations else None
+        if inner is not None:
+            rf = getattr(self._report_at(inner), "receptive_field", None)
         self.maps.set_receptive_field(rf)
         self.grad_maps.set_receptive_field(rf)
-        if kind == "layer" and 0 <= index < len(p.activations):
+        if inner is not None:
+            self._route_inner(p, inner)
+        elif kind == "layer" and 0 <= index < len(p.activations):
             label = p.layer_labels[index]
             act = p.activations[index]
             what = self._vector_meaning(p, index)
@@ -267,6 +285,31 @@ class ViewsHub(QObject):
         self._route_gradient(p, own)
         self._route_labs(snap, kind, index, own)
 
+    def _report_at(self, path: str):
+        try:
+            return self._report.at(path) if self._report is not None else None
+        except (IndexError, ValueError, TypeError):
+            return None
+
+    def _label_at(self, path: str) -> str:
+        try:
+            return self.document.stack.layer_at(path).label
+        except (IndexError, ValueError, TypeError, KeyError):
+            return path
+
+    def _route_inner(self, p, key: str) -> None:
+        """The maps and the gradient of the layer at ``key`` inside a block."""
+        words = LayerPath.of(key).words()
+        label = self._label_at(key)
+        act = p.inner_activations[key]
+        self.maps.set_maps(act, f"{words} · {label} · {fmt_shape(act.shape)}")
+        if key not in p.inner_grads:
+            self.grad_maps.clear(f"Reading dL/d(output of {words})…")   # the next probe takes it
+        elif p.inner_grads[key] is None:
+            self.grad_maps.clear(f"The loss does not depend on {words} ({label})'s output")
+        else:
+            self.grad_maps.set_maps(p.inner_grads[key], f"dL/d(output of {words} · {label})")
+
     def _lab_input(self, snap: Snapshot, index: int):
         """What layer ``index`` receives: the previous layer's output, or the image normalised as the model
         sees it for layer 0 (None when the normalisation did not travel)."""
@@ -282,6 +325,15 @@ class ViewsHub(QObject):
         with np.errstate(divide="ignore", invalid="ignore"):
             return ((image - mean) / std).astype(np.float32)
 
+    def _inner_input(self, snap: Snapshot, path: LayerPath):
+        """What the layer at ``path`` inside a block receives: the output of the layer before it in its list,
+        or the block's own input for the first (None after a nested block, whose output the probe lacks)."""
+        if path.index > 0:
+            return snap.probe.inner_activations.get(str(path.sibling(path.index - 1)))
+        _at, key = path.segments[-1]
+        block = LayerPath(*path[:len(path) - 1 - len(key)])
+        return self._lab_input(snap, block.index) if block.top_level else self._inner_input(snap, block)
+
     def _route_labs(self, snap: Snapshot, kind: str, index: int, own: bool) -> None:
         """The labs: the selected layer's arithmetic on this sample (each lab draws only while shown)."""
         from cnnviz.core.lab.taps import SPATIAL, flat_origin
@@ -289,22 +341,33 @@ class ViewsHub(QObject):
         p = snap.probe
         report = self._report
         rows = report.layers if report is not None else ()
-        if kind == "layer" and 0 <= index < len(p.activations) and index < len(rows):
-            r = rows[index]
-            title = f"layer {index} · {p.layer_labels[index]} ({r.type})"
-            x = self._lab_input(snap, index)
+        inner = self._inner if kind == "layer" else None
+        r = self._report_at(inner) if inner is not None else None
+        if inner is not None and (r is None or inner not in p.inner_activations):
+            where = LayerPath.of(inner).words()
+            self.conv_lab.clear(f"{where} has no values in this probe: select a Conv2d, MaxPool2d or AvgPool2d layer")
+            self.dense_lab.clear_linear(f"{where} has no values in this probe: select a Linear layer")
+        elif inner is not None or (kind == "layer" and 0 <= index < len(p.activations) and index < len(rows)):
+            if inner is not None:
+                key, out, origin = inner, p.inner_activations[inner], None
+                title = f"{LayerPath.of(inner).words()} · {self._label_at(inner)} ({r.type})"
+                x = self._inner_input(snap, LayerPath.of(inner))
+            else:
+                r = rows[index]
+                key, out, origin = index, p.activations[index], flat_origin(report, index)
+                title = f"layer {index} · {p.layer_labels[index]} ({r.type})"
+                x = self._lab_input(snap, index)
             if r.type in SPATIAL:
                 has_bias = bool(r.resolved.get("bias", True)) if r.type == "Conv2d" else False
-                self.conv_lab.set_layer(r.type, r.resolved, x, p.activations[index], snap.weights.get(index),
-                                        snap.biases.get(index), formula=r.formula, title=title, has_bias=has_bias)
+                self.conv_lab.set_layer(r.type, r.resolved, x, out, snap.weights.get(key),
+                                        snap.biases.get(key), formula=r.formula, title=title, has_bias=has_bias)
             else:
                 self.conv_lab.clear(f"{title} has no sliding window: select a Conv2d, MaxPool2d or AvgPool2d "
                                     f"layer" + (" (a Linear's dot products are in the Dense lab)"
                                                 if r.type == "Linear" else ""))
             if r.type == "Linear":
-                self.dense_lab.set_linear(x, snap.weights.get(index), snap.biases.get(index), p.activations[index],
-                                          origin=flat_origin(report, index), title=title,
-                                          has_bias=bool(r.resolved.get("bias", True)))
+                self.dense_lab.set_linear(x, snap.weights.get(key), snap.biases.get(key), out, origin=origin,
+                                          title=title, has_bias=bool(r.resolved.get("bias", True)))
             else:
                 self.dense_lab.clear_linear(f"{title} is not a Linear: select a Linear layer to see its dot products")
         else:
@@ -322,6 +385,12 @@ class ViewsHub(QObject):
             if self._selection == ("layer", layer):
                 self.maps.enlarge(channel)  # the feature-map tab shows that channel (vectors have none to enlarge)
             self.channelActivated.emit(layer, channel)
+
+    def _overview_path_clicked(self, path: str, channel: int) -> None:
+        """The column of a layer inside a block was clicked: select that layer, focus its channel."""
+        self.pathActivated.emit(path)
+        if channel >= 0 and self._inner == path:
+            self.maps.enlarge(channel)
 
     def _vector_meaning(self, p, index: int) -> dict:
         """What the values of a 1-D activation are, as FeatureMapView's keywords: ``classes`` for the
@@ -357,6 +426,9 @@ class ViewsHub(QObject):
         if kind != "layer" or index < 0:
             self.filters.clear("Select a Conv2d or Linear layer to see its weights")
             return
+        if self._inner is not None:
+            self._route_inner_filters(snap, self._inner)
+            return
         stack = self.document.stack
         label = stack.layers[index].label if index < len(stack.layers) else f"layer {index}"
         weights = snap.weights.get(index)
@@ -367,6 +439,22 @@ class ViewsHub(QObject):
             self.filtersWanted.emit()
         else:
             self.filters.clear(f"Layer {index} ({label}) has no filters: select a Conv2d or Linear layer")
+
+    def _route_inner_filters(self, snap: Snapshot, key: str) -> None:
+        words = LayerPath.of(key).words()
+        label = self._label_at(key)
+        weights = snap.weights.get(key)
+        try:
+            kind = self.document.stack.layer_at(key).type
+        except (IndexError, ValueError, TypeError, KeyError):
+            kind = ""
+        if weights is not None:
+            self.filters.set_weights(weights, f"{words} · {label} · weights {fmt_shape(weights.shape)}")
+        elif kind in ("Conv2d", "Linear") and not self._stale and not snap.error:
+            self.filters.clear(f"Reading the weights of {words}…")
+            self.filtersWanted.emit()
+        else:
+            self.filters.clear(f"{words} ({label}) has no filters: select a Conv2d or Linear layer")
 
     def _route_gradient(self, p, own: bool) -> None:
         ids = p.identities

@@ -152,7 +152,7 @@ class RunWorker(QObject):
         self._build: Build | None = None
         self._shutdown = False
         self._has_session = False
-        self._selected: int | None = None
+        self._selected: int | str | None = None
         self.kept = KeptWeights()
         """The trained weights of every layer by identity and shape, kept across rebuilds, invalid stacks and undo."""
         self.control = Control(paused=True)
@@ -205,8 +205,9 @@ class RunWorker(QObject):
         """Probe ``target`` (or the current one again) at the next boundary, paused or not."""
         self.control.request_probe(target)
 
-    def select(self, layer: int | None) -> None:
-        """The selected layer (None: none): its weights travel with every probe, however large."""
+    def select(self, layer: int | str | None) -> None:
+        """The selected layer (an index, an inner layer's path string; None: none): its weights travel with every
+        probe, however large."""
         self._selected = layer
 
     def call_at_boundary(self, fn: Callable[[Any], Any]) -> concurrent.futures.Future:

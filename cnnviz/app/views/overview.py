@@ -45,6 +45,7 @@ from cnnviz.app.views.overview_layout import (
     Placed,
     Raster,
     SteadyLevels,
+    block_regions,
     build_flow,
     fmt,
     layout,
@@ -52,6 +53,7 @@ from cnnviz.app.views.overview_layout import (
     palette32,
     quantize,
 )
+from cnnviz.core.model.paths import LayerPath
 
 GREYS = "CET-L1"
 
@@ -207,6 +209,12 @@ class OverviewView(ViewPanel):
       changed and runs again), up to the break, with ``message`` in an error column when the stack breaks.
     - ``clear(message)``: the hint; the schematic instead when the report says the stack cannot run.
 
+    A block's column holds its inner layers: the columns of its lists in parallel inside a frame (a
+    Residual's body above its shortcut, a line for the identity shortcut; a Concat's branches one above
+    the other), its merge as the frame's last column. ``set_selected(path)`` takes an inner layer's path
+    string too; a click on an inner layer's column says ``pathClicked(path, channel)`` instead of
+    ``thumbnailClicked``.
+
     ``thumbnailClicked(layer, channel)``: a thumbnail (a map; a unit of a vector; a value of a
     Flatten's strip, as the channel it was flattened from) of layer ``layer`` was clicked;
     ``channel`` is -1 for a click on the column elsewhere. The clicked channel is kept as
@@ -215,6 +223,7 @@ class OverviewView(ViewPanel):
 
     EMPTY_HINT = "Run a forward pass to see every layer"
     thumbnailClicked = QtCore.Signal(int, int)
+    pathClicked = QtCore.Signal(str, int)   # (an inner layer's path string, channel or -1)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -222,7 +231,8 @@ class OverviewView(ViewPanel):
         self._probe_report = None   # the report of the stack the probe shown was taken on
         self._probe = None
         self._true_class: int | None = None
-        self._selected: int | None = None
+        self._selected: int | str | None = None
+        self._region_items: list[QtWidgets.QGraphicsItem] = []
         self._expanded: set[str] = set()
         self._focused: tuple[int, int] | None = None
         self._schematic: str | None = None   # the message of a schematic, None while a probe is shown
@@ -304,7 +314,7 @@ class OverviewView(ViewPanel):
         self._show_content()
         self._throttle.throttle()
 
-    def set_selected(self, index: int | None) -> None:
+    def set_selected(self, index: int | str | None) -> None:
         if index == self._selected:
             return
         self._selected = index
@@ -420,11 +430,18 @@ class OverviewView(ViewPanel):
         p = self._probe
         report = self._probe_report if p is not None else self._report
         acts = p.activations if p is not None else ()
+        inner = getattr(p, "inner_activations", None) or {}
         out = []
+
+        def info(r, values) -> LayerInfo:
+            lists = tuple((key, tuple(info(q, _shape(inner.get(str(q.path)))) for q in reports))
+                          for key, reports in r.inner)
+            path = "" if r.path is None or len(r.path) == 1 else str(r.path)
+            return LayerInfo(r.index, r.type, r.label, r.input_shape, r.output_shape, values, r.error, path, lists)
+
         if report is not None:
             for r in report.layers:
-                values = tuple(np.shape(acts[r.index])) if r.index < len(acts) else None
-                out.append(LayerInfo(r.index, r.type, r.label, r.input_shape, r.output_shape, values, r.error))
+                out.append(info(r, tuple(np.shape(acts[r.index])) if r.index < len(acts) else None))
         elif p is not None:
             for i, (label, a) in enumerate(zip(p.layer_labels, acts)):
                 shape = tuple(np.shape(a))
@@ -440,7 +457,9 @@ class OverviewView(ViewPanel):
         if p is not None:
             input_shape = tuple(np.shape(p.image))
             classes = tuple(p.classes)
-            key = (id(report), input_shape, tuple(i.values_shape for i in layers), classes, None)
+            inner = getattr(p, "inner_activations", None) or {}
+            key = (id(report), input_shape, tuple(i.values_shape for i in layers), classes,
+                   tuple((k, np.shape(v)) for k, v in inner.items()))
             if key != self._flow_key:
                 self._flow_key = key
                 self._widest = {}
@@ -500,7 +519,9 @@ class OverviewView(ViewPanel):
                 if self._text_width(ranges[c.key]) > self._text_width(widest):
                     self._widest[c.key] = ranges[c.key]
         selected = None
-        if self._selected is not None:
+        if isinstance(self._selected, str):
+            selected = f"layer {self._selected}"
+        elif self._selected is not None:
             selected = "input" if self._selected < 0 else f"layer {self._selected}"
         vp = self.canvas.viewport().size()
         height = max(120.0, float(vp.height()))
@@ -523,6 +544,7 @@ class OverviewView(ViewPanel):
         if width != self._width:
             self._width = width
         self.scene.setSceneRect(0, 0, max(width, vp.width()), height)
+        self._draw_regions(flow, placed)
         sel = self._by_key.get(selected) if selected else None
         if sel is not None:
             self._select_box.setRect(sel.x - SPACING_HALF, sel.y, sel.width + 2 * SPACING_HALF, sel.height)
@@ -544,9 +566,41 @@ class OverviewView(ViewPanel):
         if self._hover is not None:
             self._show_frame(self._hover)
 
+    def _draw_regions(self, flow: Flow, placed: list[Placed]) -> None:
+        """A frame around each block's columns; the identity shortcut as a line along its bottom."""
+        for item in self._region_items:
+            self.scene.removeItem(item)
+        self._region_items = []
+        colour = QtGui.QColor(self._fg)
+        colour.setAlpha(110)
+        pen = QtGui.QPen(colour, 1, QtCore.Qt.PenStyle.DashLine)
+        for region in block_regions(flow, placed):
+            frame = QtWidgets.QGraphicsRectItem(region.x, region.y + 1, region.width, region.height - 2)
+            frame.setPen(pen)
+            frame.setZValue(-5)
+            frame.setToolTip(f"block {region.block}")
+            self.scene.addItem(frame)
+            self._region_items.append(frame)
+            if region.identity:
+                line = QtWidgets.QGraphicsLineItem(region.x + 4, region.line_y, region.x + region.width - 4,
+                                                   region.line_y)
+                line.setPen(QtGui.QPen(colour, 2))
+                line.setToolTip("the identity shortcut: the block's input is added to its body's output")
+                self.scene.addItem(line)
+                self._region_items.append(line)
+
+    @property
+    def regions(self) -> list:
+        """The blocks' frames drawn (:class:`~.overview_layout.Region`), outer first."""
+        flow = self._flow
+        return block_regions(flow, self._placed) if flow is not None else []
+
     def _values(self, c, p) -> np.ndarray | None:
         if p is None:
             return None
+        if c.path:
+            v = (getattr(p, "inner_activations", None) or {}).get(c.path)
+            return np.asarray(v, dtype=np.float32) if v is not None and c.kind != "pending" else None
         if c.kind == "image":
             return np.asarray(p.image, dtype=np.float32)
         if c.kind in ("maps", "flat", "units") and 0 <= c.index < len(p.activations):
@@ -771,7 +825,7 @@ class OverviewView(ViewPanel):
         if f is None:
             self._focus_frame.hide()
             return
-        key = "input" if f[0] < 0 else f"layer {f[0]}"
+        key = "input" if f[0] == -1 else f"layer {f[0]}"
         rect = self.thumbnail_rect(key, f[1]) if f[1] >= 0 else None
         if rect is None:
             self._focus_frame.hide()
@@ -811,6 +865,8 @@ class OverviewView(ViewPanel):
         p = self._probe
         where = "input" if c.index < 0 and c.kind == "image" else c.title.replace(" · ", " ", 1)
         where = f"layer {where}" if c.index >= 0 else where
+        if c.path:
+            where = f"{LayerPath.of(c.path).words()} {c.title.split(' · ', 1)[-1]}"
         if what == "more":
             return f"{where}: show all {c.count} maps" if q.more else f"{where}: show the first maps only"
         if c.kind == "error":
@@ -896,9 +952,18 @@ class OverviewView(ViewPanel):
         channel = i if what in ("tile", "strip") and c.kind in ("maps", "flat", "units") else -1
         if what == "strip" and c.kind == "flat" and c.origin is not None:
             channel = i // max(1, c.origin[1] * c.origin[2])   # the channel the value was flattened from
+        if c.path:
+            self._focused = (c.path, channel) if channel >= 0 else None
+            self.pathClicked.emit(c.path, channel)
+            self._draw_focus()
+            return
         self._focused = (c.index, channel) if channel >= 0 else None
         self.thumbnailClicked.emit(c.index, channel)
         self._draw_focus()
+
+
+def _shape(values) -> tuple[int, ...] | None:
+    return None if values is None else tuple(np.shape(values))
 
 
 SPACING_HALF = 8

@@ -3,8 +3,9 @@
 No Qt (the import-linter contract says so): the Qt view (:mod:`.overview`) asks
 this module what to draw and draws it. The flow is a tree: a :class:`Flow` is a
 sequence of :class:`Column` and :class:`Branches` (flows side by side, one above
-the other), so the branches of a residual or concat block can sit in parallel
-once blocks exist; today's stacks are one flow of columns.
+the other): a block's lists sit in parallel inside the block's region (a
+Residual's body above its shortcut, a Concat's branches one above the other),
+and the block's own column, the merge, closes it (:func:`block_regions`).
 
 - :func:`build_flow`: the columns of one sample's pass, from the input to the
   softmax: C×H×W layers as columns of thumbnails, a Flatten (and what keeps its
@@ -69,13 +70,20 @@ class Column:
     origin: tuple[int, int, int] | None = None
     classes: tuple[str, ...] | None = None
     text: str = ""
+    path: str = ""
+    """A layer inside a block: its path ("3.body.1"; ``index`` is then the outermost block's); "" otherwise."""
 
 
 @dataclass(frozen=True)
 class Branches:
-    """Flows side by side (drawn one above the other, sharing the height), then joined."""
+    """Flows side by side (drawn one above the other, sharing the height), then joined.
+
+    ``block``: the path of the block whose lists they are ("3"), its own column (the merge) after them;
+    ``identity``: a Residual whose shortcut is the identity (no flow of its own: a line beneath)."""
 
     flows: tuple[Flow, ...]
+    block: str = ""
+    identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class LayerInfo:
     output_shape: tuple[int, ...] | None
     values_shape: tuple[int, ...] | None = None   # the probe's activation, None without a probe
     error: str | None = None
+    path: str = ""     # inside a block: the layer's path ("3.body.1"); ``index`` is its place in its list
+    lists: tuple = ()  # a block's lists: ((key, (LayerInfo, ...)), ...), the keys as LayerReport.inner's
 
 
 def vector_origin(layers: Sequence[LayerInfo], index: int) -> tuple[int, int, int] | None:
@@ -157,7 +167,10 @@ def build_flow(input_shape: tuple[int, ...], layers: Sequence[LayerInfo], classe
             broken = True
             failing = r
             break
-        items.append(_layer_column(layers, r, k, classes))
+        if r.lists:
+            items.extend(_block_items(layers, r, k, classes, r.index))
+        else:
+            items.append(_layer_column(layers, r, k, classes))
     if error:
         at = error_at if error_at is not None else -1
         title = f"{failing.index} · {failing.label}: cannot run" if failing is not None else "cannot run"
@@ -174,23 +187,96 @@ def _tile(shape) -> tuple[int, int]:
     return 1, 1
 
 
-def _layer_column(layers: Sequence[LayerInfo], r: LayerInfo, k: int, classes: Sequence[str]) -> Column:
-    key = f"layer {r.index}"
-    title = f"{r.index} · {r.label}"
+def _block_items(layers: Sequence[LayerInfo], r: LayerInfo, k: int, classes: Sequence[str],
+                 top: int) -> list[Column | Branches]:
+    """A block: its lists in parallel (the layers of each as columns, nested blocks likewise), then its own
+    column, the merge of the lists (the sum, the concatenation)."""
+    flows = []
+    identity = False
+    for key, inner in r.lists:
+        if not inner and key == ("shortcut",):
+            identity = True
+            continue
+        items: list[Column | Branches] = []
+        for q in inner:
+            if q.output_shape is None:
+                break
+            if q.lists:
+                items.extend(_block_items(inner, q, k, classes, top))
+            else:
+                items.append(_layer_column(inner, q, k, classes, top))
+        flows.append(Flow(tuple(items)))
+    merge = _layer_column(layers, r, k, classes, top if r.path else None)
+    return [Branches(tuple(flows), block=r.path or str(r.index), identity=identity), merge]
+
+
+def _short(path: str) -> str:
+    """An inner layer's name in its column's title, within its block's frame: "body.1", "b2.0" (branch 2)."""
+    return path.split(".", 1)[-1].replace("branches.", "b")
+
+
+def _layer_column(layers: Sequence[LayerInfo], r: LayerInfo, k: int, classes: Sequence[str],
+                  top: int | None = None) -> Column:
+    key = f"layer {r.path or r.index}"
+    title = f"{_short(r.path)} · {r.label}" if r.path else f"{r.index} · {r.label}"
+    at = top if r.path and top is not None else r.index
     shape = tuple(r.output_shape) if r.output_shape is not None else None
     values = r.values_shape
+    extra = {"path": r.path} if r.path else {}
     if values is None:
-        return Column(key, "pending", r.index, title, shape, tile=_tile(shape or ()))
+        return Column(key, "pending", at, title, shape, tile=_tile(shape or ()), **extra)
     if len(values) == 1:
         origin = vector_origin(layers, r.index)
         if origin is not None:
-            return Column(key, "flat", r.index, title, shape, count=int(values[0]), tile=origin[1:], origin=origin)
+            return Column(key, "flat", at, title, shape, count=int(values[0]), tile=origin[1:], origin=origin,
+                          **extra)
         names = tuple(str(c) for c in classes) if scores_classes(layers, r.index, k) and values[0] == k else None
-        return Column(key, "units", r.index, title, shape, count=int(values[0]), classes=names)
+        return Column(key, "units", at, title, shape, count=int(values[0]), classes=names, **extra)
     if len(values) == 0:
-        return Column(key, "units", r.index, title, shape, count=1)
+        return Column(key, "units", at, title, shape, count=1, **extra)
     channels = math.prod(values[:-2]) if len(values) > 2 else 1
-    return Column(key, "maps", r.index, title, shape, count=int(channels), tile=(int(values[-2]), int(values[-1])))
+    return Column(key, "maps", at, title, shape, count=int(channels), tile=(int(values[-2]), int(values[-1])),
+                  **extra)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A block's frame in the scene: its lists and its merge column (x, y, w, h); ``identity``: a line for
+    the identity shortcut runs along its bottom, at ``line_y``."""
+
+    block: str
+    x: float
+    y: float
+    width: float
+    height: float
+    identity: bool = False
+    line_y: float = 0.0
+
+
+def block_regions(flow: Flow, placed: Sequence[Placed]) -> list[Region]:
+    """The frame of every block of ``flow`` (nested ones too, outer first), from where its columns were placed."""
+    by_key = {q.key: q for q in placed}
+    out: list[Region] = []
+
+    def visit(f: Flow) -> None:
+        for item in f.items:
+            if not isinstance(item, Branches):
+                continue
+            mine = [by_key[c.key] for sub in item.flows for c in sub.columns() if c.key in by_key]
+            merge = by_key.get(f"layer {item.block}")
+            if merge is not None:
+                mine.append(merge)
+            if mine:
+                x0 = min(q.x for q in mine) - SPACING / 4
+                x1 = max(q.x + q.width for q in mine) + SPACING / 4
+                y0 = min(q.y for q in mine)
+                y1 = max(q.y + q.height for q in mine)
+                out.append(Region(item.block, x0, y0, x1 - x0, y1 - y0, item.identity, y1 - 4))
+            for sub in item.flows:
+                visit(sub)
+
+    visit(flow)
+    return out
 
 
 # ================================================================ geometry

@@ -11,7 +11,8 @@ Integration points for the views and the network runner:
 * ``add_view(widget, area, title)``: areas "center" (tabs), "right", "bottom", "left" (docks).
 * ``run_menu`` / ``run_toolbar`` and ``add_run_action(action)``.
 * ``files.guards``: callables ``guard(reason) -> bool`` asked before closing or replacing the stack.
-* ``selectionChanged(kind, index)``, ``selected_layer()``, ``select_layer(i)``.
+* ``selectionChanged(kind, index)``, ``selected_layer()``, ``select_layer(i)``; for a layer inside a block
+  ``selectionChanged`` says the block's index, and ``selected_path()`` / ``select_path(path)`` name the layer.
 * ``set_status(field, text, tooltip="")`` for "device" and "run" (also "params", "validity", "file").
 * ``document`` (subscribe to stack changes: a ``StackChange`` with the edit and the report; ``document.report``
   is the current stack's, inferred once per change), ``history`` (push edits), ``stackReplaced`` (new/open).
@@ -455,6 +456,14 @@ class MainWindow(QMainWindow):
 
     def selection(self) -> tuple[str, int]:
         return self.stack_panel.selection()
+
+    def selected_path(self):
+        """The selected layer's :class:`~cnnviz.core.model.paths.LayerPath` at any depth (None: no layer).
+        Read when ``selectionChanged`` comes: it is emitted again when the selection moves inside a block."""
+        return self.stack_panel.selected_path()
+
+    def select_path(self, path) -> None:
+        self.stack_panel.select_path(path)
 
     def _set_exporting(self, busy: bool) -> None:
         for action in (self.export_module_action, self.export_functional_action, self.export_onnx_action):

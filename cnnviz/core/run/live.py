@@ -36,9 +36,10 @@ class Snapshot:
     generation: int
     target: ProbeRequest
     probe: Any = None
-    weights: dict[int, np.ndarray] = field(default_factory=dict)
+    weights: dict[int | str, np.ndarray] = field(default_factory=dict)
+    """By layer: a top-level layer's index, or the path string of a layer inside a block ("3.body.0")."""
     error: str = ""
-    biases: dict[int, np.ndarray] = field(default_factory=dict)
+    biases: dict[int | str, np.ndarray] = field(default_factory=dict)
     """The biases of the layers in ``weights`` that have one (the labs add them to the sum)."""
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """(mean, std) per channel: layer 0 receives (probe.image − mean) / std."""
@@ -53,14 +54,14 @@ class LiveProbe:
     Given to the :class:`~.training.Trainer` as its ``probe``, so the request
     comes from the loop's :class:`~.training.Control` and nowhere else. The
     person's own image is read once, not at every probe. The snapshot carries
-    every small layer's weights and those of the layer ``selected()`` names,
-    however large. A layer that fails while probing (BatchNorm in train mode on
+    every small layer's weights (inside blocks too, keyed by path string) and those of the
+    layer ``selected()`` names (an index, or an inner layer's path string), however large. A layer that fails while probing (BatchNorm in train mode on
     one sample), a sample that is not there, or an image that cannot be read
     becomes the snapshot's ``error``, not the end of training; running out of
     memory is raised, as a training step's would be.
     """
 
-    def __init__(self, session, generation: int = 0, selected: Callable[[], int | None] = lambda: None) -> None:
+    def __init__(self, session, generation: int = 0, selected: Callable[[], int | str | None] = lambda: None) -> None:
         self.session = session
         self.generation = generation
         self.selected = selected
@@ -80,14 +81,14 @@ class LiveProbe:
         return Snapshot(self.generation, request, probe, weights, biases=self.biases(weights),
                         normalization=self.normalization())
 
-    def biases(self, layers) -> dict[int, np.ndarray]:
-        """CPU copies of the 1-D biases of ``layers`` (the ones whose weights travel)."""
+    def biases(self, layers) -> dict[int | str, np.ndarray]:
+        """CPU copies of the 1-D biases of ``layers`` (the ones whose weights travel: indices, path strings)."""
         out = {}
-        modules = list(self.session.model)
-        for i in layers:
-            b = getattr(modules[i], "bias", None) if 0 <= i < len(modules) else None
+        modules = dict(self._leaves())
+        for key in layers:
+            b = getattr(modules.get(key), "bias", None)
             if b is not None and hasattr(b, "dim") and b.dim() == 1:
-                out[i] = b.detach().float().cpu().numpy().copy()
+                out[key] = b.detach().float().cpu().numpy().copy()
         return out
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -98,16 +99,28 @@ class LiveProbe:
         std = getattr(data, "std", None) or (1.0,) * channels
         return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
-    def weights(self, selected: int | None = None) -> dict[int, np.ndarray]:
-        """CPU copies of the 2-D and 4-D weights, by layer: the small ones and ``selected``'s."""
+    def weights(self, selected: int | str | None = None) -> dict[int | str, np.ndarray]:
+        """CPU copies of the 2-D and 4-D weights, by layer (index, or path string inside a block): the small
+        ones and ``selected``'s."""
         out = {}
-        for i, module in enumerate(self.session.model):
+        for key, module in self._leaves():
             w = getattr(module, "weight", None)
             if w is None or not hasattr(w, "dim") or w.dim() not in (2, 4):
                 continue
-            if i == selected or w.numel() <= SMALL_WEIGHTS:
-                out[i] = w.detach().float().cpu().numpy().copy()
+            if key == selected or w.numel() <= SMALL_WEIGHTS:
+                out[key] = w.detach().float().cpu().numpy().copy()
         return out
+
+    def _leaves(self):
+        """(key, module) of every layer: a top-level one by index, one inside a block by its path string."""
+        from cnnviz.core.run.build import Concat, Residual
+
+        for i, module in enumerate(self.session.model):
+            yield i, module
+            if isinstance(module, (Residual, Concat)):
+                for name, inner in module.named_modules(prefix=str(i)):
+                    if next(inner.children(), None) is None:   # a layer, not a block nor one of its lists
+                        yield name, inner
 
     def _load_image(self, request: ProbeRequest):
         if not request.image:

@@ -32,12 +32,14 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.run import identities
+from cnnviz.core.run.build import Concat, Residual
 from cnnviz.core.run.faults import EngineError, LayerFailed
 
 MODES = ("eval", "train")
@@ -81,12 +83,19 @@ class Probe:
     identities: identities.Identities | None
     forward_ms: float
     total_ms: float
-    grad_layers: tuple[int, ...] | None = None
-    """The layers whose activation gradients were asked for (None: every layer)."""
+    grad_layers: tuple[int | str, ...] | None = None
+    """The layers whose activation gradients were asked for (None: every layer, inside blocks too): top-level
+    indices, and the path strings of layers inside blocks ("3.body.1")."""
     param_grads: bool = True
     """Whether ``grad_norms`` were asked for."""
     health: object = None
     """The training health of the step this probe follows (``ProbeRequest.health``; set by the trainer)."""
+    inner_activations: dict[str, np.ndarray] = field(default_factory=dict)
+    """The output of every layer inside a block, by its path ("3.body.1"), in the stack's order (empty for a
+    stack without blocks); the block's own output is ``activations[i]``."""
+    inner_grads: dict[str, np.ndarray | None] = field(default_factory=dict)
+    """dL/d(output) of the layers inside blocks that were asked for (``grad_layers`` names their paths, or is
+    None), by path; None where the loss does not depend on it. A path not asked for is not a key."""
 
     @property
     def label_name(self) -> str:
@@ -101,7 +110,7 @@ _WANT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cnnviz_prob
 
 
 @contextlib.contextmanager
-def asking(*, grad_layers: Iterable[int] | None = None, input_grad: bool = True,
+def asking(*, grad_layers: Iterable[int | str] | None = None, input_grad: bool = True,
            param_grads: bool = True) -> Iterator[None]:
     """Within the block, probes taken on this thread (``Session.probe``, ``Session.probe_image``) take only
     what is named (the keywords of :func:`take`); outside it they take everything."""
@@ -177,13 +186,14 @@ def _per_layer(values: np.ndarray, sizes: list[int]) -> tuple[float | None, ...]
 
 
 def take(session, index: int = 0, split="test", mode: str = "eval", with_identities: bool = True, *,
-         grad_layers: Iterable[int] | None = None, input_grad: bool | None = None,
+         grad_layers: Iterable[int | str] | None = None, input_grad: bool | None = None,
          param_grads: bool | None = None) -> Probe:
     """Probe sample ``index`` of ``split`` of ``session`` in ``mode`` (``"eval"`` or ``"train"``).
 
     ``split`` is ``"train"``, ``"test"``, or a ``(name, DeviceSplit)`` pair for
     rows that are not part of the data set (a person's own image).
-    ``grad_layers`` (None: every layer), ``input_grad`` and ``param_grads`` say
+    ``grad_layers`` (None: every layer; top-level indices, and the path strings of layers inside blocks,
+    "3.body.1"), ``input_grad`` and ``param_grads`` say
     which gradients to take; not given, they come from :func:`asking`, else
     everything. What is not taken is None in the probe.
     """
@@ -194,7 +204,7 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     want = _WANT.get() or {}
     if grad_layers is None:
         grad_layers = want.get("grad_layers")
-    grad_set = None if grad_layers is None else frozenset(int(i) for i in grad_layers)
+    grad_set, inner_set = (None, None) if grad_layers is None else _grad_keys(grad_layers)
     if input_grad is None:
         input_grad = want.get("input_grad", True)
     if param_grads is None:
@@ -211,7 +221,7 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     grads_at = [i for i in range(n_layers) if grad_set is None or i in grad_set]
     want_dz = with_identities and z_index >= 0 and z_index not in grads_at
     want_x = bool(input_grad) or (with_identities and z_index < 0)
-    need_graph = want_x or bool(param_grads) or bool(grads_at) or want_dz
+    need_graph = want_x or bool(param_grads) or bool(grads_at) or want_dz or inner_set is None or bool(inner_set)
     started = time.perf_counter()
     x, y = data.rows(index, index + 1)
     training = mode == "train"
@@ -223,10 +233,14 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
         try:
             x = x.detach().clone().requires_grad_(True) if need_graph else x
             acts = []
+            inner: dict[str, torch.Tensor] = {}
             h = x
             for i, module in enumerate(model):
                 try:
-                    h = module(h.clone() if getattr(module, "inplace", False) else h)
+                    if isinstance(module, _BLOCKS):
+                        h = _run_block(module, h, str(i), inner)
+                    else:
+                        h = module(h.clone() if getattr(module, "inplace", False) else h)
                 except Exception as exc:  # torch's own error, with the layer that raised it
                     raise LayerFailed(f"layer {i} ({session.labels[i]}) failed in {mode} mode: "
                                       f"{type(exc).__name__}: {exc}", layer=i) from exc
@@ -234,6 +248,8 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
             forward_ms = (time.perf_counter() - started) * 1e3
             loss = identities.backward_scalar(session.loss_fn(h, y))
             wanted = ([x] if want_x else []) + [acts[i] for i in grads_at if acts[i].requires_grad]
+            inner_at = [k for k in inner if inner_set is None or k in inner_set]
+            wanted += [inner[k] for k in inner_at if inner[k].requires_grad]
             if want_dz and acts[z_index].requires_grad:
                 wanted.append(acts[z_index])
             asked = wanted + (flat_params if param_grads else [])
@@ -265,6 +281,10 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     groups = [flat_params, param_grad_list, [p.grad for p in flat_params]]
     put(_norms(groups, loss) if flat_params else None)
     put(loss.detach().reshape(1))
+    for a in inner.values():
+        put(a)
+    for k in inner_at:
+        put(by_id.get(id(inner[k])))
     flat_host = _one_copy(pieces, loss.device)
 
     arrays: list[np.ndarray | None] = []
@@ -281,6 +301,9 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     all_grads = arrays[1 + n_layers:1 + 2 * n_layers]
     norm_values = arrays[1 + 2 * n_layers]
     loss_value = float(arrays[2 + 2 * n_layers].reshape(-1)[0])
+    rest = iter(arrays[3 + 2 * n_layers:])
+    inner_acts = {k: next(rest) for k in inner}
+    inner_grads = {k: next(rest) for k in inner_at}
     sizes = [len(group) for group in layer_params]
     per_param = (norm_values.reshape(-1) if norm_values is not None else np.zeros(0, np.float32))
     n_params = len(flat_params)
@@ -314,8 +337,50 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
         output=output, logits=z0.numpy(), softmax=torch.softmax(z0, 0).numpy(),
         log_softmax=torch.log_softmax(z0, 0).numpy(), loss=loss_value, identities=ids,
         forward_ms=forward_ms, total_ms=(time.perf_counter() - started) * 1e3,
-        grad_layers=None if grad_set is None else tuple(sorted(grad_set)), param_grads=bool(param_grads),
+        grad_layers=None if grad_set is None else (*sorted(grad_set), *sorted(inner_set)),
+        param_grads=bool(param_grads), inner_activations=inner_acts, inner_grads=inner_grads,
     )
+
+
+_BLOCKS = (Residual, Concat)
+
+
+def _grad_keys(grad_layers: Iterable[int | str]) -> tuple[frozenset[int], frozenset[str]]:
+    """The top-level indices and the inner layers' path strings among ``grad_layers`` (ints, path strings
+    or layer paths; "3" is layer 3)."""
+    top: set[int] = set()
+    inner: set[str] = set()
+    for where in grad_layers:
+        if isinstance(where, (str, tuple)):
+            path = LayerPath.of(where)
+            if path.top_level:
+                top.add(path.index)
+            else:
+                inner.add(str(path))
+        else:
+            top.add(int(where))
+    return frozenset(top), frozenset(inner)
+
+
+def _run_block(block: torch.nn.Module, x: torch.Tensor, path: str, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``block(x)`` as :class:`~.build.Residual` and :class:`~.build.Concat` compute it, one layer at a time,
+    keeping each inner layer's output in ``out`` by its path (a test holds it to the block's ``forward``)."""
+    if isinstance(block, Residual):
+        body = _run_list(block.body, x, f"{path}.body", out)
+        return body + _run_list(block.shortcut, x, f"{path}.shortcut", out)
+    return torch.cat([_run_list(branch, x, f"{path}.branches.{k}", out) for k, branch in enumerate(block.branches)],
+                     dim=1)
+
+
+def _run_list(layers: torch.nn.Sequential, h: torch.Tensor, path: str, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    for j, module in enumerate(layers):
+        where = f"{path}.{j}"
+        if isinstance(module, _BLOCKS):
+            h = _run_block(module, h, where, out)
+        else:
+            h = module(h.clone() if getattr(module, "inplace", False) else h)
+            out[where] = h
+    return h
 
 
 @contextlib.contextmanager

@@ -66,8 +66,9 @@ class ProbeRequest:
     mode: str = "eval"
     with_identities: bool = True
     image: str | None = None
-    grad_layers: tuple[int, ...] | None = None
-    """The layers whose activation gradients the open views show (None: every layer; (): none)."""
+    grad_layers: tuple[int | str, ...] | None = None
+    """The layers whose activation gradients the open views show (None: every layer; (): none): top-level
+    indices, and path strings ("3.body.1") for layers inside blocks."""
     input_grad: bool = True
     """dL/d(input), the saliency map (shown when the input is selected)."""
     param_grads: bool = True

@@ -151,7 +151,8 @@ def hub(qtbot):
         softmax=np.full(10, 0.1, np.float32), log_softmax=np.full(10, np.log(0.1), np.float32),
         logits=np.zeros(10, np.float32), prediction=9, step=0, loss=2.3026,
         label=9, classes=tuple(FASHION), identities=None, weight_norms=norms, grad_norms=norms,
-        index=0, label_name="Ankle boot", grad_layers=None, param_grads=True)
+        index=0, label_name="Ankle boot", grad_layers=None, param_grads=True, inner_activations={},
+        inner_grads={})
     h.show_snapshot(SimpleNamespace(error=None, probe=probe, target=SimpleNamespace(image=None), weights={},
                                     biases={}, normalization=None, health=None))
     return h, report

@@ -361,3 +361,86 @@ def test_training_steps_redraw_the_overview(make_window, examples, qtbot):
     overview.flush()
     after = overview.column_pixels("layer 0")
     assert snap.probe.step >= 30 and not np.array_equal(before, after)
+
+
+# ================================================================ blocks: their inner layers in a frame
+def _tree_infos(reports, acts=None):
+    """LayerInfo with the blocks' lists, as the view builds them (values: the report's shapes)."""
+    def info(r):
+        path = "" if len(r.path) == 1 else str(r.path)
+        lists = tuple((key, tuple(info(q) for q in inner)) for key, inner in r.inner)
+        return ol.LayerInfo(r.index, r.type, r.label, r.input_shape, r.output_shape, r.output_shape, r.error,
+                            path, lists)
+    return [info(r) for r in reports]
+
+
+def test_a_residual_block_holds_its_body_above_its_shortcut_and_closes_with_the_sum():
+    stack = files.load(assets.path("examples", "resnet-mini.cnnviz"))
+    report = infer(stack)
+    flow = ol.build_flow(report.input_shape, _tree_infos(report.layers), classes=[str(i) for i in range(10)])
+    keys = [c.key for c in flow.columns()]
+    assert keys[:10] == ["input", "layer 0", "layer 1", "layer 2"] + [f"layer 3.body.{j}" for j in range(5)] + \
+        ["layer 3"]
+    assert keys[10:20] == ["layer 4"] + [f"layer 5.body.{j}" for j in range(5)] + \
+        ["layer 5.shortcut.0", "layer 5.shortcut.1", "layer 5", "layer 6"]
+    blocks = [item for item in flow.items if isinstance(item, ol.Branches)]
+    assert [(b.block, len(b.flows), b.identity) for b in blocks] == [("3", 1, True), ("5", 2, False),
+                                                                     ("7", 2, False)]
+    inner = {c.key: c for c in flow.columns()}["layer 3.body.1"]
+    assert inner.path == "3.body.1" and inner.index == 3 and inner.kind == "maps" and inner.count == 8
+    placed, _width = ol.layout(flow, 3000, 600, ol.Metrics())
+    at = {q.key: q for q in placed}
+    assert all(at[f"layer 5.body.{j}"].y < at["layer 5.shortcut.0"].y for j in range(5))   # the body above
+    assert at["layer 5"].x > max(at[f"layer 5.body.{j}"].x for j in range(5))              # the sum closes it
+    assert at["layer 5"].x > at["layer 5.shortcut.1"].x > at["layer 5.shortcut.0"].x
+    regions = {r.block: r for r in ol.block_regions(flow, placed)}
+    assert set(regions) == {"3", "5", "7"} and regions["3"].identity and not regions["5"].identity
+    r = regions["5"]
+    for key in [f"layer 5.body.{j}" for j in range(5)] + ["layer 5.shortcut.0", "layer 5"]:
+        q = at[key]
+        assert r.x <= q.x and q.x + q.width <= r.x + r.width and r.y <= q.y and q.y + q.height <= r.y + r.height
+    assert r.x > at["layer 4"].x + at["layer 4"].width and r.x + r.width < at["layer 6"].x
+
+
+def test_a_concat_block_stacks_its_branches_one_above_the_other():
+    stack = files.load(assets.path("examples", "inception-mini.cnnviz"))
+    report = infer(stack)
+    flow = ol.build_flow(report.input_shape, _tree_infos(report.layers))
+    placed, _width = ol.layout(flow, 3000, 800, ol.Metrics())
+    at = {q.key: q for q in placed}
+    firsts = [at[f"layer 3.branches.{k}.0"] for k in range(4)]
+    assert [q.y for q in firsts] == sorted(q.y for q in firsts) and len({q.y for q in firsts}) == 4
+    assert len({q.x for q in firsts}) == 1   # side by side in the flow: they start together
+    assert at["layer 3"].x > max(q.x for q in placed if q.column.path.startswith("3."))
+    assert at["layer 3"].column.count == 40  # the concatenation of 8 + 16 + 8 + 8 channels
+
+
+def test_the_view_draws_a_blocks_inner_layers_and_a_click_names_the_path(overview, qtbot):
+    _report, probe = show(overview, "resnet-mini", selected="3.body.0")
+    keys = [p.key for p in overview.columns]
+    assert "layer 3.body.1" in keys and "layer 5.shortcut.0" in keys
+    assert overview.column("layer 3.body.0").large and not overview.column("layer 3").large
+    act = probe.inner_activations["3.body.1"]
+    (lo, hi), _ = overview.column_levels("layer 3.body.1")
+    assert lo <= float(act.min()) and float(act.max()) <= hi   # the inner layer's own values, not the block's
+    assert [r.block for r in overview.regions] == ["3", "5", "7"]
+    text = overview.tooltip_at(overview.thumbnail_rect("layer 3.body.1", 2).center())
+    assert text.startswith("layer 3 → body → 1 BatchNorm2d · channel 2")
+    assert overview.column_texts("layer 3.body.1")["title"].startswith("body.1 · ")   # its place in the block
+    paths, layers = [], []
+    overview.pathClicked.connect(lambda path, ch: paths.append((path, ch)))
+    overview.thumbnailClicked.connect(lambda layer, ch: layers.append((layer, ch)))
+    rect = overview.thumbnail_rect("layer 5.shortcut.0", 4)
+    QTest.mouseClick(overview.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(overview, rect.center()))
+    assert paths == [("5.shortcut.0", 4)] and layers == [] and overview.focused_channel == ("5.shortcut.0", 4)
+
+
+def test_the_schematic_of_a_stack_with_blocks_frames_its_pending_inner_columns(overview):
+    stack = files.load(assets.path("examples", "inception-mini.cnnviz"))
+    overview.set_report(infer(stack))
+    overview.show_schematic("Running the changed stack…")
+    overview.flush()
+    inner = [q for q in overview.columns if q.column.path]
+    assert len(inner) == 15 + 9 and all(q.column.kind == "pending" for q in inner)
+    assert [r.block for r in overview.regions] == ["3", "5"]
