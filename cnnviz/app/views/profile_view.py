@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.app import plain_text
-from cnnviz.app.views._common import BLUE, ViewPanel
+from cnnviz.app.views._common import BLUE, GREEN, ORANGE, VERMILION, ViewPanel
 from cnnviz.core.model.text import one_line
 from cnnviz.core.model.units import format_bytes
 from cnnviz.core.shapes import fmt_shape
@@ -33,13 +33,19 @@ ERROR_TEXT = QtGui.QColor("#B3261E")
 WARNING_TEXT = QtGui.QColor("#8A5300")
 
 COLUMNS = ("Path", "Layer", "Output shape", "Forward ms", "Backward ms", "Share of step", "MACs", "GMAC/s",
-           "Params", "Activations", "Saved", "Flags")
-PATH, LAYER, SHAPE, FORWARD, BACKWARD, SHARE, MACS, RATE, PARAMS, ACTIVATIONS, SAVED, FLAGS = range(len(COLUMNS))
-NUMERIC = frozenset({FORWARD, BACKWARD, SHARE, MACS, RATE, PARAMS, ACTIVATIONS, SAVED})
+           "Params", "Activations", "Saved", "Memory", "Flags")
+PATH, LAYER, SHAPE, FORWARD, BACKWARD, SHARE, MACS, RATE, PARAMS, ACTIVATIONS, SAVED, MEMORY, FLAGS = \
+    range(len(COLUMNS))
+NUMERIC = frozenset({FORWARD, BACKWARD, SHARE, MACS, RATE, PARAMS, ACTIVATIONS, SAVED, MEMORY})
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 """The value a column sorts by (numbers for numbers; the file order for the path)."""
 SHARE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 """A row's forward + backward time over the step's, for the bar."""
+SEGMENTS_ROLE = QtCore.Qt.ItemDataRole.UserRole + 3
+"""A bar's parts as fractions of the cell, in order (time: forward, backward; memory: parameters,
+activations, saved), for :class:`SegmentsDelegate`."""
+TIME_COLOURS = (BLUE, ORANGE)                 # forward, backward
+MEMORY_COLOURS = (GREEN, BLUE, VERMILION)     # parameters, activations, saved for backward
 LAYER_ROLE = QtCore.Qt.ItemDataRole.UserRole
 INDENT = "    "
 MAX_BATCH = 1 << 16
@@ -138,6 +144,26 @@ class ProfileModel(QtCore.QAbstractTableModel):
         step = self._profile.step_ms if self._profile is not None else 0.0
         return (layer.forward_ms + layer.backward_ms) / step if step > 0 else None
 
+    @staticmethod
+    def memory(layer: LayerProfile) -> int:
+        """What the row holds in a step: its parameters, its output and what autograd saves for its backward."""
+        return layer.param_bytes + layer.activation_bytes + layer.saved_bytes
+
+    def segments(self, layer: LayerProfile, col: int) -> tuple[float, ...] | None:
+        """The bar of a Share (forward, backward over the step) or Memory cell (parameters, activations,
+        saved, over the largest row's memory, so rows compare)."""
+        if self._profile is None:
+            return None
+        if col == SHARE:
+            step = self._profile.step_ms
+            return (layer.forward_ms / step, layer.backward_ms / step) if step > 0 else None
+        if col == MEMORY:
+            most = max((self.memory(r) for r in self._profile.layers), default=0)
+            if most <= 0:
+                return None
+            return tuple(b / most for b in (layer.param_bytes, layer.activation_bytes, layer.saved_bytes))
+        return None
+
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole) -> Any:
         layer = self.layer(index.row()) if index.isValid() else None
         if layer is None:
@@ -150,6 +176,8 @@ class ProfileModel(QtCore.QAbstractTableModel):
             return self._sort_key(index.row(), layer, col)
         if role == SHARE_ROLE and col == SHARE:
             return self.share(layer)
+        if role == SEGMENTS_ROLE:
+            return self.segments(layer, col)
         if role == roles.ToolTipRole:
             return self._tooltip(layer, col)
         if role == roles.TextAlignmentRole:
@@ -189,6 +217,8 @@ class ProfileModel(QtCore.QAbstractTableModel):
             return _size(layer.activation_bytes)
         if col == SAVED:
             return _size(layer.saved_bytes)
+        if col == MEMORY:
+            return _size(self.memory(layer))
         if col == FLAGS:
             return "; ".join(flags_in_words(layer))
         return ""
@@ -216,6 +246,8 @@ class ProfileModel(QtCore.QAbstractTableModel):
             return layer.activation_bytes
         if col == SAVED:
             return layer.saved_bytes
+        if col == MEMORY:
+            return self.memory(layer)
         return len(layer.flags)
 
     def _tooltip(self, layer: LayerProfile, col: int) -> str | None:
@@ -225,7 +257,12 @@ class ProfileModel(QtCore.QAbstractTableModel):
         if col == BACKWARD and not (layer.backward_ms or layer.input_grad):
             return "No backward: no layer before it trains, so a step needs no gradient here"
         if col == SHARE:
-            return "forward + backward of this row, each measured alone, over the whole training step"
+            return (f"forward {layer.forward_ms:.3f} ms (blue) + backward {layer.backward_ms:.3f} ms (orange) "
+                    f"of this row, each measured alone, over the whole training step")
+        if col == MEMORY:
+            return (f"parameters {_size(layer.param_bytes)} (green) + output {_size(layer.activation_bytes)} "
+                    f"(blue) + saved for backward {_size(layer.saved_bytes)} (red); the bar is over the "
+                    f"largest row's")
         if col == RATE:
             return "multiply-accumulates × batch / forward time, in 10⁹ a second"
         if col == PARAMS:
@@ -247,9 +284,10 @@ class ProfileModel(QtCore.QAbstractTableModel):
 _HEADER_TIPS = {
     FORWARD: "median forward time of the layer run alone on its recorded input, device synchronised",
     BACKWARD: "median backward time of the layer run alone (— where a step has no backward there)",
-    SHARE: "forward + backward over the whole step's time",
+    SHARE: "forward (blue) + backward (orange) over the whole step's time",
     MACS: "multiply-accumulates per sample (the summary's)",
     SAVED: "what autograd keeps for this layer's backward; a storage two layers save is in both rows",
+    MEMORY: "parameters (green) + output (blue) + saved for backward (red), the bar over the largest row's",
 }
 
 
@@ -258,24 +296,37 @@ def _alignment(col: int) -> QtCore.Qt.AlignmentFlag:
     return horizontal | QtCore.Qt.AlignmentFlag.AlignVCenter
 
 
-class ShareDelegate(QtWidgets.QStyledItemDelegate):
-    """The *Share of step* cell: its text over a bar as long as the row's share of the step."""
+class SegmentsDelegate(QtWidgets.QStyledItemDelegate):
+    """A cell's text over a bar of parts (``SEGMENTS_ROLE``: fractions of the cell's width, one colour each):
+    the Share of step split into forward and backward, the Memory into parameters, output and saved."""
+
+    def __init__(self, colours: tuple[str, ...], parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._colours = tuple(QtGui.QColor(c) for c in colours)
+        for c in self._colours:
+            c.setAlpha(120)
 
     def paint(self, painter: QtGui.QPainter, option: QtWidgets.QStyleOptionViewItem,
               index: QtCore.QModelIndex) -> None:
         super().paint(painter, option, index)
-        share = index.data(SHARE_ROLE)
-        if share is None:
+        parts = index.data(SEGMENTS_ROLE)
+        if not parts:
             return
         rect = option.rect.adjusted(2, 3, -2, -3)
-        width = round(rect.width() * min(1.0, max(0.0, float(share))))
-        if width <= 0:
-            return
-        color = QtGui.QColor(BLUE)
-        color.setAlpha(110)
+        x = float(rect.left())
+        end = rect.left() + rect.width()
         painter.save()
-        painter.fillRect(QtCore.QRect(rect.left(), rect.top(), width, rect.height()), color)
+        for fraction, colour in zip(parts, self._colours):
+            width = rect.width() * min(1.0, max(0.0, float(fraction)))
+            if width <= 0:
+                continue
+            right = min(end, x + width)
+            painter.fillRect(QtCore.QRectF(x, rect.top(), right - x, rect.height()), colour)
+            x = right
         painter.restore()
+
+
+ShareDelegate = SegmentsDelegate   # (its name before the memory bar came)
 
 
 class ProfileView(ViewPanel):
@@ -348,7 +399,8 @@ class ProfileView(ViewPanel):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
-        self.table.setItemDelegateForColumn(SHARE, ShareDelegate(self.table))
+        self.table.setItemDelegateForColumn(SHARE, SegmentsDelegate(TIME_COLOURS, self.table))
+        self.table.setItemDelegateForColumn(MEMORY, SegmentsDelegate(MEMORY_COLOURS, self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         header.setHighlightSections(False)

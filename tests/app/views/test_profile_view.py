@@ -137,3 +137,21 @@ def test_the_stacks_names_are_plain_text(view):
     assert "<img src=x>stem (Conv2d)" in doc.toPlainText()
     labels = view.findChildren(QtWidgets.QLabel)
     assert all(label.textFormat() != QtCore.Qt.TextFormat.RichText for label in labels)
+
+
+def test_bars_split_time_into_forward_and_backward_and_memory_into_its_three_parts(view, profile):
+    """The issue's per-layer bars: time split forward/backward, memory split parameters/activations/saved."""
+    most = max(r.param_bytes + r.activation_bytes + r.saved_bytes for r in profile.layers)
+    for row, layer in enumerate(profile.layers):
+        forward, backward = view.proxy.index(row, pv.SHARE).data(pv.SEGMENTS_ROLE)
+        assert forward == pytest.approx(layer.forward_ms / profile.step_ms)
+        assert backward == pytest.approx(layer.backward_ms / profile.step_ms)
+        parts = view.proxy.index(row, pv.MEMORY).data(pv.SEGMENTS_ROLE)
+        assert parts == pytest.approx((layer.param_bytes / most, layer.activation_bytes / most,
+                                       layer.saved_bytes / most))
+        total = layer.param_bytes + layer.activation_bytes + layer.saved_bytes
+        assert cell(view, row, pv.MEMORY) == (pv.format_bytes(total) if total else "0")
+    view.table.sortByColumn(pv.MEMORY, QtCore.Qt.SortOrder.DescendingOrder)
+    totals = [view.proxy.index(r, pv.MEMORY).data(pv.SORT_ROLE) for r in range(view.proxy.rowCount())]
+    assert totals == sorted(totals, reverse=True) and totals[0] == most
+    view.table.grab()   # the bars paint
