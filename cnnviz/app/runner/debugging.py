@@ -19,10 +19,13 @@ it shows.
   toolbar's sample box, then ``set_target``, so every view follows.
 * **Saliency and Grad-CAM** are computed on the worker, at a step boundary
   (:meth:`~.worker.RunWorker.call_at_boundary`), for the current held-out
-  sample, the chosen class and layer, while the tab is shown: for each new
-  sample, choice or step shown (at most :data:`ATTRIBUTION_HZ` a second while
-  training, one request in flight). Results come back with a queued signal;
-  nothing here waits on the worker.
+  sample or the person's own image (read once per path on the worker and
+  normalised as its probe is: :class:`~.own_image.OwnImage`; with no true
+  class, the predicted one is explained by default), the chosen class and
+  layer, while the tab is shown: for each new sample, image, choice or step
+  shown (at most :data:`ATTRIBUTION_HZ` a second while training, one request
+  in flight). Results come back with a queued signal; nothing here waits on
+  the worker. An image that cannot be read any more gets a sentence.
 
 GUI thread only; no torch (the worker's functions import it there).
 """
@@ -38,6 +41,7 @@ from PySide6.QtWidgets import QSplitter
 
 from cnnviz.app.runner.hub import network_key
 from cnnviz.app.runner.messages import Built, RunState
+from cnnviz.app.runner.own_image import OwnImage, image_name, one_line
 from cnnviz.app.views.attribution_view import AttributionView
 from cnnviz.app.views.confusion import ConfusionView
 from cnnviz.app.views.mistakes import MistakesView, select_examples
@@ -66,6 +70,8 @@ class Attributed:
     layer: int | None
     note: str = ""
     error: str = ""
+    path: str = ""
+    """The person's own image explained ("" for held-out sample ``index``)."""
 
 
 def gradcam_layers(stack, report) -> tuple[list[tuple[int, str]], int | None]:
@@ -126,6 +132,7 @@ class Debugging(QObject):
         self._asked_at = 0.0
         self.attributions = 0
         """Saliency and Grad-CAM results shown (read by tests)."""
+        self._own_image = OwnImage()  # used on the worker thread only
         self._pace = QTimer(self)
         self._pace.setSingleShot(True)
         self._pace.timeout.connect(self._attribute)
@@ -292,13 +299,9 @@ class Debugging(QObject):
         snap = runner.hub.snapshot
         if snap is None or snap.probe is None or snap.generation != runner.generation:
             return
-        if runner.target.image is not None:
-            self.attribution.clear("Saliency and Grad-CAM are shown for held-out samples: choose one with the "
-                                   "toolbar's sample box")
-            self._shown_key = None  # a held-out sample chosen again is computed again
-            return
         self._update_choices()
-        key = (runner.generation, runner.target.index, snap.probe.step, self.attribution.chosen_class,
+        sample = runner.target.image or runner.target.index
+        key = (runner.generation, sample, snap.probe.step, self.attribution.chosen_class,
                self.attribution.chosen_layer)
         if key == self._shown_key:
             return
@@ -318,13 +321,16 @@ class Debugging(QObject):
             return
         self._in_flight = key
         self._asked_at = time.monotonic()
-        _, index, _, class_index, layer = key
+        _, sample, _, class_index, layer = key
         stack_key = network_key(self.runner.document.stack)
+        own = self._own_image
 
         def work(session):
             if session is None or network_key(session.stack) != stack_key:
                 return None
-            return attribute_on_worker(session, key, index, class_index, layer)
+            if isinstance(sample, str):
+                return attribute_image_on_worker(session, key, sample, class_index, layer, own)
+            return attribute_on_worker(session, key, sample, class_index, layer)
 
         future = self.runner.worker.call_at_boundary(work)
 
@@ -358,7 +364,8 @@ class Debugging(QObject):
 
     @property
     def attribution_key(self) -> tuple | None:
-        """What the Saliency tab shows: (generation, sample, step, class or None, layer or None), or None."""
+        """What the Saliency tab shows: (generation, sample, step, class or None, layer or None), or None;
+        the sample is a held-out index, or the path of the person's own image."""
         return self._shown_key
 
     def _show(self, r: Attributed) -> None:
@@ -373,7 +380,8 @@ class Debugging(QObject):
         where = ""
         if r.cam is not None and r.layer is not None and r.layer < len(stack.layers):
             where = f" Grad-CAM at layer {r.layer} ({stack.layers[r.layer].label})."
-        caption = (f"Sample {r.index} at step {r.step:,}: class {name(r.class_index)}, {which}; its score "
+        what = f"Your image {image_name(r.path)}" if r.path else f"Sample {r.index}"
+        caption = (f"{what} at step {r.step:,}: class {name(r.class_index)}, {which}; its score "
                    f"z = {r.score:.4g} (the logit before any Softmax).{where} Brighter: the score depends "
                    f"more on those pixels.")
         self.attribution.set_result(r.image, r.saliency, r.cam, caption, cam_note=r.note)
@@ -385,16 +393,40 @@ class Debugging(QObject):
 
 def attribute_on_worker(session, key: tuple, index: int, class_index: int | None, layer: int | None) -> Attributed:
     """Saliency and Grad-CAM of held-out sample ``index`` of ``session`` (on the worker thread, on the device)."""
-    from cnnviz.core.run import attribution
-    from cnnviz.core.run.faults import EngineError
-
     data = session.test_split
     image = np.asarray(session.data.test.images[index], dtype=np.float32).copy() if 0 <= index < data.n else None
     if image is None:
-        return Attributed(key, index, session.step_count, -1, -1, 0.0, np.zeros((1, 1, 1), np.float32),
-                          np.zeros((1, 1), np.float32), None, None,
-                          error=f"There is no held-out sample {index} (the split has {data.n}).")
+        return _failed(key, index, session.step_count, f"There is no held-out sample {index} (the split has {data.n}).")
     x, _ = data.rows(index, index + 1)
+    return _attribute_input(session, key, index, image, x, class_index, layer)
+
+
+def attribute_image_on_worker(session, key: tuple, path: str, class_index: int | None, layer: int | None,
+                              own: OwnImage) -> Attributed:
+    """Saliency and Grad-CAM of the person's own image at ``path`` (on the worker thread, on the device): read
+    once by ``own``, normalised as its probe is; with no true class, the predicted one is the default."""
+    from cnnviz.core.data import DataError
+    from cnnviz.core.run.faults import EngineError
+
+    try:
+        image, x, predicted = own.input(session, path)
+    except (DataError, EngineError) as exc:
+        return _failed(key, -1, session.step_count,
+                       one_line(f"Saliency and Grad-CAM cannot be computed for {image_name(path)}: {exc}"), path)
+    return _attribute_input(session, key, -1, image, x, class_index, layer, predicted, path)
+
+
+def _failed(key: tuple, index: int, step: int, error: str, path: str = "") -> Attributed:
+    return Attributed(key, index, step, -1, -1, 0.0, np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32),
+                      None, None, error=error, path=path)
+
+
+def _attribute_input(session, key: tuple, index: int, image: np.ndarray, x, class_index: int | None,
+                     layer: int | None, predicted: int | None = None, path: str = "") -> Attributed:
+    """Saliency and Grad-CAM of the normalised input ``x`` (1, C, H, W) whose pixels are ``image``."""
+    from cnnviz.core.run import attribution
+    from cnnviz.core.run.faults import EngineError
+
     note = ""
     try:
         try:
@@ -403,12 +435,13 @@ def attribute_on_worker(session, key: tuple, index: int, class_index: int | None
             if "Grad-CAM" not in str(exc) and "feature map" not in str(exc):
                 raise
             sal, cam, note = attribution.saliency(session.model, x, class_index), None, str(exc)
-        predicted = sal.class_index if class_index is None else _predicted(session, x)
+        if predicted is None:
+            predicted = sal.class_index if class_index is None else _predicted(session, x)
     except EngineError as exc:
         return Attributed(key, index, session.step_count, -1, -1, 0.0, image, np.zeros((1, 1), np.float32), None,
-                          None, error=f"Saliency and Grad-CAM cannot be computed: {exc}")
+                          None, error=one_line(f"Saliency and Grad-CAM cannot be computed: {exc}"), path=path)
     return Attributed(key, index, session.step_count, sal.class_index, predicted, sal.score, image, sal.map,
-                      None if cam is None else cam.map, None if cam is None else cam.layer, note)
+                      None if cam is None else cam.map, None if cam is None else cam.layer, note, path=path)
 
 
 def _predicted(session, x) -> int:

@@ -8,8 +8,10 @@ selected row (:meth:`select`) and each snapshot it shows (:meth:`snapshot_shown`
 * The theoretical growth comes from the report on the GUI thread (no torch), at once.
 * The effective field of the chosen pixel (the view's channel, row and column boxes; the centre pixel of a new
   layer) and the effective growth are computed on the worker at a step boundary
-  (:meth:`~.worker.RunWorker.call_at_boundary`) for the current held-out sample, while the tab is shown: for
-  each new layer, pixel, sample or step shown (at most :data:`RECEPTIVE_HZ` a second while training, one
+  (:meth:`~.worker.RunWorker.call_at_boundary`) for the current held-out sample or the person's own image (read
+  once per path on the worker and normalised as its probe is: :class:`~.own_image.OwnImage`; one that cannot
+  be read any more gets a sentence), while the tab is shown: for each new layer, pixel, sample, image or step
+  shown (at most :data:`RECEPTIVE_HZ` a second while training, one
   request in flight; the growth, one backward per layer, only when the sample, the step or the network
   changed). Results come back with a queued signal; nothing here waits on the worker.
 * A selected row without C×H×W maps (the input, Flatten, Linear) gets a sentence instead.
@@ -27,6 +29,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from cnnviz.app.runner.hub import network_key
 from cnnviz.app.runner.messages import RunState
+from cnnviz.app.runner.own_image import OwnImage, image_name, one_line
 from cnnviz.app.views.receptive_field_view import ReceptiveFieldView
 from cnnviz.core.lab import receptive
 from cnnviz.core.shapes import fmt_shape
@@ -48,6 +51,8 @@ class Measured:
     field: receptive.EffectiveField | None = None
     growth: tuple[receptive.GrowthPoint, ...] | None = None
     error: str = ""
+    path: str = ""
+    """The person's own image measured on ("" for held-out sample ``index``)."""
 
 
 class ReceptiveFields(QObject):
@@ -70,6 +75,7 @@ class ReceptiveFields(QObject):
         self._asked_at = 0.0
         self.measurements = 0
         """Fields shown (read by tests)."""
+        self._own_image = OwnImage()  # used on the worker thread only
         self._pace = QTimer(self)
         self._pace.setSingleShot(True)
         self._pace.timeout.connect(self._measure)
@@ -120,14 +126,10 @@ class ReceptiveFields(QObject):
             self.view.clear(f"Layer {index} ({r.label}) outputs {fmt_shape(r.output_shape)}, not C×H×W maps: a "
                             f"receptive field is of a map pixel. Select a layer before Flatten.")
             return
-        if runner.target.image is not None:
-            self._shown_key = None
-            self.view.clear("The receptive field is measured on held-out samples: choose one with the "
-                            "toolbar's sample box")
-            return
         self.view.set_layer(f"layer {index} · {r.label} · {fmt_shape(r.output_shape)}", r.output_shape,
                             start=strongest_pixel(snap.probe.activations, index))
-        key = (runner.generation, runner.target.index, snap.probe.step, index, *self.view.pixel)
+        key = (runner.generation, runner.target.image or runner.target.index, snap.probe.step, index,
+               *self.view.pixel)
         self._show_growth(index)
         if key == self._shown_key:
             return
@@ -147,12 +149,15 @@ class ReceptiveFields(QObject):
         key, growth = self._in_flight = self._wanted
         self._asked_at = time.monotonic()
         stack_key = network_key(self.runner.document.stack)
-        _, index, _, layer, channel, y, x = key
+        _, sample, _, layer, channel, y, x = key
+        own = self._own_image
 
         def work(session):
             if session is None or network_key(session.stack) != stack_key:
                 return None
-            return measure_on_worker(session, key, index, layer, channel, y, x, growth)
+            if isinstance(sample, str):
+                return measure_image_on_worker(session, key, sample, layer, channel, y, x, growth, own)
+            return measure_on_worker(session, key, sample, layer, channel, y, x, growth)
 
         future = self.runner.worker.call_at_boundary(work)
 
@@ -190,7 +195,8 @@ class ReceptiveFields(QObject):
         f = m.field
         self.measurements += 1
         layer = m.key[3]
-        note = (f"Sample {m.index} at step {m.step:,}: channel {f.channel}, row {f.y}, column {f.x} of layer {layer} "
+        what = f"Your image {image_name(m.path)}" if m.path else f"Sample {m.index}"
+        note = (f"{what} at step {m.step:,}: channel {f.channel}, row {f.y}, column {f.x} of layer {layer} "
                 f"= {f.value:.4g}.")
         self.view.set_result(m.image, f.map, theoretical=f.theoretical, theoretical_size=f.theoretical_size,
                              effective=f.extent, square=f.square, share=f.share, note=note)
@@ -212,7 +218,8 @@ class ReceptiveFields(QObject):
 
     @property
     def shown_key(self) -> tuple | None:
-        """What the tab shows: (generation, sample, step, layer, channel, y, x), or None."""
+        """What the tab shows: (generation, sample, step, layer, channel, y, x), or None; the sample is a
+        held-out index, or the path of the person's own image."""
         return self._shown_key
 
     def flush(self) -> None:
@@ -235,17 +242,38 @@ def measure_on_worker(session, key: tuple, index: int, layer: int, channel: int,
                       growth: bool) -> Measured:
     """The effective field of held-out sample ``index`` (and, with ``growth``, the effective growth) on the
     worker thread, on the session's device."""
-    from cnnviz.core.run.faults import EngineError
-
     data = session.test_split
     if not 0 <= index < data.n:
         return Measured(key, session.step_count, index, error=f"There is no held-out sample {index} "
                                                              f"(the split has {data.n}).")
     image = np.asarray(session.data.test.images[index], dtype=np.float32).copy()
     xb, _ = data.rows(index, index + 1)
+    return _measure_input(session, key, index, image, xb, layer, channel, y, x, growth)
+
+
+def measure_image_on_worker(session, key: tuple, path: str, layer: int, channel: int, y: int, x: int,
+                            growth: bool, own: OwnImage) -> Measured:
+    """The effective field (and growth) of the person's own image at ``path``, read once by ``own`` and
+    normalised as its probe is, on the worker thread."""
+    from cnnviz.core.data import DataError
+    from cnnviz.core.run.faults import EngineError
+
+    try:
+        image, xb, _ = own.input(session, path)
+    except (DataError, EngineError) as exc:
+        return Measured(key, session.step_count, -1, path=path,
+                        error=one_line(f"The receptive field cannot be measured on {image_name(path)}: {exc}"))
+    return _measure_input(session, key, -1, image, xb, layer, channel, y, x, growth, path)
+
+
+def _measure_input(session, key: tuple, index: int, image: np.ndarray, xb, layer: int, channel: int, y: int,
+                   x: int, growth: bool, path: str = "") -> Measured:
+    from cnnviz.core.run.faults import EngineError
+
     try:
         field = receptive.effective_field(session.model, xb, layer, channel, y, x, report=session.report)
         points = receptive.effective_growth(session.model, xb, session.report) if growth else None
     except EngineError as exc:
-        return Measured(key, session.step_count, index, error=f"The receptive field cannot be measured: {exc}")
-    return Measured(key, session.step_count, index, image, field, points)
+        return Measured(key, session.step_count, index, path=path,
+                        error=one_line(f"The receptive field cannot be measured: {exc}"))
+    return Measured(key, session.step_count, index, image, field, points, path=path)

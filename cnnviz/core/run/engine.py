@@ -404,12 +404,21 @@ class Session:
     def probe_image(self, image, label: int | None = None, mode: str = "eval", with_identities: bool = True):
         """Probe an image that is not in the data set (C×H×W in [0, 1], as ``data.load_image`` gives it).
 
-        It is normalised like the training data. With no ``label`` (a person's
-        own photo has none) the loss and gradients are taken for the class the
-        model predicts, and the probe's ``split`` is ``"image"``.
+        It is normalised like the training data (:meth:`image_split`). With no
+        ``label`` (a person's own photo has none) the loss and gradients are
+        taken for the class the model predicts, and the probe's ``split`` is ``"image"``.
         """
-        from cnnviz.core.data import Dataset
         from cnnviz.core.run import probes
+
+        return self._guard_oom(
+            lambda: probes.take(self, 0, ("image", self.image_split(image, label)), mode, with_identities), "probing")
+
+    def image_split(self, image, label: int | None = None) -> DeviceSplit:
+        """An image that is not in the data set (C×H×W in [0, 1]) as a split of one on the device, normalised
+        like the training data: what :meth:`probe_image` probes, and what the views that explain the person's
+        own image take (``rows(0, 1)``). With no ``label``, it is labelled with the class the model predicts
+        (eval mode, no gradients)."""
+        from cnnviz.core.data import Dataset
 
         image = np.asarray(image, dtype=np.float32)
         if image.shape != tuple(self.stack.input.shape):
@@ -418,18 +427,13 @@ class Session:
         channels = self.stack.input.channels
         mean = getattr(self.data, "mean", None) or (0.0,) * channels
         std = getattr(self.data, "std", None) or (1.0,) * channels
-
-        def run():
-            guess = 0 if label is None else int(label)
-            one = DeviceSplit(Dataset(image[None], np.array([guess], np.int64), self.classes), mean, std,
-                              self.device, True)
-            if label is None:
-                with model_mode(self.model, False), torch.no_grad():
-                    one.labels.fill_(int(self.model(one.images).reshape(-1).argmax()))
-                one.labels_np = one.labels.cpu().numpy()
-            return probes.take(self, 0, ("image", one), mode, with_identities)
-
-        return self._guard_oom(run, "probing")
+        guess = 0 if label is None else int(label)
+        one = DeviceSplit(Dataset(image[None], np.array([guess], np.int64), self.classes), mean, std, self.device, True)
+        if label is None:
+            with model_mode(self.model, False), torch.no_grad():
+                one.labels.fill_(int(self.model(one.images).reshape(-1).argmax()))
+            one.labels_np = one.labels.cpu().numpy()
+        return one
 
     def check_identities(self, n: int = 8, split: str = "test") -> identities.Identities:
         """The loss-head identities on the first ``n`` samples of a split (eval mode), N = ``n``."""
