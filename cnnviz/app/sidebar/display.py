@@ -76,7 +76,7 @@ def param_summary(layer: Layer, report: LayerReport | None = None) -> str:
             parts.append(f"÷{p['divisor_override']}")
     elif t == "AdaptiveAvgPool2d":
         parts.append(f"to {pair_text(p['output_size'])}")
-    elif t == "BatchNorm2d":
+    elif t in ("BatchNorm2d", "BatchNorm1d"):
         if p.get("num_features") is not None:
             parts.append(str(p["num_features"]))
         if not p["affine"]:

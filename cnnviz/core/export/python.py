@@ -44,6 +44,7 @@ _POSITIONAL = {
     "Conv2d": ("in_channels", "out_channels", "kernel_size"),
     "Linear": ("in_features", "out_features"),
     "BatchNorm2d": ("num_features",),
+    "BatchNorm1d": ("num_features",),
     "MaxPool2d": ("kernel_size",),
     "AvgPool2d": ("kernel_size",),
     "AdaptiveAvgPool2d": ("output_size",),
@@ -433,7 +434,7 @@ class _Functional:
                 self.keys[f"{r.path}.bias"] = f"b{i}"
                 bias = f"self.b{i}"
             self.fwd.append(f"{indent}x = F.linear(x, self.w{i}, {bias})")
-        elif r.type == "BatchNorm2d":
+        elif r.type in ("BatchNorm2d", "BatchNorm1d"):
             init_lines, call = _batchnorm(i, p)
             self.init += init_lines
             self.fwd += [indent + line[8:] for line in call]

@@ -1189,15 +1189,10 @@ class _Importer:
         scale, shift, mean, var = (self._const_input(node, k, what) for k, what in
                                    ((1, "scale"), (2, "bias"), (3, "running mean"), (4, "running variance")))
         rank = len(self._shape(node.data[0], node))
-        type_name = "BatchNorm2d" if rank == 4 else "BatchNorm1d" if rank in (2, 3) else None
-        if type_name == "BatchNorm1d" and type_name not in CATALOGUE:
-            raise self._refuse(node, f"a batch norm of {_shape_text(self._shape(node.data[0], node))} (torch's "
-                                     f"BatchNorm1d, as after a Linear or Flatten): this cnnviz's catalogue has "
-                                     f"BatchNorm2d, of N×C×H×W, and no BatchNorm1d (fold it into the Linear before "
-                                     f"it, torch.nn.utils.fusion.fuse_linear_bn_eval, or export with dynamo=True, "
-                                     f"which folds it: the model then imports as a Linear with the same outputs)")
-        if type_name is None or type_name not in CATALOGUE:
-            raise self._refuse(node, f"a batch norm of a {rank}-D tensor (stacks hold BatchNorm2d)")
+        type_name = {4: "BatchNorm2d", 2: "BatchNorm1d"}.get(rank)
+        if type_name is None:
+            raise self._refuse(node, f"a batch norm of {_shape_text(self._shape(node.data[0], node))}: stacks hold "
+                                     f"BatchNorm2d of N×C×H×W and BatchNorm1d of N×C, and no 1-D maps (N×C×L)")
         if node.attrs.get("training_mode", 0):
             raise self._refuse(node, "a batch norm in training mode (export the model in eval mode)")
         params: dict[str, Any] = {}

@@ -198,6 +198,23 @@ _LAYERS: tuple[LayerSpec, ...] = (
         ),
         learnable=True,
     ),
+    LayerSpec(
+        "BatchNorm1d", "normalisation",
+        "Normalises each feature of a flat vector (after Flatten or Linear) by the batch's mean and variance, "
+        "then scales and shifts it: the classifier head's BatchNorm. Each feature has one value per sample, so "
+        "training needs batches of at least 2.",
+        (
+            Param("num_features", INT, REQUIRED, "Features arriving (taken from the previous layer when omitted).",
+                  1, MAX_FEATURES, shapes=True, inferred=True),
+            Param("eps", FLOAT, 1e-5, "Added to the variance to avoid dividing by zero.", 0.0, 1.0, min_inclusive=False),
+            Param("momentum", OPT_FLOAT, 0.1, "Weight of each batch in the running statistics; empty: a plain average.",
+                  0.0, 1.0),
+            Param("affine", BOOL, True, "Learn a per-feature scale (and shift)."),
+            Param("track_running_stats", BOOL, True, "Keep running statistics for evaluation mode."),
+            Param("bias", BOOL, True, "Learn the per-feature shift too (with affine)."),
+        ),
+        learnable=True,
+    ),
     LayerSpec("ReLU", "activation", "max(0, x).", (_INPLACE,)),
     LayerSpec("ReLU6", "activation", "min(max(0, x), 6): ReLU capped at 6 (MobileNet).", (_INPLACE,)),
     LayerSpec(

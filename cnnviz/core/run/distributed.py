@@ -180,10 +180,15 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
     CPU module): the global batch's mean and biased variance from two differentiable all-reduces (the
     sums, then the squared deviations) on a process group of its own; normalisation and running
     statistics as ``F.batch_norm`` computes them. Outside training (or with ``sync`` off) it is
-    ``nn.BatchNorm2d`` on this rank's samples."""
+    ``nn.BatchNorm2d`` on this rank's samples. It stands in for a BatchNorm1d too, so it takes N×C as well
+    as N×C×H×W."""
 
     sync_group = None  # the process group of the CPU layers, made once per process
     sync = True
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (2, 4):
+            raise ValueError(f"expected 2D (N×C) or 4D (N×C×H×W) input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.sync and dist.is_initialized() and dist.get_world_size() > 1):
@@ -219,7 +224,7 @@ def convert_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     converted = False
     for module in model.modules():
-        if type(module) is nn.BatchNorm2d:
+        if type(module) in (nn.BatchNorm2d, nn.BatchNorm1d):
             module.__class__ = GlooSyncBatchNorm
             converted = True
     if converted and GlooSyncBatchNorm.sync_group is None and dist.is_initialized():

@@ -497,18 +497,28 @@ class Session:
         raise NonFiniteError(f"training stopped at step {step}: {self._nonfinite_text(phase, layer)}", step=step,
                              phase=phase, layer=layer if phase in ("forward", "backward") else None, label=label)
 
+    def _norm_for(self, layer: int | None) -> str:
+        """The BatchNorm that fits before ``layer``: BatchNorm1d where its input is flat (after Flatten), else
+        BatchNorm2d."""
+        if layer is not None and 0 <= layer < len(self.report.layers):
+            shape = self.report.layers[layer].input_shape
+            if shape is not None and len(shape) == 1:
+                return "BatchNorm1d"
+        return "BatchNorm2d"
+
     def _nonfinite_text(self, phase: str, layer: int | None) -> str:
         """Where NaN or Inf first appeared (``phase``: input, forward, backward or loss), and what to do."""
         label = self.labels[layer] if layer is not None and layer >= 0 else None
         lr = f"lower the learning rate (now {self.lr:g})"
         if phase == "input":
             return "the input images contain NaN or Inf: check the data set"
+        norm = self._norm_for(layer)
         if phase == "forward":
             return (f"layer {layer} ({label}) produced NaN or Inf in the forward pass: its input or weights grew "
-                    f"too large; {lr}, or add BatchNorm2d before it")
+                    f"too large; {lr}, or add {norm} before it")
         if phase == "backward":
             return (f"the gradient became NaN or Inf at layer {layer} ({label}) in the backward pass; {lr} "
-                    "or add BatchNorm2d")
+                    f"or add {norm}")
         ignore = self._loss_settings["ignore_index"]
         return (f"the loss ({self.stack.loss.type}) is NaN or Inf although every layer's output is finite "
                 f"(if every label in the batch is ignore_index={ignore}, the mean divides 0 by 0); {lr}")

@@ -20,7 +20,7 @@ report, so this costs microseconds and imports neither torch nor Qt.
 * *activations per sample*, for a training step: the tensors autograd keeps
   for backward, followed storage by storage (the input batch, a copy made by
   ``index_select``; a layer's input where its backward needs it — Conv2d,
-  Linear, pooling, BatchNorm2d, GELU — its output where that is what it needs —
+  Linear, pooling, BatchNorm2d/1d, GELU — its output where that is what it needs —
   ReLU, Sigmoid, Tanh, Softmax; Flatten's view and an ``inplace`` layer's
   output share their input's storage), MaxPool2d's int64 indices (8 bytes
   per output) and Dropout's mask (float32 on the CPU, one byte on an
@@ -173,7 +173,7 @@ def estimate(report: StackReport, *, batch_size: int, optimizer: str = "adam", m
     for r in report.walk():  # a block's BatchNorm keeps its statistics too; a block is not one big layer
         if r.is_block:
             continue
-        if r.type == "BatchNorm2d" and r.resolved.get("track_running_stats", True):
+        if r.type in ("BatchNorm2d", "BatchNorm1d") and r.resolved.get("track_running_stats", True):
             channels = r.output_shape[0] if r.output_shape else 0
             buffers += 2 * F32 * channels + 8  # running_mean, running_var, num_batches_tracked (int64)
         if r.params > largest_params[2]:
@@ -195,7 +195,7 @@ def estimate(report: StackReport, *, batch_size: int, optimizer: str = "adam", m
 
 
 SAVES_INPUT = frozenset({"Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
-                         "LeakyReLU", "GELU", "ReLU6", "ELU", "SiLU", "Hardswish", "Hardsigmoid"})
+                         "BatchNorm1d", "LeakyReLU", "GELU", "ReLU6", "ELU", "SiLU", "Hardswish", "Hardsigmoid"})
 """Layers whose backward needs their input (torch's derivatives.yaml); the others below need their output."""
 SAVES_OUTPUT = frozenset({"ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"})
 INPLACE_SAVES_OUTPUT = frozenset({"LeakyReLU", "ReLU6", "ELU"})

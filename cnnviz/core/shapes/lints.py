@@ -94,8 +94,12 @@ def _lint_collapse(stack, reports, add) -> None:
         return
 
 
+_AFFINE = {"BatchNorm1d"}
+"""Per-feature scale and shift: between two Linear layers, no more non-linear than nothing."""
+
+
 def _lint_stacked_linear(stack, add) -> None:
-    """Two Linear layers with nothing non-linear between them collapse into one."""
+    """Two Linear layers with nothing non-linear between them (a BatchNorm1d is affine) collapse into one."""
     prev_linear = None
     for i, layer in enumerate(stack.layers):
         if layer.type == "Linear":
@@ -103,7 +107,7 @@ def _lint_stacked_linear(stack, add) -> None:
                 add(i, f"no activation between Linear at layer {prev_linear} and this one: two linear maps "
                        f"compose to one, so add ReLU (or another activation) between them")
             prev_linear = i
-        elif layer.type in _ACTIVATIONS or layer.type not in _PASSTHROUGH:
+        elif layer.type in _ACTIVATIONS or layer.type not in _PASSTHROUGH | _AFFINE:
             prev_linear = None
 
 

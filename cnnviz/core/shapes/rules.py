@@ -393,6 +393,30 @@ def _rule_batchnorm(ctx: Ctx) -> Out:
     return Out(ctx.shape, params, 0, ctx.rf, (), tuple(warnings))
 
 
+def _rule_batchnorm1d(ctx: Ctx) -> Out:
+    """BatchNorm1d on N×C. torch also takes N×C×L, but a stack has no 1-D maps, so only a flat vector is
+    accepted; C×H×W maps are BatchNorm2d's."""
+    if len(ctx.shape) != 1:
+        if len(ctx.shape) == 3:
+            fix = "use BatchNorm2d for maps, or add Flatten before it"
+        else:
+            fix = "cnnviz stacks have no 1-D maps (N×C×L), so add Flatten before it"
+        raise LayerFail("rank", f"BatchNorm1d needs a flat vector of features per sample (N×C) but receives "
+                                f"{fmt_shape(ctx.shape)} from {ctx.source()}: {fix}")
+    (c,) = ctx.shape
+    p = ctx.p
+    warnings = []
+    if not p["affine"] and not p["track_running_stats"] and p["num_features"] not in (None, c):
+        # torch has no per-feature tensor to check num_features against here, so it runs.
+        warnings.append(f"num_features is {p['num_features']} but {ctx.source()} gives {_count(c, 'features')}; "
+                        f"torch ignores it without affine or running statistics, but turning either on "
+                        f"would fail: set num_features to {c}, or leave it out")
+    else:
+        _infer_count(ctx, "num_features", c, "features")
+    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
+    return Out(ctx.shape, params, 0, None, (), tuple(warnings))
+
+
 def _rule_identity(ctx: Ctx) -> Out:
     return Out(ctx.shape, rf=ctx.rf)
 
@@ -487,6 +511,7 @@ RULES: dict[str, Callable[[Ctx], Out]] = {
     "AvgPool2d": _rule_avgpool,
     "AdaptiveAvgPool2d": _rule_adaptive,
     "BatchNorm2d": _rule_batchnorm,
+    "BatchNorm1d": _rule_batchnorm1d,
     "ReLU": _rule_identity,
     "ReLU6": _rule_identity,
     "LeakyReLU": _rule_identity,

@@ -7,7 +7,8 @@ from PySide6.QtTest import QTest
 
 from cnnviz.app.sidebar import display as fmt
 from cnnviz.app.sidebar.stack_model import MESSAGE_ROLE, STATUS_ROLE
-from cnnviz.core.model.stack import InputSpec, InsertLayer, Layer, MoveLayer, SetInput
+from cnnviz.core.model.stack import InputSpec, InsertLayer, Layer, MoveLayer, SetInput, Stack
+from cnnviz.core.shapes import infer
 from tests.app.qt_helpers import field, layer_row_text, rows
 
 LENET = ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear", "ReLU",
@@ -182,3 +183,9 @@ def test_f2_opens_an_inline_editor_for_the_label(window, qtbot):
     window.stack_view.commitData(editor)  # what the delegate does on Return (queued, so not waited for here)
     assert window.document.stack.layers[2].name == "pool1"
     assert window.history.undoText() == "Rename MaxPool2d"
+
+
+def test_a_batchnorm1d_row_shows_its_inferred_feature_count():
+    head = Stack(input=InputSpec(1, 4, 4), layers=(Layer("Flatten"), Layer("Linear", {"out_features": 6}),
+                                                   Layer("BatchNorm1d", {"affine": False})))
+    assert fmt.param_summary(head.layers[2], infer(head).layers[2]) == "6, no affine"

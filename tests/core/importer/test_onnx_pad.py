@@ -216,9 +216,9 @@ def test_a_zero_pad_folds_into_a_max_pool_after_clip_to_0_6_and_not_after_tanh(t
 
 
 # ------------------------------------------------------------------ BatchNorm on N×F
-def bn_head():
+def bn_head(**kw):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 7 * 9, 5), nn.BatchNorm1d(5), nn.ReLU())
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 7 * 9, 5), nn.BatchNorm1d(5, **kw), nn.ReLU())
     bn = model[2]
     bn.running_mean.copy_(torch.rand(5) - 0.5)
     bn.running_var.copy_(torch.rand(5) + 0.5)
@@ -227,16 +227,23 @@ def bn_head():
     return model.eval()
 
 
-def test_batch_norm_of_features_is_refused_naming_the_missing_batchnorm1d(tmp_path):
-    path = export(bn_head(), SHAPE, tmp_path / "bn1d.onnx", "torchscript")
-    with pytest.raises(importer.ImportRefused, match=r"\(BatchNormalization\) cannot be expressed: a batch norm of "
-                                                     r"N×5 \(torch's BatchNorm1d.*no BatchNorm1d.*"
-                                                     r"fuse_linear_bn_eval.*dynamo=True"):
-        importer.read(path)
+def test_batch_norm_of_features_imports_as_batchnorm1d_with_its_statistics_and_the_same_outputs(tmp_path):
+    """TorchScript keeps an eval-mode BatchNorm1d as BatchNormalization on N×F: it imports as BatchNorm1d, with
+    torch's running statistics, weights, eps and momentum, and the imported stack computes what torch does."""
+    model = bn_head(eps=1e-3, momentum=0.25)
+    imported = importer.read(export(model, SHAPE, tmp_path / "bn1d.onnx", "torchscript"))
+    assert [(layer.type, layer.params) for layer in imported.stack.layers] == [
+        ("Flatten", {}), ("Linear", {"out_features": 5}), ("BatchNorm1d", {"eps": 0.001, "momentum": 0.25}),
+        ("ReLU", {})]
+    _stack, net = imported_model(imported, tmp_path)
+    for key in ("weight", "bias", "running_mean", "running_var"):
+        np.testing.assert_allclose(net[2].state_dict()[key].numpy(), model[2].state_dict()[key].numpy(), rtol=1e-6)
+    same_as_torch(model, imported, tmp_path)
 
 
 def test_batch_norm_of_features_folded_into_its_linear_imports_with_the_same_outputs(tmp_path):
-    """The two ways out the refusal names: torch's fusion before a TorchScript export, and the dynamo exporter."""
+    """A BatchNorm1d folded before export (torch's fusion, or the dynamo exporter's optimiser) imports as the
+    Linear alone, with the same outputs."""
     model = bn_head()
     fused = nn.Sequential(model[0], torch.nn.utils.fusion.fuse_linear_bn_eval(model[1], model[2]), model[3])
     imported = importer.read(export(fused, SHAPE, tmp_path / "fused.onnx", "torchscript"))

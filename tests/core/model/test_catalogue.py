@@ -22,8 +22,11 @@ torch = pytest.importorskip("torch")
 # torch keywords that change nothing about shapes or numbers, or are deprecated aliases
 IGNORED = {"device", "dtype", "size_average", "reduce"}
 SPECS = {**CATALOGUE, **LOSSES}
-SPEC_SECTION_1 = {"Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Dropout2d",
+SPEC_SECTION_1 = {"Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "Dropout",
+                  "Dropout2d",
                   "ReLU", "LeakyReLU", "GELU", "Sigmoid", "Tanh", "Flatten", "Linear", "Softmax", "LogSoftmax"}
+FLAT_ONLY = {"BatchNorm1d"}
+"""Layers that take a flat vector per sample (N×C), never maps."""
 # What common CNNs (MobileNet, EfficientNet, ResNet variants) need beyond that.
 COMMON_CNN = {"ReLU6", "ELU", "SiLU", "Hardswish", "Hardsigmoid", "Identity"}
 
@@ -97,9 +100,11 @@ def test_defaults_and_suggestions_pass_validation(type_name):
 
 @pytest.mark.parametrize("type_name", sorted(CATALOGUE))
 def test_a_fresh_layer_works_on_a_plain_input(type_name, torch_reference):
-    """What the palette adds (required keywords at their suggestion) runs, in cnnviz and in torch."""
+    """What the palette adds (required keywords at their suggestion) runs, in cnnviz and in torch: on maps,
+    or after Flatten for a layer of flat vectors."""
     spec = CATALOGUE[type_name]
-    stack = Stack(input=InputSpec(3, 16, 16), layers=(Layer(type_name, spec.initial_params()),))
+    before = (Layer("Flatten"),) if type_name in FLAT_ONLY else ()
+    stack = Stack(input=InputSpec(3, 16, 16), layers=(*before, Layer(type_name, spec.initial_params())))
     assert infer(stack).first_error is None
     assert torch_reference.mismatch(stack) is None
 
@@ -163,7 +168,8 @@ def test_groups_and_lookup():
 
 def test_inferred_keywords_are_the_spec_ones():
     inferred = {(t, p.name) for t, s in CATALOGUE.items() for p in s.params if p.inferred}
-    assert inferred == {("Conv2d", "in_channels"), ("BatchNorm2d", "num_features"), ("Linear", "in_features")}
+    assert inferred == {("Conv2d", "in_channels"), ("BatchNorm2d", "num_features"), ("BatchNorm1d", "num_features"),
+                        ("Linear", "in_features")}
 
 
 def test_value_kinds_torch_takes():

@@ -27,6 +27,9 @@ HEAD = [{"type": "ReLU"}, {"type": "MaxPool2d", "params": {"kernel_size": 2}}, {
         {"type": "Linear", "params": {"out_features": 10}}]
 CASES = {
     "batchnorm": stack_of([CONV, {"type": "BatchNorm2d"}, *HEAD], {"type": "CrossEntropyLoss"}),
+    # no bias before a BatchNorm (as CONV): its gradient is rounding noise, which Adam scales to whole steps
+    "batchnorm1d": stack_of([CONV, *HEAD[:3], {"type": "Linear", "params": {"out_features": 16, "bias": False}},
+                             {"type": "BatchNorm1d"}, {"type": "ReLU"}, HEAD[3]], {"type": "CrossEntropyLoss"}),
     "weighted-ignore": stack_of([CONV, *HEAD], {"type": "CrossEntropyLoss", "params": {
         "weight": [1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 1.0, 0.25, 1.0, 1.5], "ignore_index": 3,
         "label_smoothing": 0.1}}, batch=24),
@@ -56,7 +59,8 @@ def main() -> None:
             moved = max(float((v - start[k]).abs().max()) for k, v in single.model.state_dict().items()
                         if v.is_floating_point())
             results[name] = {"diffs": diffs, "loss": [stats[0], expected[0]], "accuracy": [stats[1], expected[1]],
-                             "moved": moved, "sync": type(session.model[1]).__name__}
+                             "moved": moved, "sync": [type(m).__name__ for m in session.model
+                                                      if "BatchNorm" in type(m).__name__]}
     if info.is_main:
         with open(sys.argv[1], "w") as f:
             json.dump(results, f)

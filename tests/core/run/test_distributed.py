@@ -1,8 +1,8 @@
 """DistributedSession (core/run/distributed.py): 2 gloo ranks reach the weights of 1 process.
 
 The two-rank run is real: torchrun (``python -m torch.distributed.run``) starts
-``ddp_worker.py`` twice on this machine's CPUs; each rank trains three stacks
-20 steps (SyncBatchNorm over gloo; a weighted, label-smoothed loss with
+``ddp_worker.py`` twice on this machine's CPUs; each rank trains four stacks
+20 steps (SyncBatchNorm over gloo, of a BatchNorm2d and of a BatchNorm1d; a weighted, label-smoothed loss with
 ignore_index; NLLLoss with ``reduction="sum"``) and rank 0 compares them with a
 plain one-process Session at the same seed and global batch.
 """
@@ -35,7 +35,7 @@ def two_ranks(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("case", ["batchnorm", "weighted-ignore", "sum-nll"])
+@pytest.mark.parametrize("case", ["batchnorm", "batchnorm1d", "weighted-ignore", "sum-nll"])
 def test_two_gloo_ranks_reach_the_weights_of_one_process(two_ranks, case):
     result = two_ranks[case]
     assert result["moved"] > 1e-3  # the weights really trained
@@ -47,7 +47,8 @@ def test_two_gloo_ranks_reach_the_weights_of_one_process(two_ranks, case):
 
 
 def test_batchnorm_is_synced_on_the_cpu(two_ranks):
-    assert two_ranks["batchnorm"]["sync"] == "GlooSyncBatchNorm"
+    assert two_ranks["batchnorm"]["sync"] == ["GlooSyncBatchNorm"]
+    assert two_ranks["batchnorm1d"]["sync"] == ["GlooSyncBatchNorm"]  # a BatchNorm1d is synced as well
 
 
 class _Set:

@@ -127,7 +127,7 @@ def test_nan_from_overflowing_input_stops_at_once_naming_the_first_layer():
         session.step()
     err = info.value
     assert err.step == 1 and err.phase == "forward" and err.layer == 0 and err.label == "Conv2d"
-    assert "layer 0 (Conv2d)" in str(err) and "step 1" in str(err)
+    assert "layer 0 (Conv2d)" in str(err) and "step 1" in str(err) and "add BatchNorm2d before it" in str(err)
     assert session.step_count == 0
     assert all(torch.equal(before[k], v) for k, v in session.model.state_dict().items())  # weights untouched
 
@@ -343,6 +343,7 @@ def test_gradient_overflow_with_a_finite_loss_is_named_in_the_backward_pass():
     # dL/d(layer 1's output) is still finite (1.5e38); layer 1's weight gradient, that times the input, is not.
     assert err.phase == "backward" and err.layer == 1 and err.label == "Linear"
     assert "the gradient became NaN or Inf at layer 1 (Linear) in the backward pass" in str(err)
+    assert str(err).endswith("or add BatchNorm1d")  # a Linear of flat features: BatchNorm2d cannot go there
     assert float(session.model[2].weight.detach().abs().max()) == pytest.approx(3e38)  # not updated
 
 

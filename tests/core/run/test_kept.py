@@ -203,3 +203,24 @@ def test_layers_inside_a_block_keep_their_weights_one_by_one():
     assert "Conv2d (layer 1 → body → 2)" in restored.sentence(changed)
     np.testing.assert_array_equal(mid.model.get_submodule("1.body.0").weight.detach().numpy(),
                                   old.model.get_submodule("1.body.0").weight.detach().numpy())
+
+
+def test_a_batchnorm1d_keeps_its_weights_and_running_statistics_and_inserting_one_keeps_the_rest():
+    head = Stack("head", InputSpec(1, 8, 8), (
+        Layer("Flatten"), Layer("Linear", {"out_features": 12}), Layer("BatchNorm1d"), Layer("ReLU"),
+        Layer("Linear", {"out_features": 10})))
+    kept = KeptWeights()
+    old = trained(head)
+    kept.remember(old)
+    new = session(head)
+    assert kept.restore(new).kept == ("1", "2", "4")
+    for key, value in old.model[2].state_dict().items():  # weight, bias, running mean and variance, the count
+        np.testing.assert_array_equal(new.model[2].state_dict()[key].numpy(), value.numpy())
+    assert int(new.model[2].num_batches_tracked) == 5
+    # a second BatchNorm1d inserted before the last Linear: new, so from the seed; the others keep theirs
+    wider, _ = apply(head, InsertLayer(4, Layer("BatchNorm1d")))
+    mid = session(wider)
+    restored = kept.restore(mid)
+    assert restored.kept == ("1", "2", "5") and restored.fresh == ()
+    np.testing.assert_array_equal(weights(mid, 5), weights(old, 4))
+    assert float(mid.model[4].running_var.min()) == 1.0 and int(mid.model[4].num_batches_tracked) == 0

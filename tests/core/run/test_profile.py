@@ -88,6 +88,18 @@ def test_saved_bytes_match_an_independent_hook():
     assert p.analytic_saved_bytes_total == b * est.saved_sample_bytes
 
 
+def test_a_batchnorm1d_saves_its_input_as_the_estimate_says():
+    b = 4
+    head = stack_of(("Flatten", {}), ("Linear", {"out_features": 6}), ("BatchNorm1d", {}), ("ReLU", {}),
+                    ("Linear", {"out_features": 3}))
+    p = profile.profile_stack(head, batch_size=b, **QUICK)
+    bn = p.layers[2]
+    by_hook = independent_saved(nn.BatchNorm1d(6), torch.randn(b, 6, requires_grad=True))[0]
+    # its input (b×6), and the batch's mean and inverse deviation (6 each), which the estimate leaves out
+    assert bn.saved_bytes == by_hook and 0 <= by_hook - b * 6 * 4 <= 1024
+    assert bn.analytic_saved_bytes == b * 6 * 4
+
+
 def test_activation_bytes_are_the_output_tensors():
     b = 5
     p = profile.profile_stack(CONV, batch_size=b, **QUICK)

@@ -84,6 +84,13 @@ def test_broken_example_points_at_the_third_convolution():
     (S(3, 5, 5, L("Flatten"), L("Conv2d", out_channels=3, kernel_size=3)), "rank",
      ["Conv2d needs channel×height×width maps", "receives 75 from layer 0 (Flatten)", "move this layer before it"]),
     (S(3, 5, 5, L("Flatten"), L("BatchNorm2d")), "rank", ["BatchNorm2d needs channel×height×width maps"]),
+    (S(3, 5, 5, L("BatchNorm1d")), "rank",
+     ["BatchNorm1d needs a flat vector of features per sample (N×C)", "receives 3×5×5 from the input",
+      "use BatchNorm2d for maps, or add Flatten before it"]),
+    (S(3, 5, 5, L("Flatten", start_dim=2), L("BatchNorm1d")), "rank",
+     ["receives 3×25 from layer 0 (Flatten)", "no 1-D maps (N×C×L)", "add Flatten before it"]),
+    (S(3, 5, 5, L("Flatten"), L("Linear", out_features=4), L("BatchNorm1d", num_features=5)), "features",
+     ["num_features is 5", "layer 1 (Linear) gives 4 features", "set num_features to 4", "leave it out"]),
     (S(3, 5, 5, L("MaxPool2d", kernel_size=2, return_indices=True)), "return_indices",
      ["(values, indices)", "set return_indices to false"]),
     (S(3, 5, 5, L("Flatten", start_dim=0)), "batch_merge", ["batch dimension", "use start_dim=1"]),
@@ -474,3 +481,13 @@ def test_lenet5_totals():
     assert report.total_macs == macs
     assert report.output_shape == (10,) and report.num_classes == 10
     assert math.prod(report.layers[0].output_shape) == report.layers[0].activation_elements
+
+
+def test_two_linears_with_only_a_batchnorm1d_between_them_are_flagged():
+    """A BatchNorm1d scales and shifts each feature: Linear → BatchNorm1d → Linear is still one linear map."""
+    def warned(*between):
+        report = infer(S(1, 4, 4, L("Flatten"), L("Linear", out_features=8), *between, L("Linear", out_features=3)))
+        return any("no activation between Linear at layer 1" in w for w in report.layers[-1].warnings)
+
+    assert warned(L("BatchNorm1d")) and warned(L("BatchNorm1d"), L("Dropout")) and warned()
+    assert not warned(L("BatchNorm1d"), L("ReLU")) and not warned(L("ReLU"), L("BatchNorm1d"))

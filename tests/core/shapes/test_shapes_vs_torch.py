@@ -150,6 +150,23 @@ def test_sweep_batchnorm2d(torch_reference):
     check_all(cases, torch_reference, 100)
 
 
+def test_sweep_batchnorm1d(torch_reference):
+    """On N×C as torch; on N×C×L (Flatten(start_dim=2)) torch runs and cnnviz refuses (no 1-D maps: "rank"
+    is stricter); on maps torch fails too."""
+    cases = []
+    for c, given, affine, bias, track in itertools.product((1, 3), ("omit", "right", "wrong"), (True, False),
+                                                           (True, False), (True, False)):
+        for hw in ((1, 1), (2, 3)):
+            flat = c * hw[0] * hw[1]
+            for prefix, n in (((L("Flatten"),), flat), ((L("Flatten"), L("Linear", out_features=4)), 4),
+                              ((), c), ((L("Flatten", start_dim=2),), c)):
+                params = {"affine": affine, "bias": bias, "track_running_stats": track}
+                if given != "omit":
+                    params["num_features"] = n if given == "right" else n + 1
+                cases.append(stack(c, hw, *prefix, Layer("BatchNorm1d", params)))
+    check_all(cases, torch_reference, 150)
+
+
 # -------------------------------------------- activations and regularisation
 @pytest.mark.parametrize("prefix", [(), (L("Flatten"),), (L("Flatten", start_dim=2),)], ids=["maps", "flat", "rows"])
 def test_sweep_elementwise(torch_reference, prefix):

@@ -99,6 +99,8 @@ def stacks(draw, types=tuple(CATALOGUE), max_layers=6, max_size=12):
 
 
 SPATIAL = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Dropout2d")
+HEAD = ("Conv2d", "BatchNorm2d", "Flatten", "Linear", "BatchNorm1d", "ReLU", "Dropout")
+"""A classifier head's layers: flat vectors, where BatchNorm1d works, are reached often."""
 
 
 @CI
@@ -112,6 +114,14 @@ def test_random_stacks_match_torch(torch_reference, stack):
 @given(stacks(types=SPATIAL, max_layers=8, max_size=32))
 def test_random_conv_stacks_match_torch(torch_reference, stack):
     """Mostly-valid deep spatial stacks, so the comparison reaches far into them."""
+    why = torch_reference.mismatch(stack)
+    assert why is None, f"{torch_reference.describe(stack)}\n{why}"
+
+
+@CI
+@given(stacks(types=HEAD, max_layers=6, max_size=6))
+def test_random_head_stacks_match_torch(torch_reference, stack):
+    """Flatten, Linear and BatchNorm1d mixed with maps, so BatchNorm1d meets flat vectors, rows and maps."""
     why = torch_reference.mismatch(stack)
     assert why is None, f"{torch_reference.describe(stack)}\n{why}"
 
