@@ -68,7 +68,7 @@ SIDE_SHARE = 0.27      # each side's share of a narrower window's width (the cen
 SIDE_MIN = 260
 PROPERTIES_MAX_MIN = 440  # the widest the property form may hold the sidebar open
 PALETTE_SHARE = 0.45   # of the sidebar's height, at most: the stack and the properties keep the rest
-PALETTE_SHARE_SHORT = 0.34  # in a short window (the sidebar under 800 px), as many entries as fit in that
+PALETTE_SHARE_SHORT = 0.37  # in a short window (the sidebar under 800 px), as many entries as fit in that
 AREAS = ("center", "right", "bottom", "left")
 STATE_VERSION = 1
 
