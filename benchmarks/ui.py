@@ -49,7 +49,11 @@ the event loop of its own and stopped while the view is hidden, the step and
 loss axes of the curves grew in round chunks (an axis whose range changes is
 laid out again: two thirds of a repaint), redraws stopped painting twice
 (pyqtgraph's lazy view matrix) and the captions stopped resizing the plots above
-them: p99 11.6 ms, max 30 ms, offscreen, at load average 0.9 (2026-12-01). Before the worker thread was niced and the window paced what it shows
+them: p99 11.6 ms, max 30 ms, offscreen, at load average 0.9 (2026-12-01). With the
+Profile, Receptive field, Runs and Training health tabs (health taken with every
+probe) three runs later that day gave p99 16.9, 10.6 and (a 10 s run of the
+same measure) 12.3 ms, max 46-66 ms; the tail is the curves' redraw and paint,
+about 8 + 10 ms of the GUI thread's CPU on this machine while training. Before the worker thread was niced and the window paced what it shows
 (probes at most 10/s, progress 5/s, the status field 4/s) it was about 30 ms:
 the two cores were shared by the GUI thread, the worker and other processes,
 and each redraw of the curves came late by a scheduler slice.
