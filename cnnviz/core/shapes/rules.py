@@ -375,18 +375,24 @@ def _rule_adaptive(ctx: Ctx) -> Out:
     return Out((c, out[0], out[1]), 0, 0, rf, formula, tuple(warnings))
 
 
-def _rule_batchnorm(ctx: Ctx) -> Out:
-    c, h, w = _need_maps(ctx, "BatchNorm2d")
+def _batchnorm_features(ctx: Ctx, c: int, what: str) -> tuple[int, list[str]]:
+    """A batch norm's ``num_features`` against the ``c`` channels or features it receives, and its parameter
+    count: (params, warnings)."""
     p = ctx.p
     warnings = []
     if not p["affine"] and not p["track_running_stats"] and p["num_features"] not in (None, c):
-        # torch has no per-channel tensor to check num_features against here, so it runs.
-        warnings.append(f"num_features is {p['num_features']} but {ctx.source()} gives {_count(c, 'channels')}; "
+        # torch has no per-feature tensor to check num_features against here, so it runs.
+        warnings.append(f"num_features is {p['num_features']} but {ctx.source()} gives {_count(c, what)}; "
                         f"torch ignores it without affine or running statistics, but turning either on "
                         f"would fail: set num_features to {c}, or leave it out")
     else:
-        _infer_count(ctx, "num_features", c, "channels")
-    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
+        _infer_count(ctx, "num_features", c, what)
+    return ((c * (2 if p["bias"] else 1)) if p["affine"] else 0), warnings
+
+
+def _rule_batchnorm(ctx: Ctx) -> Out:
+    c, h, w = _need_maps(ctx, "BatchNorm2d")
+    params, warnings = _batchnorm_features(ctx, c, "channels")
     if h * w == 1:
         warnings.append("maps are 1×1 here, so each channel has one value per sample: training fails "
                         "with a batch of 1")
@@ -404,16 +410,7 @@ def _rule_batchnorm1d(ctx: Ctx) -> Out:
         raise LayerFail("rank", f"BatchNorm1d needs a flat vector of features per sample (N×C) but receives "
                                 f"{fmt_shape(ctx.shape)} from {ctx.source()}: {fix}")
     (c,) = ctx.shape
-    p = ctx.p
-    warnings = []
-    if not p["affine"] and not p["track_running_stats"] and p["num_features"] not in (None, c):
-        # torch has no per-feature tensor to check num_features against here, so it runs.
-        warnings.append(f"num_features is {p['num_features']} but {ctx.source()} gives {_count(c, 'features')}; "
-                        f"torch ignores it without affine or running statistics, but turning either on "
-                        f"would fail: set num_features to {c}, or leave it out")
-    else:
-        _infer_count(ctx, "num_features", c, "features")
-    params = (c * (2 if p["bias"] else 1)) if p["affine"] else 0
+    params, warnings = _batchnorm_features(ctx, c, "features")
     return Out(ctx.shape, params, 0, None, (), tuple(warnings))
 
 
