@@ -25,7 +25,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.app.plain_text import tooltip
 from cnnviz.app.views._common import VERMILION, ViewPanel, status_label, title_label
-from cnnviz.app.views.conv_lab_canvas import CROP_CELLS, MAX_CELL_PX, MAX_CELLS, LabCanvas, colours, finite_levels  # noqa: F401 (this module's API too)
+from cnnviz.app.views.conv_lab_canvas import LabCanvas
 from cnnviz.app.views.conv_lab_taps import TapRows, TapsPanel
 from cnnviz.app.views.lab_steps import cell_of, fmt, padded_channel, steps_of
 from cnnviz.core.lab.taps import SPATIAL, Arithmetic, LabError, Window, taps_of, window_of

@@ -326,9 +326,6 @@ class SegmentsDelegate(QtWidgets.QStyledItemDelegate):
         painter.restore()
 
 
-ShareDelegate = SegmentsDelegate   # (its name before the memory bar came)
-
-
 class ProfileView(ViewPanel):
     """The Profile tab; see the module docstring."""
 
