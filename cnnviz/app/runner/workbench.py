@@ -8,7 +8,8 @@ reads the rest from the controller it is handed (the document, the session shown
 worker), so adding one is a file of its own and a line here, not lines in the controller.
 
 * **Profile** (:mod:`.profiling`): per-layer times and memory of a training step of the
-  document's stack on the session's device, off the GUI thread, refused while training.
+  document's stack on the session's device, measured on the worker at a step boundary
+  (training waits while it runs); an edit of the network or the window closing cancels it.
 * **Receptive field** (:mod:`.receptive`): the selected map pixel's field, measured on
   the worker from torch's gradients, beside the theoretical one and its growth by layer.
 * **Runs** (:mod:`.run_log`, :mod:`~cnnviz.app.views.runs`): every run of weights is
@@ -47,7 +48,8 @@ class Workbench(QObject):
         self.profile_view = ProfileView()
         self.profile_view.setObjectName("view_profile")
         places.add_view(self.profile_view, "center", "Profile")
-        self.profiling = Profiling(self.profile_view, self._profile_source, self)
+        self.profiling = Profiling(self.profile_view, self._profile_source, self,
+                                   call_at_boundary=runner.worker.call_at_boundary)
         self.profile_view.layerActivated.connect(runner.shell.select_layer)
 
         self.receptive = ReceptiveFields(runner, places, self)
@@ -73,6 +75,7 @@ class Workbench(QObject):
         self.profiling.set_training(state is RunState.RUNNING)
 
     def stack_changed(self) -> None:
+        self.profiling.stack_changed()   # a profile of another network (or device) is cancelled
         self.profiling.sync_batch()   # the box follows the training block's batch size when that changes
 
     def shutdown(self) -> None:

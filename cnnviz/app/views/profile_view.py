@@ -8,8 +8,9 @@ each row's forward + backward time as a bar of the step's. Byte columns show the
 the analytic one in their tooltip. *Copy as JSON* copies what ``cnnviz profile --json`` prints.
 
 The view measures nothing itself: *Profile* emits ``profileRequested(batch_size)`` and *Cancel*
-``cancelRequested()`` (:class:`~cnnviz.app.runner.profiling.Profiling` runs it); ``set_running``,
-``set_progress``, ``set_profile`` and ``show_error`` tell it what happened. Clicking a row emits
+``cancelRequested()`` (:class:`~cnnviz.app.runner.profiling.Profiling` runs it on the run's worker, at its
+next step boundary: training waits while the profile runs, so nothing else shares the device);
+``set_running``, ``set_progress``, ``set_profile`` and ``show_error`` tell it what happened. Clicking a row emits
 ``layerActivated(index)`` with the index of the stack's own layer the row is, or is inside (and
 ``pathActivated(path)`` with the row's own path). Text
 from the stack (its name, layer names) is shown as plain text. No torch.
@@ -49,6 +50,8 @@ MEMORY_COLOURS = (GREEN, BLUE, VERMILION)     # parameters, activations, saved f
 LAYER_ROLE = QtCore.Qt.ItemDataRole.UserRole
 INDENT = "    "
 MAX_BATCH = 1 << 16
+RUNNING_TEXT = "Profiling…"
+WAITS_NOTE = "Training waits while the profile runs."
 
 
 def _size(n: int) -> str:
@@ -330,7 +333,8 @@ class ProfileView(ViewPanel):
     """The Profile tab; see the module docstring."""
 
     EMPTY_HINT = ("Profile times one training step of the network layer by layer on the run's device: "
-                  "forward and backward milliseconds and the memory each layer takes")
+                  "forward and backward milliseconds and the memory each layer takes. It can be asked for "
+                  "while training: training waits while the profile runs")
     profileRequested = QtCore.Signal(int)   # the batch size
     cancelRequested = QtCore.Signal()
     layerActivated = QtCore.Signal(int)     # the index of the stack's own layer
@@ -349,7 +353,8 @@ class ProfileView(ViewPanel):
 
         bar = QtWidgets.QHBoxLayout()
         self.profile_button = QtWidgets.QPushButton("Profile", content)
-        self.profile_button.setToolTip("Time one training step layer by layer on the run's device")
+        self.profile_button.setToolTip("Time one training step layer by layer on the run's device, at this "
+                                       "batch size. Training waits while the profile runs, then carries on")
         self.profile_button.clicked.connect(lambda: self.profileRequested.emit(self.batch_size))
         bar.addWidget(self.profile_button)
         batch_label = QtWidgets.QLabel("Batch", content)
@@ -367,6 +372,7 @@ class ProfileView(ViewPanel):
         self.progress.hide()
         bar.addWidget(self.progress, 1)
         self.cancel_button = QtWidgets.QPushButton("Cancel", content)
+        self.cancel_button.setToolTip("Stop profiling at its next measurement; training carries on")
         self.cancel_button.clicked.connect(self.cancelRequested.emit)
         self.cancel_button.hide()
         bar.addWidget(self.cancel_button)
@@ -453,8 +459,9 @@ class ProfileView(ViewPanel):
         self.copy_button.setEnabled(profile is not None)
         self.copy_action.setEnabled(profile is not None)
 
-    def set_running(self, running: bool) -> None:
-        """A profile is (or is no longer) being measured: progress and Cancel in place of Profile."""
+    def set_running(self, running: bool, *, waits: bool = False) -> None:
+        """A profile is (or is no longer) being measured: progress and Cancel in place of Profile; with
+        ``waits``, on the run's worker, and the line says that training waits for it."""
         self.profile_button.setEnabled(not running)
         self.batch.setEnabled(not running)
         self.progress.setVisible(running)
@@ -462,7 +469,7 @@ class ProfileView(ViewPanel):
         self.cancel_button.setEnabled(running)
         if running:
             self.progress.setRange(0, 0)   # busy until the first progress says how many rows there are
-            self._say("Profiling…")
+            self._say(f"{RUNNING_TEXT} {WAITS_NOTE}" if waits else RUNNING_TEXT)
 
     def set_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, int(total)))

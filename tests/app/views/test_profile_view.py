@@ -155,3 +155,18 @@ def test_bars_split_time_into_forward_and_backward_and_memory_into_its_three_par
     totals = [view.proxy.index(r, pv.MEMORY).data(pv.SORT_ROLE) for r in range(view.proxy.rowCount())]
     assert totals == sorted(totals, reverse=True) and totals[0] == most
     view.table.grab()   # the bars paint
+
+
+def test_the_texts_say_that_training_waits_while_the_profile_runs(qtbot):
+    v = ProfileView()
+    qtbot.addWidget(v)
+    v.show()
+    assert "training waits while the profile runs" in v.message_text   # the hint before any profile
+    assert "Training waits while the profile runs" in v.profile_button.toolTip()
+    v.set_running(True, waits=True)   # on the run's worker
+    assert v.message_text == f"{pv.RUNNING_TEXT} {pv.WAITS_NOTE}" == "Profiling… Training waits while the profile runs."
+    v.set_running(False)
+    v.set_running(True)   # on a thread of its own: nothing trains
+    assert v.message_text == pv.RUNNING_TEXT
+    v.show_message("Profiling cancelled.")
+    assert v.message_text == "Profiling cancelled." and v.profile_button.isEnabled()
