@@ -74,12 +74,16 @@ def _size(n: int) -> str:
 
 
 def to_text(result, width: int = 120) -> str:
-    """The profile as a table: one row per layer, then the step beside the sum of the layers."""
+    """The profile as a table: one row per layer, then the step beside the sum of the layers.
+
+    The path column is as wide as the longest path (``4.branches.1.0``), so every row's columns line up;
+    the rules are ``width`` wide, or the header's width when that is wider."""
     from cnnviz.core.model.text import one_line
 
-    rule = "=" * width
-    head = (f"{'path':<6} {'layer (type)':<24} {'fwd ms':>9} {'bwd ms':>9} {'params':>10} {'activations':>11} "
+    paths = max([len("path"), *(len(layer.path) for layer in result.layers)])   # "5.shortcut.0" and deeper
+    head = (f"{'path':<{paths}} {'layer (type)':<24} {'fwd ms':>9} {'bwd ms':>9} {'params':>10} {'activations':>11} "
             f"{'saved':>10} {'MACs':>11} {'GMAC/s':>7}  flags")
+    rule = "=" * max(width, len(head))
     threads = f", {result.threads} thread{'s' if result.threads != 1 else ''}" if result.device == "cpu" else ""
     title = (f"{one_line(result.name)} on {result.device} ({one_line(result.device_name)}{threads}), batch "
              f"{result.batch_size}, {result.optimizer}: median of {result.repeats} runs after {result.warmup} "
@@ -91,7 +95,7 @@ def to_text(result, width: int = 120) -> str:
             name = name[:23] + "…"
         rate = layer.gmacs_per_s
         bwd = f"{layer.backward_ms:.3f}" if layer.backward_ms or layer.input_grad else "—"
-        lines.append(f"{layer.path:<6} {name:<24} {layer.forward_ms:>9.3f} {bwd:>9} {_size(layer.param_bytes):>10} "
+        lines.append(f"{layer.path:<{paths}} {name:<24} {layer.forward_ms:>9.3f} {bwd:>9} {_size(layer.param_bytes):>10} "
                      f"{_size(layer.activation_bytes):>11} {_size(layer.saved_bytes):>10} {layer.macs:>11,} "
                      f"{(f'{rate:.2f}' if rate is not None else ''):>7}  {'; '.join(layer.flags)}".rstrip())
     lines.append(rule)

@@ -104,3 +104,27 @@ def test_file_text_is_escaped(tmp_path):
     assert rc == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "evil" in out
+
+
+RIGHT_ALIGNED = ("fwd ms", "bwd ms", "params", "activations", "saved", "MACs", "GMAC/s")
+
+
+@pytest.mark.parametrize("example", ["resnet-mini", "inception-mini"])
+def test_every_rows_columns_line_up_with_the_header_whatever_the_paths_depth(example):
+    rc, out, err = run(str(assets.path("examples", f"{example}.cnnviz")), "--device", "cpu", "--batch-size", "2")
+    assert rc == 0, err
+    lines = out.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"="}]
+    head, rows = lines[rules[0] + 1], lines[rules[1] + 1:rules[2]]
+    paths = [row.split()[0] for row in rows]
+    assert any(path.count(".") >= 2 for path in paths)   # "5.shortcut.0", "4.branches.1.0": longer than 6
+    width = head.index("layer (type)")
+    assert width == max(len("path"), *map(len, paths)) + 1
+    ends = [head.index(title) + len(title) for title in RIGHT_ALIGNED]
+    for row, path in zip(rows, paths):
+        assert row[:width] == f"{path:<{width}}"   # the path, padded to the column: never into the next one
+        for title, end in zip(RIGHT_ALIGNED, ends):
+            if title == "GMAC/s" and not row[end - 7:end].strip():
+                continue   # no rate for a layer without MACs
+            assert row[end - 1] != " " and row[end:end + 1] in (" ", ""), (title, row)
+    assert all(len(rule) == len(lines[rules[0]]) >= len(head) for rule in (lines[i] for i in rules))
