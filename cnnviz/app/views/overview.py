@@ -88,13 +88,13 @@ class _ImageItem(QtWidgets.QGraphicsItem):
         self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
 
     def set_pixels(self, pixels: np.ndarray) -> None:
-        """``pixels``: (h, w) uint32 RGBA8888, kept by reference (the QImage reads it)."""
+        """``pixels``: (h, w) uint32 ARGB32_Premultiplied, kept by reference (the QImage reads it)."""
         h, w = pixels.shape
         if self._buffer is not pixels or self._image.width() != w or self._image.height() != h:
             if self._image.width() != w or self._image.height() != h:
                 self.prepareGeometryChange()
             self._buffer = pixels
-            self._image = QtGui.QImage(pixels.data, w, h, w * 4, QtGui.QImage.Format.Format_RGBA8888)
+            self._image = QtGui.QImage(pixels.data, w, h, w * 4, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
         self.update()
 
     def boundingRect(self) -> QtCore.QRectF:
@@ -179,6 +179,7 @@ class _ColumnItems:
         self.u8: np.ndarray | None = None
         self.scratch: np.ndarray | None = None
         self.texts: dict[str, str] = {}
+        self.bar_key: tuple | None = None   # (palette, width) of the colour bar drawn
 
     def set_text(self, item: QtWidgets.QGraphicsSimpleTextItem, name: str, text: str) -> None:
         if self.texts.get(name) != text:
@@ -278,6 +279,10 @@ class OverviewView(ViewPanel):
         self._font.setBold(True)
         self._fm = QtGui.QFontMetricsF(self._font)
         self._fm_small = QtGui.QFontMetricsF(self._small)
+        self._widths: dict[tuple, float | str] = {}   # measured and elided label texts
+        self._layout_key: tuple | None = None
+        self._layout_flow = None
+        self._layout_out: tuple | None = None
         self._metrics = Metrics(line=self._fm.height(), text_width=self._text_width)
 
         self._palettes = {name: palette32(lut(name)) for name in (SEQUENTIAL, DIVERGING, GREYS)}
@@ -378,7 +383,7 @@ class OverviewView(ViewPanel):
         return dict(items.texts) if items is not None else {}
 
     def column_pixels(self, key: str) -> np.ndarray | None:
-        """The RGBA image (h, w) uint32 last drawn for a column, or None."""
+        """The image (h, w) of uint32 ARGB32_Premultiplied pixels last drawn for a column, or None."""
         items = self._items.get(key)
         return items.raster.image if items is not None and items.raster is not None else None
 
@@ -406,7 +411,27 @@ class OverviewView(ViewPanel):
 
     # ------------------------------------------------------------ building
     def _text_width(self, text: str) -> float:
-        return self._fm_small.horizontalAdvance(text)
+        return self._advance(self._fm_small, text)
+
+    def _elided(self, fm: QtGui.QFontMetricsF, text: str, width: float) -> str:
+        """``text`` elided on the right to ``width``, remembered as :meth:`_advance` is."""
+        key = (id(fm), text, width)
+        out = self._widths.get(key)
+        if out is None:
+            if len(self._widths) > 4096:
+                self._widths.clear()
+            out = self._widths[key] = fm.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, width)
+        return out
+
+    def _advance(self, fm: QtGui.QFontMetricsF, text: str) -> float:
+        """``fm.horizontalAdvance(text)``, remembered (the same labels are measured at every redraw)."""
+        key = (id(fm), text)
+        width = self._widths.get(key)
+        if width is None:
+            if len(self._widths) > 4096:
+                self._widths.clear()
+            width = self._widths[key] = fm.horizontalAdvance(text)
+        return width
 
     def _outline(self, colour: str, z: float) -> QtWidgets.QGraphicsRectItem:
         item = QtWidgets.QGraphicsRectItem()
@@ -524,14 +549,20 @@ class OverviewView(ViewPanel):
         elif self._selected is not None:
             selected = "input" if self._selected < 0 else f"layer {self._selected}"
         vp = self.canvas.viewport().size()
-        height = max(120.0, float(vp.height()))
-        placed, width = layout(flow, float(vp.width()), height, self._metrics, selected, self._expanded,
-                               ranges=self._widest)  # the widest label so far: columns hold still
         bar = self.canvas.horizontalScrollBar()
-        if width > vp.width() and not bar.isVisible():   # the scroll bar comes and takes its height
-            height = max(120.0, height - bar.sizeHint().height())
+        key = (vp.width(), vp.height(), bar.isVisible(), selected, frozenset(self._expanded),
+               tuple(sorted(self._widest.items())))
+        if flow is self._layout_flow and key == self._layout_key:   # nothing that places the columns changed: the same places
+            placed, width, height = self._layout_out
+        else:
+            height = max(120.0, float(vp.height()))
             placed, width = layout(flow, float(vp.width()), height, self._metrics, selected, self._expanded,
-                                   ranges=self._widest)
+                                   ranges=self._widest)  # the widest label so far: columns hold still
+            if width > vp.width() and not bar.isVisible():   # the scroll bar comes and takes its height
+                height = max(120.0, height - bar.sizeHint().height())
+                placed, width = layout(flow, float(vp.width()), height, self._metrics, selected, self._expanded,
+                                       ranges=self._widest)
+            self._layout_flow, self._layout_key, self._layout_out = flow, key, (placed, width, height)
         self._placed = placed
         self._by_key = {q.key: q for q in placed}
         for key in [k for k in self._items if k not in self._by_key]:
@@ -612,9 +643,9 @@ class OverviewView(ViewPanel):
     def _draw_column(self, q: Placed, items: _ColumnItems, v: np.ndarray | None, range_text: str) -> None:
         c = q.column
         fm = self._fm
-        title = fm.elidedText(c.title, QtCore.Qt.TextElideMode.ElideRight, max(q.width + SPACING_HALF, 40.0))
+        title = self._elided(fm, c.title, max(q.width + SPACING_HALF, 40.0))
         items.set_text(items.title, "title", title)
-        items.title.setPos(q.x + (q.width - fm.horizontalAdvance(title)) / 2, q.y)
+        items.title.setPos(q.x + (q.width - self._advance(fm, title)) / 2, q.y)
         shape_text = fmt(c.shape) if c.kind != "error" else ""
         items.set_text(items.shape, "shape", shape_text)
         items.set_text(items.range, "range", range_text)
@@ -660,7 +691,7 @@ class OverviewView(ViewPanel):
         line = self._fm_small.height()
         y = min(max(bottom + 4, q.body_y), q.y + q.height - 2 * line - 14)
         for item, text in ((items.shape, shape_text), (items.range, items.texts.get("range", ""))):
-            item.setPos(q.x + (q.width - self._fm_small.horizontalAdvance(text)) / 2, y)
+            item.setPos(q.x + (q.width - self._advance(self._fm_small, text)) / 2, y)
             y += line
             if item is items.shape and items.bar.isVisible():
                 items.bar.setPos(q.x + PAD_TEXT, y + 1)
@@ -671,7 +702,7 @@ class OverviewView(ViewPanel):
         if c.kind == "image" and v.ndim == 3 and v.shape[0] == 3:
             maps = pack_rgb(v)[None]
             tile = maps.shape[1:]
-            symmetric = None
+            symmetric = palette = None
         else:
             if c.kind == "flat" and c.origin is not None and (q.large or q.strip is None):
                 maps = v.reshape(c.origin)
@@ -689,7 +720,8 @@ class OverviewView(ViewPanel):
                 items.scratch = np.empty(shown.shape, np.float32)
             u8 = quantize(shown, levels, out=items.u8, scratch=items.scratch)
             name = GREYS if c.kind == "image" else (DIVERGING if symmetric else SEQUENTIAL)
-            maps = self._palettes[name][u8]
+            palette = self._palettes[name]
+            maps = u8
             tile = maps.shape[1:]
         if q.strip is not None:
             x, y, w, h = q.strip
@@ -700,16 +732,19 @@ class OverviewView(ViewPanel):
         if items.raster_key != key:
             items.raster_key = key
             items.raster = Raster(grid, tuple(tile))
-        pixels = items.raster.draw(maps)
+        pixels = items.raster.draw(maps) if palette is None else items.raster.draw_indices(maps, palette)
         items.image.set_pixels(pixels)
         items.image.setPos(grid.x, grid.y)
         items.image.show()
         bottom = grid.y + grid.height
         if symmetric is not None:
-            bar = self._bars[DIVERGING if symmetric else SEQUENTIAL]
-            items.bar.setPixmap(bar)
+            name = DIVERGING if symmetric else SEQUENTIAL
             width = max(10.0, q.width - 2 * PAD_TEXT)
-            items.bar.setTransform(QtGui.QTransform.fromScale(width / bar.width(), 3.0))
+            if items.bar_key != (name, width):
+                items.bar_key = (name, width)
+                bar = self._bars[name]
+                items.bar.setPixmap(bar)
+                items.bar.setTransform(QtGui.QTransform.fromScale(width / bar.width(), 3.0))
             items.bar.show()
         else:
             items.bar.hide()

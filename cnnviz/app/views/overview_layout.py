@@ -526,14 +526,15 @@ def quantize(values: np.ndarray, levels: tuple[float, float], out: np.ndarray | 
         scratch = np.empty(v.shape, np.float32)
     if out is None or out.shape != v.shape:
         out = np.empty(v.shape, np.uint8)
-    np.subtract(v, np.float32(lo), out=scratch)
-    np.multiply(scratch, np.float32(scale), out=scratch)
-    np.add(scratch, np.float32(0.5), out=scratch)
-    with np.errstate(invalid="ignore"):
-        np.clip(scratch, 0, COLOURS - 1, out=scratch)
-    nan = np.isnan(scratch)
-    has_nan = bool(nan.any())
+    # (v - lo)·scale + 0.5 in two passes, clipped in place; NaN survives both and is found by one
+    # reduction (no boolean array unless there is one).
+    np.multiply(v, np.float32(scale), out=scratch)
+    np.add(scratch, np.float32(0.5 - lo * scale), out=scratch)
+    np.maximum(scratch, np.float32(0), out=scratch)
+    np.minimum(scratch, np.float32(COLOURS - 1), out=scratch)
+    has_nan = bool(np.isnan(scratch.sum()))
     if has_nan:
+        nan = np.isnan(scratch)
         scratch[nan] = 0
     out[...] = scratch   # float to uint8: truncates the +0.5-rounded value
     if has_nan:
@@ -541,9 +542,18 @@ def quantize(values: np.ndarray, levels: tuple[float, float], out: np.ndarray | 
     return out
 
 
+def _argb32(rgba: np.ndarray) -> np.ndarray:
+    """(..., 4) uint8 RGBA as uint32 pixels of QImage's ARGB32_Premultiplied (0xAARRGGBB, colour × alpha):
+    the format the raster paint engine draws without converting."""
+    c = np.asarray(rgba, dtype=np.uint32)
+    a = c[..., 3]
+    r, g, b = ((c[..., k] * a + 127) // 255 for k in range(3))
+    return (a << 24) | (r << 16) | (g << 8) | b
+
+
 def palette32(table: np.ndarray, none_rgba: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
-    """A 256-entry uint32 table (RGBA bytes, as QImage's RGBA8888 reads them) from an (N, 3|4) uint8 colour
-    table: entries 0..254 resample it, 255 is ``none_rgba`` (transparent by default)."""
+    """A 256-entry uint32 table of ARGB32_Premultiplied pixels from an (N, 3|4) uint8 colour table:
+    entries 0..254 resample it, 255 is ``none_rgba`` (transparent by default)."""
     t = np.asarray(table, dtype=np.uint8)
     if t.shape[1] == 3:
         t = np.concatenate([t, np.full((len(t), 1), 255, np.uint8)], axis=1)
@@ -551,20 +561,17 @@ def palette32(table: np.ndarray, none_rgba: tuple[int, int, int, int] = (0, 0, 0
     rgba = np.empty((256, 4), np.uint8)
     rgba[:COLOURS] = t[pick]
     rgba[NO_VALUE] = none_rgba
-    return np.ascontiguousarray(rgba).view(np.uint32).reshape(256)
+    return np.ascontiguousarray(_argb32(rgba), dtype=np.uint32)
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(3, H, W) or (H, W, 3) values in [0, 1] as (H, W) uint32 RGBA (opaque); NaN draws black."""
+    """(3, H, W) or (H, W, 3) values in [0, 1] as (H, W) uint32 opaque ARGB32 pixels; NaN draws black."""
     a = np.asarray(rgb, dtype=np.float32)
     if a.shape[0] == 3 and a.ndim == 3 and a.shape[-1] != 3:
         a = np.moveaxis(a, 0, -1)
     a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0)
-    u = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-    out = np.empty(a.shape[:2] + (4,), np.uint8)
-    out[..., :3] = u[..., :3]
-    out[..., 3] = 255
-    return out.view(np.uint32)[..., 0]
+    u = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint32)
+    return np.uint32(0xFF000000) | (u[..., 0] << 16) | (u[..., 1] << 8) | u[..., 2]
 
 
 class Raster:
@@ -573,7 +580,7 @@ class Raster:
     ``Raster(grid, (h, w))`` precomputes, for every display pixel, which map pixel
     it shows (nearest neighbour, up or down) or none (a gap, an unused tile);
     :meth:`draw` then fills the (height, width) uint32 RGBA image from the maps'
-    packed colours (``(n, h, w)`` uint32) in place. A strip is a grid of one tile
+    packed colours (``(n, h, w)`` uint32 pixels) in place. A strip is a grid of one tile
     whose source is one (N, 1) map. Reuse a raster while the layout holds.
     """
 
@@ -597,7 +604,19 @@ class Raster:
         src = self._source
         size = src.size - 1
         src[:size] = np.asarray(packed, dtype=np.uint32).reshape(-1)[:size]
-        src[size] = none
+        return self._gather(none)
+
+    def draw_indices(self, indices: np.ndarray, palette: np.ndarray, none: int = 0) -> np.ndarray:
+        """:meth:`draw` of ``palette[indices]`` (``indices``: (n, h, w) uint8 colour indices, ``palette``
+        a 256-entry uint32 table), looked up straight into the gather's source (no colour array between)."""
+        src = self._source
+        size = src.size - 1
+        np.take(palette, np.asarray(indices).reshape(-1)[:size], out=src[:size])
+        return self._gather(none)
+
+    def _gather(self, none: int) -> np.ndarray:
+        src = self._source
+        src[src.size - 1] = none
         np.take(src, self._index, out=self.image)
         return self.image
 

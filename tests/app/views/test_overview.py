@@ -156,6 +156,21 @@ def test_the_raster_is_each_map_scaled_by_nearest_neighbour():
     assert (image[y:, x:] == 7).all()
 
 
+def test_pixels_are_argb32_premultiplied_as_the_image_reads_them(qtbot):
+    from PySide6 import QtGui
+
+    table = np.array([[10, 20, 30], [200, 100, 50]], np.uint8)
+    pal = ol.palette32(table)
+    assert pal[0] == 0xFF0A141E and pal[ol.COLOURS - 1] == 0xFFC86432 and pal[ol.NO_VALUE] == 0   # gaps clear
+    rgb = np.zeros((3, 1, 2), np.float32)
+    rgb[:, 0, 0] = (1.0, 0.5, 0.0)
+    rgb[:, 0, 1] = np.nan                          # NaN draws black
+    packed = np.ascontiguousarray(ol.pack_rgb(rgb))
+    image = QtGui.QImage(packed.data, 2, 1, 8, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    assert image.pixelColor(0, 0).getRgb() == (255, 128, 0, 255)
+    assert image.pixelColor(1, 0).getRgb() == (0, 0, 0, 255)
+
+
 def test_steady_levels_hold_while_the_data_fits():
     levels = ol.SteadyLevels()
     first, sym = levels.update(np.array([0.0, 0.93], np.float32))
