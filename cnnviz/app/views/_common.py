@@ -374,9 +374,15 @@ class SteadyLabel(QtWidgets.QLabel):
         # Room for ``lines`` from the start: the first long reading (a hover) moves nothing under the cursor.
         self._one_line = lines * self.fontMetrics().lineSpacing() + 4
         self._width = -1
+        self._measured = (-1, -1)   # (width, minimum height) when last measured
+        self._longest = 0           # the longest text measured at that width
         self.setMinimumHeight(self._one_line)
+        # Opaque: a new reading repaints the label alone, not the panel (or dock) behind it as well.
+        self.setAutoFillBackground(True)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        if text == self.text():
+            return   # the same reading (Qt would skip it too): no measuring
         super().setText(text)
         self._hold()
 
@@ -397,9 +403,18 @@ class SteadyLabel(QtWidgets.QLabel):
     def _hold(self) -> None:
         if not self.isVisible():
             return   # not laid out: its width says nothing yet (a hidden tab's label stays one line high)
+        # A reading no longer than one measured at this width wraps no further (the same words with other
+        # digits, every probe while training): measuring rich text lays it out twice, so skip it.
+        length = len(self.text())
+        if self._measured == (self.width(), self.minimumHeight()) and length <= self._longest:
+            return
+        if self._measured[0] != self.width():
+            self._longest = 0
+        self._longest = max(self._longest, length)
         need = self._needed()
         if need > self.minimumHeight():
             self.setMinimumHeight(need)
+        self._measured = (self.width(), self.minimumHeight())
 
 
 def status_label(parent: QtWidgets.QWidget, lines: int = 1) -> QtWidgets.QLabel:

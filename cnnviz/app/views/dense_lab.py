@@ -272,6 +272,9 @@ class DenseLabView(ViewPanel):
 
     # ================================================================ Linear
     def clear_linear(self, message: str) -> None:
+        if self._lin is None and self._pending_linear is None and self.linear_stack.currentIndex() == 0 \
+                and self.linear_hint.text() == message and self.linear_title.text() == "Linear":
+            return   # cleared already, with this message (every probe while another layer is selected)
         self._pending_linear = None
         self._lin = None
         self.arithmetic = None

@@ -186,6 +186,9 @@ class FeatureMapView(ViewPanel):
         elif a.ndim != 2:
             raise ValueError(f"an input image must be (C, H, W) or (H, W), not {a.shape}")
         a = np.ascontiguousarray(a)
+        if self._input_shown and self._input is not None and self._input.shape == a.shape \
+                and np.array_equal(self._input, a, equal_nan=True):
+            return   # the same sample again (every probe while training): nothing to draw
         self._input = a
         (lo, hi), _ = compute_levels(a, "minmax")
         if a.ndim == 2:

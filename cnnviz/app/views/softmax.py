@@ -66,6 +66,9 @@ class SoftmaxView(ViewPanel):
         self._classes: list[str] = []
         self._log = False
         self._ticks_key: tuple | None = None
+        self._styles_key: tuple | None = None
+        self._marker_at: tuple | None = None
+        self._styles_made: tuple[list, list] = ([], [])
 
         content = QtWidgets.QWidget(self)
         outer = QtWidgets.QVBoxLayout(content)
@@ -184,8 +187,7 @@ class SoftmaxView(ViewPanel):
         k = self._probs.size
         values = self._values()
         pred = self.predicted
-        brushes = [pg.mkBrush(self.PRED_BRUSH if i == pred else self.OTHER_BRUSH) for i in range(k)]
-        pens = [pg.mkPen(self.TRUE_PEN, width=3) if i == self._true else pg.mkPen(None) for i in range(k)]
+        brushes, pens = self._styles(k, pred, self._true)
         pos = np.arange(k, dtype=np.float32)
         horizontal = self._horizontal()
         if horizontal != self._is_horizontal:
@@ -199,7 +201,7 @@ class SoftmaxView(ViewPanel):
             lo = min(float(finite.min()) if finite.size else -1.0, -1.0)
             value_range, marker_at = (lo * 1.04, -lo * 0.12), -lo * 0.06
         else:
-            value_range, marker_at = (0.0, 1.12), None
+            value_range, marker_at = (0.0, 1.12), 1.06   # above every bar (p ≤ 1): it moves only with the class
         class_range = (-0.6, k - 0.4)
         if horizontal:
             self.plot.setRange(xRange=value_range, yRange=class_range, padding=0)
@@ -207,15 +209,28 @@ class SoftmaxView(ViewPanel):
             self.plot.setRange(xRange=class_range, yRange=value_range, padding=0)
         self._zero_line.setAngle(90 if horizontal else 0)
         if self._true is not None:
-            v = float(values[self._true]) if np.isfinite(values[self._true]) else 0.0
-            at = marker_at if marker_at is not None else v + 0.06
-            self.true_marker.setData(*(([at], [self._true]) if horizontal else ([self._true], [at])))
+            spot = ([marker_at], [self._true]) if horizontal else ([self._true], [marker_at])
+            if spot != self._marker_at:   # a probe while training changes the bars, not the marker
+                self._marker_at = spot
+                self.true_marker.setData(*spot)
             self.true_marker.show()
         else:
             self.true_marker.hide()
         self._update_ticks()
         self._update_caption()
         settle(self.plot)   # one paint per redraw, not two
+
+    def _styles(self, k: int, pred: int | None, true: int | None) -> tuple[list, list]:
+        """The bars' brushes (the predicted class's own) and pens (the true class outlined), made once per
+        (classes, predicted, true): a probe usually changes neither."""
+        key = (k, pred, true)
+        if self._styles_key != key:
+            self._styles_key = key
+            pred_brush, other = pg.mkBrush(self.PRED_BRUSH), pg.mkBrush(self.OTHER_BRUSH)
+            true_pen, none = pg.mkPen(self.TRUE_PEN, width=3), pg.mkPen(None)
+            self._styles_made = ([pred_brush if i == pred else other for i in range(k)],
+                                 [true_pen if i == true else none for i in range(k)])
+        return self._styles_made
 
     def _horizontal(self) -> bool:
         """Bars lie down (names on the left) when the names would not fit under vertical bars."""

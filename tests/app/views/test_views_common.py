@@ -161,3 +161,35 @@ def test_formats_match_the_command_line_summary():
     assert format_si(2_500_000) == "2.5 M"
     assert format_si(61_706) == "61.7 k"
     assert format_count(61_706) == "61,706"
+
+
+# ================================================================ SteadyLabel: the reading under a plot
+def test_a_steady_label_keeps_its_tallest_height_and_measures_only_longer_texts(qtbot):
+    from PySide6 import QtWidgets
+
+    from cnnviz.app.views._common import status_label
+
+    box = QtWidgets.QWidget()
+    qtbot.addWidget(box)
+    layout = QtWidgets.QVBoxLayout(box)
+    label = status_label(box)
+    layout.addWidget(label)
+    box.resize(160, 200)
+    box.show()
+    qtbot.waitExposed(box)
+    one = label.minimumHeight()
+    label.setText("short")
+    assert label.minimumHeight() == one
+    long_text = "a reading long enough to wrap onto several lines at this width, " * 3
+    label.setText(long_text)
+    tall = label.minimumHeight()
+    assert tall > one and tall >= label.heightForWidth(label.width())
+    measured = []
+    original = label._needed
+    label._needed = lambda: measured.append(1) or original()
+    label.setText("short again")                    # shorter: not measured, and the height holds
+    label.setText(long_text.replace("a ", "b "))     # as long as one measured at this width: not measured
+    assert label.minimumHeight() == tall and measured == []
+    label.setText(long_text + " and a bit more text, again and again, " * 3)   # longer: measured, taller
+    assert measured and label.minimumHeight() > tall
+    assert label.autoFillBackground(), "opaque: a new reading repaints the label, not the panel behind it"
