@@ -327,7 +327,7 @@ class ViewsHub(QObject):
 
     def _inner_input(self, snap: Snapshot, path: LayerPath):
         """What the layer at ``path`` inside a block receives: the output of the layer before it in its list,
-        or the block's own input for the first (None after a nested block, whose output the probe lacks)."""
+        or the block's own input for the first (a nested block's output is in the probe as its inner layers' are)."""
         if path.index > 0:
             return snap.probe.inner_activations.get(str(path.sibling(path.index - 1)))
         _at, key = path.segments[-1]

@@ -364,7 +364,8 @@ def _grad_keys(grad_layers: Iterable[int | str]) -> tuple[frozenset[int], frozen
 
 def _run_block(block: torch.nn.Module, x: torch.Tensor, path: str, out: dict[str, torch.Tensor]) -> torch.Tensor:
     """``block(x)`` as :class:`~.build.Residual` and :class:`~.build.Concat` compute it, one layer at a time,
-    keeping each inner layer's output in ``out`` by its path (a test holds it to the block's ``forward``)."""
+    keeping each inner layer's output in ``out`` by its path, a block nested inside it included (its merged
+    output, after its own inner layers'; a test holds them to the modules' ``forward``)."""
     if isinstance(block, Residual):
         body = _run_list(block.body, x, f"{path}.body", out)
         return body + _run_list(block.shortcut, x, f"{path}.shortcut", out)
@@ -376,7 +377,8 @@ def _run_list(layers: torch.nn.Sequential, h: torch.Tensor, path: str, out: dict
     for j, module in enumerate(layers):
         where = f"{path}.{j}"
         if isinstance(module, _BLOCKS):
-            h = _run_block(module, h, where, out)
+            h = _run_block(module, h, where, out)   # its inner layers' outputs by path, then its own
+            out[where] = h
         else:
             h = module(h.clone() if getattr(module, "inplace", False) else h)
             out[where] = h
