@@ -11,13 +11,17 @@ a no-op callback:
 * ``probes``: health off (the baseline);
 * ``probes+health``: the same request with ``health=True``: the steps probes follow are watched (the
   weights copied, the rectifiers hooked) and the weight and gradient histograms, update ratios and dead
-  units read with every probe;
+  units read with a probe, as often as health's own budget allows (``training.HEALTH_BUDGET`` of the loop,
+  apart from the probes' ``PROBE_BUDGET``: every probe while it fits, every second or third on a busy CPU);
 * ``no-probes``: the bare loop, for scale.
 
 Blocks of ``steps`` steps alternate between the variants, ``repeats`` times, in a rotating order. The
 throughput ratio is the median over rounds of the two variants' ratio within the round (blocks run side by
-side, so a change of the machine's load between rounds cancels), beside the ratio of the median times. Also printed: what one health read costs and how often probes
-came. Target: probes / probes+health ≥ 0.95 on the CPU (throughput with health on at least 0.95× off).
+side, so a change of the machine's load between rounds cancels), beside the ratio of the median times.
+Also printed: what one health read costs, how often probes came and how many carried health, the probe
+rate with health on against off (health must not slow the probes: about 1), and health's own share of the
+loop as the trainer counted it. Target: probes / probes+health ≥ 0.95 on the CPU (throughput with health
+on at least 0.95× off).
 Needs torch, numpy and cnnviz's source tree; no Qt. No timed assertion: this prints figures.
 """
 from __future__ import annotations
@@ -59,6 +63,7 @@ def loop(session: engine.Session, request: training.ProbeRequest | None):
         trainer.run(steps)
 
     run.counter = counter  # type: ignore[attr-defined]
+    run.trainer = trainer  # type: ignore[attr-defined]
     return run
 
 
@@ -125,6 +130,7 @@ def main(argv=None) -> int:
     for run in variants.values():
         run(args.warmup)
         run.counter.update(probes=0, health=0)  # type: ignore[attr-defined]
+        run.trainer.health_seconds = 0.0  # type: ignore[attr-defined]
     devices.synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in variants}
     walls: dict[str, float] = dict.fromkeys(variants, 0.0)
@@ -151,12 +157,26 @@ def main(argv=None) -> int:
     paired = statistics.median(a / b for a, b in zip(times["probes"], times["probes+health"]))
     ratio = base / per_step["probes+health"]
     print(f"one health read: {health_ms:.3f} ms; a watched step's extra work (copy, hooks): {watched_ms:.3f} ms")
+    rates = {name: variants[name].counter["probes"] / max(walls[name], 1e-9) for name in names}  # type: ignore[attr-defined]
+    probe_ratio = rates["probes+health"] / rates["probes"] if rates["probes"] > 0 else float("nan")
+    own = variants["probes+health"].trainer.health_seconds  # type: ignore[attr-defined]
+    loop_s = sum(times["probes+health"]) * args.steps
+    share = own / loop_s if loop_s > 0 else float("nan")
+    counted = variants["probes+health"].counter  # type: ignore[attr-defined]
+    timed = {name: variants[name].counter["probes"] / max(sum(times[name]) * args.steps, 1e-9)  # type: ignore[attr-defined]
+             for name in ("probes", "probes+health")}
+    print(f"probes/s with health / without: {probe_ratio:.3f} by the wall clock ({rates['probes+health']:.1f} "
+          f"against {rates['probes']:.1f}), {timed['probes+health'] / max(timed['probes'], 1e-9):.3f} by the "
+          f"timed clock ({timed['probes+health']:.1f} against {timed['probes']:.1f})")
+    print(f"{counted['health']} of {counted['probes']} probes with health; health's own time {1e3 * own:.1f} ms, "
+          f"{100 * share:.2f} % of the loop (budget {100 * training.HEALTH_BUDGET:g} %)")
     print(f"throughput with health / without: {paired:.3f} paired by round, {ratio:.3f} of the medians "
           f"(target ≥ {TARGET:.2f}: {'met' if paired >= TARGET else 'NOT met'})")
     result = {"device": devices.device_id(device), "device_name": session.device_info.name, "stack": stack.name,
               "batch_size": session.batch_size, "threads": torch.get_num_threads(),
               "ms_per_step": {k: v * 1e3 for k, v in per_step.items()}, "throughput_ratio": paired, "ratio_of_medians": ratio,
               "health_read_ms": health_ms, "watched_step_extra_ms": watched_ms, "target": TARGET,
+              "probe_rate_ratio": probe_ratio, "probes_per_timed_second": timed, "health_share": share, "health_budget": training.HEALTH_BUDGET,
               "torch": torch.__version__, "clock": "cpu" if use_cpu_clock else "wall"}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")

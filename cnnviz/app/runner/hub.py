@@ -135,7 +135,8 @@ class ViewsHub(QObject):
         else:
             grad_layers = None   # the output's (the last layer's): every layer's, the count not known here
         # Training health always (it is a history: the tab, once opened, shows the run so far); it rides on
-        # the step each probe follows, within the probes' share of the loop.
+        # the step a probe follows, within a share of the loop of its own (training.HEALTH_BUDGET), never
+        # out of the probes' share: a probe without it (health waiting for its budget) goes as it is.
         return {"grad_layers": grad_layers, "input_grad": maps and kind == "input", "param_grads": head,
                 "with_identities": head, "health": True}
 

@@ -27,6 +27,11 @@ side is exactly 0, with a zero gradient; ELU, GELU, SiLU and a leaking LeakyReLU
 the share of the output's units (C×H×W positions, or features) that are 0 for every sample of the
 training batch, counted in the forward hook as the batch passes, on the device.
 
+**Its own time.** :attr:`HealthMonitor.spent` is the monitor's own work for the step last watched, by its
+``clock`` (the trainer sets the one its budgets count in): the copy and the hooks' set-up on entering, the
+hooks as the batch passes, their removal, and :meth:`~HealthMonitor.read`. The trainer takes health only
+while that stays within a share of the loop of its own (:data:`~cnnviz.core.run.training.HEALTH_BUDGET`).
+
 No Qt. Everything :meth:`~HealthMonitor.read` returns is plain numpy in a frozen :class:`Health`, and
 importing this module imports no torch (the window's views use :class:`Health`, :func:`rebin` and
 :func:`update_warning`); the monitor imports it.
@@ -35,7 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,6 +87,8 @@ class Health:
     dead: np.ndarray
     batch: int = 0
     """The batch size the dead units were counted over."""
+    rectifier_kinds: tuple[str, ...] = ()
+    """The rectifiers' torch class names ("ReLU"), as ``kinds`` for ``layers`` (empty when not known)."""
 
     @property
     def bins(self) -> int:
@@ -177,6 +185,11 @@ class HealthMonitor:
         self._units: list[int] = []
         self._batch = 0
         self._watched = False
+        self.clock: Callable[[], float] = time.perf_counter
+        """What :attr:`spent` is counted in (the trainer's budget clock)."""
+        self.spent = 0.0
+        """Seconds (by ``clock``) of the monitor's own work since the last :meth:`watching` began: the copy,
+        the hooks, their removal, and :meth:`read` once it has run."""
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -190,6 +203,8 @@ class HealthMonitor:
         """Around one training step: the weights copied before it, the rectifiers' dead units counted in it."""
         import torch
 
+        clock = self.clock
+        start = clock()
         self._watched = False
         self._dead = [None] * len(self.rectifiers)
         self._units = [1] * len(self.rectifiers)
@@ -203,16 +218,20 @@ class HealthMonitor:
         try:
             for j, (_, module) in enumerate(self.rectifiers):
                 handles.append(module.register_forward_hook(self._counter(j)))
+            self.spent = clock() - start
             yield
             self._watched = True
         finally:
+            start = clock()
             for handle in handles:
                 handle.remove()
+            self.spent += clock() - start
 
     def _counter(self, j: int):
         import torch
 
         def hook(_module, _inputs, output) -> None:
+            start = self.clock()
             out = output.detach()
             with torch.no_grad():
                 # A rectifier's output is never below 0: a unit is 0 for the whole batch where its maximum is.
@@ -221,12 +240,14 @@ class HealthMonitor:
                 self._dead[j] = torch.count_nonzero(peak)
                 self._units[j] = max(1, int(peak.numel()))
                 self._batch = int(out.shape[0]) if out.dim() else 1
+            self.spent += self.clock() - start
         return hook
 
     def read(self, step: int = 0) -> Health:
         """The health of the step last watched (update ratio NaN when none was), in one host copy."""
         import torch
 
+        start = self.clock()
         L, nb = len(self.layers), self.bins
         with torch.no_grad():
             ints: list[torch.Tensor] = []
@@ -276,10 +297,12 @@ class HealthMonitor:
         n_dead = len(self.rectifiers)
         dead_np = take(n_dead).view(np.float32) if any(d is not None for d in self._dead) \
             else np.full(n_dead, np.nan, np.float32)
-        return Health(step=int(step), layers=self.paths, kinds=tuple(k for _, k, _ in self.layers),
-                      weight_hist=w_hist, weight_range=w_r, grad_hist=g_hist, grad_range=g_r,
-                      update_ratio=ratio_np, rectifiers=tuple(p for p, _ in self.rectifiers), dead=dead_np,
-                      batch=self._batch)
+        result = Health(step=int(step), layers=self.paths, kinds=tuple(k for _, k, _ in self.layers),
+                        weight_hist=w_hist, weight_range=w_r, grad_hist=g_hist, grad_range=g_r,
+                        update_ratio=ratio_np, rectifiers=tuple(p for p, _ in self.rectifiers), dead=dead_np,
+                        batch=self._batch, rectifier_kinds=tuple(type(m).__name__ for _, m in self.rectifiers))
+        self.spent += self.clock() - start
+        return result
 
     def _histograms(self, parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(len(parts)·bins int32 counts, one range per part) of the flat tensors ``parts``, all binned at once."""

@@ -11,7 +11,9 @@ progress is read from the device at the reporting interval, a held-out
 evaluation runs every ``eval_every`` steps, and a probe of the chosen sample is
 taken at most ``probe_hz`` times a second by the wall clock, within a share of
 the loop's time (``probe_budget``; on the CPU counted in the loop thread's CPU
-time), and only when someone listens. Callbacks are plain callables, called on the loop's thread;
+time), and only when someone listens; training health rides on a probe only
+within a share of its own (``health_budget``), so that it never slows the
+probes. Callbacks are plain callables, called on the loop's thread;
 the Qt side turns them into signals. No Qt, and importing this module imports
 no torch (the window's GUI thread reads :data:`PROBE_HZ` and makes requests).
 """
@@ -41,6 +43,18 @@ what the loop gets in a tenth of a second: 4.2 ms of CPU with a core to itself. 
 about 2.3 ms of CPU on one thread, one that asks only for what the overview and the labs show 0.85 ms. The
 other 1 % of the 5 % that everything live may cost is for what the probes cost beyond their own time: the
 window redrawing on the other core, the caches."""
+HEALTH_BUDGET = 0.04
+"""Share of the loop's time training health may take, on top of the probes' own (:data:`PROBE_BUDGET`) and
+never out of it: a probe that asks for ``health`` gets it only when the health taken so far is within this
+share, counted as the probes' budget is (the loop thread's CPU time on the CPU, the wall clock on a GPU). A
+health reading whose own work (the weights' copy before the step, the rectifiers' hooks in it, the read
+after it: :attr:`~cnnviz.core.run.health.HealthMonitor.spent`) took d seconds is followed by at least
+d·(1/budget − 1) of the loop before the next step is watched; the probes in between come as without health,
+at their rate and within their budget. LeNet-5's health costs about 2 ms of CPU, most of it the read: at
+4 % one every 50 ms of the loop, more often than the probes come, so most probes carry it (benchmarks/
+health.py on a busy CPU: 117 of 147, 1.75 % of the loop; the others followed a step that took longer than
+foreseen, see :class:`Trainer`); a big model's, rarer. Its time is not charged to the probes' budget. 4 % of
+the 5 % the issue allows, the rest for what the watched step costs beyond the time measured (the caches)."""
 
 
 class State(str, enum.Enum):
@@ -74,8 +88,9 @@ class ProbeRequest:
     param_grads: bool = True
     """The per-sample parameter gradient norms (``Probe.grad_norms``, the gradient view)."""
     health: bool = False
-    """Training health (:mod:`~cnnviz.core.run.health`) of the step each probe follows, as the probe's
-    ``health``: taken only around that step, so a probe while paused has none."""
+    """Training health (:mod:`~cnnviz.core.run.health`) of the step a probe follows, as the probe's
+    ``health``: taken only around that step, so a probe while paused has none, and only within its own
+    budget (:data:`HEALTH_BUDGET`), so that some probes between have none."""
 
     @property
     def needs_backward(self) -> bool:
@@ -282,10 +297,17 @@ class Trainer:
     :class:`State`. ``probe(request)`` takes each probe (default: :func:`take_probe` of the session);
     ``on_probe`` gets what it returns.
 
-    When the request asks for ``health``, whether a probe is due is decided before the step, and that
-    step is watched (:class:`~cnnviz.core.run.health.HealthMonitor`): its health is read after it,
-    within the probe's time (the budget counts it), and handed on as ``dataclasses.replace(result,
-    health=...)`` of what ``probe`` returned (a result without a ``health`` field goes as it is).
+    When the request asks for ``health`` and health is within its own share of the loop
+    (``health_budget``, :data:`HEALTH_BUDGET`: its last reading's own time d, copy, hooks and read, is
+    followed by at least d·(1/health_budget − 1) of the loop by :meth:`_budget_clock`), whether a probe
+    will be due after the step is judged before it (by the last step's times), and that step is watched
+    (:class:`~cnnviz.core.run.health.HealthMonitor`): its health is read after the probe and handed on as
+    ``dataclasses.replace(result, health=...)`` of what ``probe`` returned (a result without a ``health``
+    field goes as it is). The read's time is health's, not the probe's: to the probes' budget it is loop
+    time, so probes come as often with health on as off. Health never holds a probe back: while it waits
+    for its budget, or when a probe is due after a step that was not watched (slower than foreseen), the
+    probe comes without it; a step watched for a probe that then is not due yet (faster than foreseen) goes
+    unread, its copy and hooks counted to health. A single step is always watched (and counted).
     """
 
     def __init__(self, session: Session, control: Control | None = None, *,
@@ -296,7 +318,7 @@ class Trainer:
                  probe: Callable[[ProbeRequest], Any] | None = None,
                  report_every: int = 50, report_seconds: float | None = None,
                  eval_every: int | None = None, probe_hz: float = PROBE_HZ,
-                 probe_budget: float = PROBE_BUDGET) -> None:
+                 probe_budget: float = PROBE_BUDGET, health_budget: float = HEALTH_BUDGET) -> None:
         self.session = session
         self.control = control or Control()
         self.on_progress = on_progress
@@ -309,6 +331,7 @@ class Trainer:
         self.eval_every = eval_every
         self.probe_interval = 1.0 / probe_hz if probe_hz > 0 else float("inf")
         self.probe_budget = min(1.0, max(1e-3, probe_budget))
+        self.health_budget = min(1.0, max(1e-3, health_budget))
         self.last_progress: Progress | None = None
         self.last_eval: Evaluation | None = None
         self._running_seconds = 0.0
@@ -317,7 +340,11 @@ class Trainer:
         self._pending: dict = {}
         self._jobs: list[Job] = []
         self._budget_due = 0.0
+        self._health_due = 0.0
+        self._step_times = (0.0, 0.0)
         self._health = None
+        self.health_seconds = 0.0
+        """The health's own time so far (by :meth:`_budget_clock`, all runs): what its budget counts."""
 
     # ------------------------------------------------------------------ pieces
     def _state(self, state: State) -> None:
@@ -340,13 +367,21 @@ class Trainer:
             self.on_eval(self.last_eval)
         return self.last_eval
 
-    def _probe(self, watched=None) -> None:
+    def _probe(self, watched=None) -> float:
+        """Probe now, with the health of the step ``watched`` saw; returns the seconds the health read took
+        (by :meth:`_budget_clock`, 0 without), having set when health may come next (:data:`HEALTH_BUDGET`)."""
         if self.on_probe is None:
-            return
+            return 0.0
         result = self.probe(self.control.probe_request)
+        read = 0.0
         if watched is not None:
+            before = watched.spent
             result = _with_health(result, watched.read(self.session.step_count))
+            read = watched.spent - before
+            self.health_seconds += watched.spent
+            self._health_due = self._budget_clock()() + watched.spent * (1.0 / self.health_budget - 1.0)
         self.on_probe(result)
+        return read
 
     def _health_monitor(self):
         """The monitor of the session's model (made at the first probe that asks for health)."""
@@ -354,7 +389,23 @@ class Trainer:
             from cnnviz.core.run.health import HealthMonitor
 
             self._health = HealthMonitor(self.session.model)
+        self._health.clock = self._budget_clock()
         return self._health
+
+    def _health_ready(self) -> bool:
+        """Whether health is within its own share of the loop (:data:`HEALTH_BUDGET`)."""
+        return self._budget_clock()() >= self._health_due
+
+    def _wants_health(self) -> bool:
+        return self.on_probe is not None and self.control.probe_request.health
+
+    def _due_after_step(self, next_probe: float) -> bool:
+        """Whether a probe will be due once the step about to run is done, judged by the last step's times
+        (wall, budget clock) with a quarter to spare: the step to watch is chosen before it runs, and choosing
+        it only once the probe is already due would put every probe with health a step later than without."""
+        wall, spent = self._step_times
+        return (time.perf_counter() + 1.25 * wall >= next_probe
+                and self._budget_clock()() + 1.25 * spent >= self._budget_due)
 
     def _run_jobs(self) -> None:
         jobs, self._jobs = self._jobs, []
@@ -379,12 +430,13 @@ class Trainer:
     def _timed_probe(self, watched=None) -> float:
         """Probe now (with the health of the step ``watched`` saw); returns when the next one may come by the
         wall clock (the rate limit), and sets ``_budget_due``: when, by :meth:`_budget_clock`, the loop has
-        trained long enough for the budget."""
+        trained long enough for the budget. The health read's time is health's (it has its own budget), not the
+        probe's: to the probes' budget it is loop time, as training is (each takes its share of the whole loop)."""
         clock = self._budget_clock()
         start = clock()
-        self._probe(watched)
+        read = self._probe(watched)
         end = clock()
-        self._budget_due = end + (end - start) * (1.0 / self.probe_budget - 1.0)
+        self._budget_due = end - read + max(0.0, end - start - read) * (1.0 / self.probe_budget - 1.0)
         return time.perf_counter() + self.probe_interval
 
     def _probe_due(self, now: float, next_probe: float) -> bool:
@@ -441,7 +493,7 @@ class Trainer:
         until = None if steps is None else session.step_count + int(steps)
         self._steps_run = 0
         self._running_seconds = 0.0
-        self._budget_due = 0.0  # a thread's CPU clock: this run's thread may not be the last run's
+        self._budget_due = self._health_due = 0.0  # a thread's CPU clock: this run's thread may not be the last's
         self._clock = time.perf_counter()
         since_report = since_eval = 0
         next_probe = 0.0
@@ -491,14 +543,19 @@ class Trainer:
                         self._clock = time.perf_counter()
                         self._state(State.RUNNING)
                     watched = None
-                    if self.on_probe is not None and self.control.probe_request.health and (
-                            action is _Action.ONE or self._probe_due(time.perf_counter(), next_probe)):
+                    wanted = self._wants_health()
+                    health = wanted and (action is _Action.ONE or self._health_ready())
+                    if health and (action is _Action.ONE or self._due_after_step(next_probe)):
                         watched = self._health_monitor()
+                    if wanted:
+                        started = (time.perf_counter(), self._budget_clock()())
                     if watched is None:
                         session.step()
                     else:
                         with watched.watching():
                             session.step()
+                    if wanted:
+                        self._step_times = (time.perf_counter() - started[0], self._budget_clock()() - started[1])
                     self._steps_run += 1
                     since_report += 1
                     since_eval += 1
@@ -511,11 +568,13 @@ class Trainer:
                     if self.eval_every and since_eval >= self.eval_every:
                         self.evaluate()
                         since_eval = 0
-                    if watched is not None:
+                    if watched is not None and (action is _Action.ONE or self._probe_due(now, next_probe)):
                         next_probe = self._timed_probe(watched)
-                    elif self.on_probe is not None and (action is _Action.ONE or self._probe_due(now, next_probe)) \
-                            and not self.control.probe_request.health:  # with health: due before the next step
-                        next_probe = self._timed_probe()
+                    elif self.on_probe is not None and (action is _Action.ONE or self._probe_due(now, next_probe)):
+                        next_probe = self._timed_probe()   # without health: it never holds a probe back
+                    elif watched is not None:   # the step ran faster than the last: the probe is not due yet
+                        self.health_seconds += watched.spent
+                        self._health_due = self._budget_clock()() + watched.spent * (1.0 / self.health_budget - 1.0)
             finally:
                 self._tick()
                 self._clock = None

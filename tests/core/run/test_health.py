@@ -1,6 +1,8 @@
 """Training health: histograms against numpy's, the update ratio against weights read around a real
 optimizer step, dead units against a direct count, the warning sentence, and the trainer's probes."""
+import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
@@ -200,7 +202,8 @@ def test_the_trainers_probes_carry_the_health_of_the_step_they_follow():
         probes = []
         control = training.Control()
         control.request_probe(ProbeRequest(index=1, health=True, with_identities=False))
-        trainer = training.Trainer(session, control, on_probe=probes.append, probe_hz=1000, probe_budget=1.0)
+        trainer = training.Trainer(session, control, on_probe=probes.append, probe_hz=1000, probe_budget=1.0,
+                                   health_budget=1.0)
         trainer.run(12)
         stepped = [p for p in probes if p.health is not None]
         assert stepped and all(p.health.step == p.step for p in stepped)
@@ -229,7 +232,7 @@ def test_the_windows_snapshots_carry_it_too():
         control = training.Control()
         control.request_probe(ProbeRequest(index=2, health=True, with_identities=False))
         training.Trainer(session, control, probe=LiveProbe(session, generation=3), on_probe=snaps.append,
-                         probe_hz=1000, probe_budget=1.0).run(4)
+                         probe_hz=1000, probe_budget=1.0, health_budget=1.0).run(4)
         assert all(isinstance(s, Snapshot) for s in snaps)
         last = snaps[-1]
         assert last.generation == 3 and last.probe is not None and last.health is not None
@@ -239,3 +242,129 @@ def test_the_windows_snapshots_carry_it_too():
                                                    last.health.edges(1))[0])
     finally:
         session.close()
+
+
+def test_the_rectifiers_kinds_and_the_monitors_own_time():
+    m = model()
+    opt = torch.optim.SGD(m.parameters(), 1e-3)
+    monitor = health.HealthMonitor(m)
+    ticks = iter(range(10_000))
+    monitor.clock = lambda: float(next(ticks))   # every reading of the clock one second later
+    x, y = batch()
+    with monitor.watching():
+        assert monitor.spent == 1.0             # the copy and the hooks' set-up: read twice
+        train_step(m, opt, x, y)
+        assert monitor.spent == 1.0 + 3         # each of the three rectifiers' hooks
+    assert monitor.spent == 5.0                 # their removal
+    h = monitor.read()
+    assert monitor.spent == 6.0                 # and the read
+    assert h.rectifiers == ("1", "2.body.2", "5") and h.rectifier_kinds == ("ReLU", "ReLU6", "ReLU")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    step: int
+    health: object = None
+
+
+def _counted(monkeypatch, session, *, health_on, health_budget, probe_budget=1.0, probe_cost=0.0,
+             read_cost=1.0, steps=12, step_costs=(1.0,)):
+    """Probes, and the steps (from the run's start) of those with health, of ``steps`` steps on a fake budget clock: a step takes 1, a probe
+    ``probe_cost``, the monitor's read ``read_cost`` of it; probes at most a million times a second."""
+    now = [0.0]
+    monkeypatch.setattr(training.Trainer, "_budget_clock", lambda self: lambda: now[0])
+    real_step, real_hist = session.step, health.HealthMonitor._histograms
+
+    costs = iter(step_costs * steps)
+
+    def step():
+        real_step()
+        now[0] += next(costs)
+
+    def histograms(self, parts):
+        now[0] += read_cost
+        return real_hist(self, parts)
+
+    def probe(request):
+        times.append(now[0])
+        now[0] += probe_cost
+        return _Probe(session.step_count)
+
+    monkeypatch.setattr(session, "step", step)
+    monkeypatch.setattr(health.HealthMonitor, "_histograms", histograms)
+    probes, times = [], []
+    control = training.Control()
+    control.request_probe(ProbeRequest(index=1, health=health_on, with_identities=False))
+    trainer = training.Trainer(session, control, on_probe=probes.append, probe=probe, probe_hz=1e6,
+                               probe_budget=probe_budget, health_budget=health_budget)
+    start = session.step_count
+    trainer.run(steps)
+    monkeypatch.undo()
+    stepped = [p for p in probes[1:] if p.health is not None]   # probes[0]: the request's, before any step
+    assert all(p.health.step == p.step for p in stepped)
+    trainer.probe_times = times   # the fake clock at each probe (the first: the request's)
+    trainer.probe_steps = [p.step - start for p in probes[1:]]
+    return len(probes) - 1, [p.step - start for p in stepped], trainer
+
+
+@pytest.fixture
+def session():
+    s = engine.Session(STACK, TrainingConfig(data="digits", device="cpu", lr=0.01, batch_size=16, seed=0))
+    yield s
+    s.close()
+
+
+def test_health_comes_within_its_own_budget_and_the_probes_as_without_it(monkeypatch, session):
+    # Probes after every step. A reading costs 1 (the read) and is followed by 3 of the loop at 25 %: steps
+    # 1, 5, 9 are watched (a watched step, its read, three steps), the probes between go without.
+    n, stepped, trainer = _counted(monkeypatch, session, health_on=True, health_budget=0.25)
+    assert n == 12 and stepped == [1, 5, 9]
+    assert trainer.health_seconds == 3.0
+    n_off, none, _ = _counted(monkeypatch, session, health_on=False, health_budget=0.25)
+    assert n_off == n and none == []   # health on takes no probe away
+    n, stepped, _ = _counted(monkeypatch, session, health_on=True, health_budget=1.0)
+    assert n == 12 and stepped == list(range(1, 13))   # a budget of everything: on every probe
+    n, stepped, _ = _counted(monkeypatch, session, health_on=True, health_budget=0.5, read_cost=0.0)
+    assert n == 12 and len(stepped) == 12              # a reading that costs nothing is always within it
+
+
+def test_the_health_read_is_not_charged_to_the_probes_budget(monkeypatch, session):
+    # A probe costs 1 at 25 %: 3 of the loop after each, so one every 4 of the clock (after steps 3, 6, 9,
+    # 12 without health). With health on each, the read (1 more) is health's: to the probes' budget it is
+    # loop time, as a step is, so the probes still come every 4 of the clock (one step fewer between them),
+    # each step they follow chosen before it runs. Charged to the probes it would put them 8 apart.
+    n_off, _, off = _counted(monkeypatch, session, health_on=False, health_budget=1.0, probe_budget=0.25,
+                             probe_cost=1.0, steps=13)
+    n_on, stepped, on = _counted(monkeypatch, session, health_on=True, health_budget=1.0, probe_budget=0.25,
+                                 probe_cost=1.0, steps=13)
+    assert n_off == 4 and np.diff(off.probe_times).tolist() == [4.0] * 4
+    assert n_on == 6 and np.diff(on.probe_times).tolist() == [4.0] * 6 and len(stepped) == 6
+    assert stepped == [3, 5, 7, 9, 11, 13]   # the first as early as without health: no step lost choosing it
+
+
+def test_on_the_real_clock_health_stays_within_its_share(session):
+    probes = []
+    control = training.Control()
+    control.request_probe(ProbeRequest(index=1, health=True, with_identities=False))
+    trainer = training.Trainer(session, control, on_probe=probes.append, probe_hz=1000, probe_budget=1.0,
+                               health_budget=0.02)
+    start = time.thread_time()
+    trainer.run(60)
+    loop = time.thread_time() - start
+    with_health = sum(p.health is not None for p in probes)
+    assert 0 < with_health < len(probes) - 1   # some probes carry it, not all (a reading is ~1 ms of ~10 ms steps)
+    one = trainer.health_seconds / with_health
+    assert trainer.health_seconds <= 0.02 * loop + one   # its share, give or take the last reading
+    assert all(len(m._forward_hooks) == 0 for m in session.model.modules())
+
+
+def test_health_never_holds_a_probe_back(monkeypatch, session):
+    # Steps of uneven length (1, 3, 1, 1, 3, ...): the step before a due probe is sometimes foreseen, sometimes
+    # not. A read that costs nothing moves no clock, so the probes must follow the very steps they follow
+    # with health off; those whose step was foreseen carry health, the others go without it.
+    kw = dict(health_budget=1.0, probe_budget=0.25, probe_cost=1.0, read_cost=0.0, steps=30,
+              step_costs=(1.0, 3.0, 1.0, 1.0, 3.0))
+    n_off, _, off = _counted(monkeypatch, session, health_on=False, **kw)
+    n_on, stepped, on = _counted(monkeypatch, session, health_on=True, **kw)
+    assert n_on == n_off >= 8 and on.probe_steps == off.probe_steps
+    assert n_on // 2 <= len(stepped) <= n_on and set(stepped) <= set(on.probe_steps)
