@@ -7,9 +7,15 @@ Fed the :class:`~cnnviz.core.run.health.Health` each probe carries (``add``), on
 no torch. At most ``max_rows`` probes are kept, the oldest dropped. A layer's rows are drawn over the
 widest range among them: ranges are powers of two, so a narrower row's bins add up exactly into the wider
 bins (:func:`~cnnviz.core.run.health.rebin`). Redrawn at most ten times a second, as probes come.
+
+"log counts" colours the heat maps by ``log1p`` of the counts (off by default: the counts as they are), so
+that the few weights or gradients far out in a tail show beside the thousands near 0. The curves' legends
+are rows of coloured names above their plots, wrapped to the plot's width, so that they never cover the
+curves; a layer is named as the other views name it, by its path and its type ("3.body.1 ReLU").
 """
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -27,7 +33,6 @@ from cnnviz.app.views._common import (
     label_style,
     lut,
     make_throttler,
-    palette_colors,
     settle,
     status_label,
     style_axes,
@@ -61,6 +66,69 @@ class _StepAxis(pg.AxisItem):
             return []
         every = max(1, math.ceil(n / max(1, size / 40)))
         return [(every, [k + 0.5 for k in range(n - 1, -1, -every)])]
+
+
+def layer_name(path: str, kind: str = "") -> str:
+    """A layer as the probe views name it: its path and its type ("2 ReLU", "3.body.1 Conv2d")."""
+    return f"{path} {kind}" if kind else str(path)
+
+
+class _LegendRow(pg.GraphicsWidget):
+    """A plot's title and legend above it: the title, then a row of coloured names wrapped to the width it
+    gets, so that the legend never covers the data.
+
+    ``set_entries([(name, colour), ...])``; ``emphasis``: the index of the entry in bold (-1: none)."""
+
+    def __init__(self, widget: QtWidgets.QWidget, title: str = "") -> None:
+        super().__init__()
+        style = label_style(widget)
+        self._fg = style["color"]
+        self._title = (f"<div align='center' style='font-size:{style['font-size']}'>{html.escape(title)}</div>"
+                       if title else "")
+        size = widget.font().pointSizeF()
+        self._size = f"{max(7.0, (size if size > 0 else 9) - 1):.0f}pt"
+        self.item = QtWidgets.QGraphicsTextItem(self)
+        self.item.document().setDocumentMargin(1)
+        self.entries: list[tuple[str, str]] = []
+        self.emphasis = -1
+        self.html = ""
+        self._height = 0.0
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
+
+    def set_entries(self, entries, emphasis: int = -1) -> None:
+        self.entries = [(str(name), str(colour)) for name, colour in entries]
+        self.emphasis = emphasis
+        parts = []
+        for k, (name, colour) in enumerate(self.entries):
+            text = html.escape(name).replace(" ", "&nbsp;")
+            if k == emphasis:
+                text = f"<b>{text}</b>"
+            parts.append(f"<span style='color:{colour}'>━━</span>&nbsp;{text}")
+        self.html = (f"<div style='color:{self._fg}'>{self._title}<div style='font-size:{self._size}'>"
+                     + " &nbsp; ".join(parts) + "</div></div>")
+        self.item.setHtml(self.html)
+        self._fit()
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.entries]
+
+    def _fit(self) -> None:
+        width = self.size().width()
+        self.item.setTextWidth(width if width > 40 else -1)
+        height = math.ceil(self.item.boundingRect().height()) if self.entries or self._title else 0.0
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self, which, constraint=QtCore.QSizeF()):  # noqa: N802 (Qt's name)
+        if which == QtCore.Qt.SizeHint.MaximumSize:
+            return QtCore.QSizeF(1e6, self._height)
+        return QtCore.QSizeF(0, self._height)
 
 
 class _Ring:
@@ -125,6 +193,13 @@ class HealthView(ViewPanel):
         self.title = title_label(content)
         self.title.setText("Training health")
         top.addWidget(self.title, 1)
+        self.log_box = QtWidgets.QCheckBox("log counts", content)
+        self.log_box.setObjectName("health_log_counts")
+        self.log_box.setToolTip("Colour the histograms by log(1 + count): the few values out in a tail show "
+                                "beside the many near 0")
+        self.log_box.toggled.connect(lambda _=False: self._throttle.throttle())
+        top.addWidget(self.log_box)
+        top.addSpacing(8)
         top.addWidget(QtWidgets.QLabel("Layer", content))
         self.layer_box = QtWidgets.QComboBox(content)
         self.layer_box.setObjectName("health_layer")
@@ -148,7 +223,13 @@ class HealthView(ViewPanel):
 
         self.weight_plot, self.weight_image, self._weight_axis = self._heat_map("weights", 0, 0)
         self.grad_plot, self.grad_image, self._grad_axis = self._heat_map("gradients dL/dw", 0, 1)
-        self.ratio_plot = self._plot(1, 0, "‖Δw‖/‖w‖ per step")
+        self.ratio_legend = _LegendRow(self, "‖Δw‖/‖w‖ per step")
+        self.graphics.addItem(self.ratio_legend, row=1, col=0)
+        self.dead_legend = _LegendRow(self, "dead units (0 for the whole batch)")
+        self.graphics.addItem(self.dead_legend, row=1, col=1)
+        self.ratio_legend.set_entries([])
+        self.dead_legend.set_entries([])
+        self.ratio_plot = self._plot(2, 0)
         self.ratio_plot.setLogMode(y=True)
         self.band = pg.LinearRegionItem(values=(math.log10(BAND[0]), math.log10(BAND[1])),
                                         orientation="horizontal", movable=False, brush=pg.mkBrush(0, 158, 115, 45),
@@ -159,24 +240,17 @@ class HealthView(ViewPanel):
             line = pg.InfiniteLine(math.log10(limit), angle=0, pen=pg.mkPen(VERMILION, style=QtCore.Qt.PenStyle.DashLine))
             self.ratio_plot.addItem(line, ignoreBounds=True)
         self.ratio_plot.setYRange(math.log10(VANISHING) - 1, math.log10(EXPLODING) + 0.5, padding=0)
-        self.ratio_legend = self._legend(self.ratio_plot)
-        self.dead_plot = self._plot(1, 1, "dead units (0 for the whole batch)")
+        self.dead_plot = self._plot(2, 1)
         self.dead_plot.setYRange(0, 1, padding=0.02)
-        self.dead_legend = self._legend(self.dead_plot)
         self._throttle = make_throttler(self, self._render, REDRAW_MS)
 
     # ------------------------------------------------------------ building
-    def _legend(self, plot: pg.PlotItem) -> pg.LegendItem:
-        bg, fg = palette_colors(self)
-        bg.setAlpha(200)
-        return plot.addLegend(offset=(-4, 4), labelTextSize="8pt", labelTextColor=fg, brush=pg.mkBrush(bg))
-
-    def _plot(self, row: int, col: int, title: str) -> pg.PlotItem:
+    def _plot(self, row: int, col: int) -> pg.PlotItem:
+        """A curves plot; its title is in the legend row above it."""
         plot = pg.PlotItem(enableMenu=False)
         plot.setMouseEnabled(False, False)
         plot.hideButtons()
         style_axes(plot, self)
-        plot.setTitle(title, color=label_style(self)["color"], size=label_style(self)["font-size"])
         plot.getAxis("bottom").setLabel("step", **label_style(self))
         for name in ("bottom", "left"):
             plot.getAxis(name).enableAutoSIPrefix(False)   # its label rewritten at every range change otherwise
@@ -238,8 +312,16 @@ class HealthView(ViewPanel):
         """The path of the layer the heat maps show."""
         return self.layer_box.currentData()
 
+    @property
+    def log_counts(self) -> bool:
+        """Whether the heat maps are coloured by log(1 + count)."""
+        return self.log_box.isChecked()
+
+    def set_log_counts(self, on: bool) -> None:
+        self.log_box.setChecked(bool(on))
+
     def weight_pixels(self) -> np.ndarray | None:
-        """The weight heat map last drawn (rows × bins, the counts), or None."""
+        """The weight heat map last drawn (rows × bins: the counts, or their log1p with log counts on), or None."""
         return None if self.weight_image.image is None else np.asarray(self.weight_image.image)
 
     def grad_pixels(self) -> np.ndarray | None:
@@ -257,11 +339,9 @@ class HealthView(ViewPanel):
         self._emphasis = -1
         self._layers = health.layers if health is not None else ()
         self._rectifiers = health.rectifiers if health is not None else ()
-        for plot, legend, curves in ((self.ratio_plot, self.ratio_legend, self._ratio_curves),
-                                     (self.dead_plot, self.dead_legend, self._dead_curves)):
+        for plot, curves in ((self.ratio_plot, self._ratio_curves), (self.dead_plot, self._dead_curves)):
             for curve in curves:
                 plot.removeItem(curve)
-                legend.removeItem(curve)
             curves.clear()
         wanted = self._wanted
         self.layer_box.blockSignals(True)
@@ -271,13 +351,16 @@ class HealthView(ViewPanel):
                 self.layer_box.addItem(f"{path} · {kind}", path)
             for k, (path, kind) in enumerate(zip(health.layers, health.kinds)):
                 pen = pg.mkPen(COLOURS[k % len(COLOURS)], width=1.5)
-                curve = pg.PlotDataItem(pen=pen, name=f"{path} {kind}", connect="finite")
+                curve = pg.PlotDataItem(pen=pen, name=layer_name(path, kind), connect="finite")
                 self.ratio_plot.addItem(curve)
                 self._ratio_curves.append(curve)
             for k, path in enumerate(health.rectifiers):
-                curve = pg.PlotDataItem(pen=pg.mkPen(COLOURS[k % len(COLOURS)], width=1.5), name=path)
+                curve = pg.PlotDataItem(pen=pg.mkPen(COLOURS[k % len(COLOURS)], width=1.5),
+                                        name=layer_name(path, _rectifier_kind(health, k)))
                 self.dead_plot.addItem(curve)
                 self._dead_curves.append(curve)
+        self.ratio_legend.set_entries([(c.name(), COLOURS[k % len(COLOURS)]) for k, c in enumerate(self._ratio_curves)])
+        self.dead_legend.set_entries([(c.name(), COLOURS[k % len(COLOURS)]) for k, c in enumerate(self._dead_curves)])
         k = self.layer_box.findData(wanted) if wanted is not None else -1
         self.layer_box.setCurrentIndex(k if k >= 0 else 0 if self.layer_box.count() else -1)
         self.layer_box.blockSignals(False)
@@ -293,6 +376,7 @@ class HealthView(ViewPanel):
         i = max(0, self.layer_box.currentIndex())
         latest = ring.latest
         n = ring.n
+        log = self.log_box.isChecked()
         if self._layers:
             for image, plot, axis, hist, ranges in (
                     (self.weight_image, self.weight_plot, self._weight_axis, "weight_hist", "weight_range"),
@@ -302,6 +386,8 @@ class HealthView(ViewPanel):
                 top = float(r.max())
                 same = bool((r == top).all())
                 pixels = np.ascontiguousarray(counts if same else rebin(counts, r, top), dtype=np.float32)
+                if log:
+                    pixels = np.log1p(pixels)   # a new array: ``pixels`` may be the ring's own rows
                 peak = float(pixels.max())
                 image.setImage(pixels, levels=(0.0, peak if peak > 0 else 1.0), lut=lut(SEQUENTIAL), autoLevels=False)
                 image.setRect(QtCore.QRectF(-top, 0, 2 * top, n))
@@ -318,6 +404,7 @@ class HealthView(ViewPanel):
                 self._emphasis = i
                 for k, curve in enumerate(self._ratio_curves):
                     curve.setPen(pg.mkPen(COLOURS[k % len(COLOURS)], width=3 if k == i else 1.2))
+                self.ratio_legend.set_entries(self.ratio_legend.entries, emphasis=i)
         if self._rectifiers:
             dead = ring.column("dead").astype(np.float64)
             for k, curve in enumerate(self._dead_curves):
@@ -334,11 +421,17 @@ class HealthView(ViewPanel):
         parts = [f"step {step:,}"]
         if h.layers:
             ratio = float(h.update_ratio[i])
-            parts.append(f"layer {h.layers[i]} ({h.kinds[i]}): weights within ±{float(h.weight_range[i]):.3g}, "
+            parts.append(f"layer {layer_name(h.layers[i], h.kinds[i])}: weights within ±{float(h.weight_range[i]):.3g}, "
                          f"gradients within ±{float(h.grad_range[i]):.3g}, ‖Δw‖/‖w‖ "
                          + ("–" if math.isnan(ratio) else f"{ratio:.2g}"))
         if h.rectifiers:
             parts.append("dead units: " + ", ".join(
-                f"{path} {'–' if math.isnan(d) else f'{100 * d:.0f}%'}" for path, d in zip(h.rectifiers, h.dead)))
+                f"{layer_name(path, _rectifier_kind(h, k))} {'–' if math.isnan(d) else f'{100 * d:.0f}%'}"
+                for k, (path, d) in enumerate(zip(h.rectifiers, h.dead))))
         return " · ".join(parts)
+
+
+def _rectifier_kind(h: Health, k: int) -> str:
+    kinds = getattr(h, "rectifier_kinds", ())
+    return kinds[k] if k < len(kinds) else ""
 

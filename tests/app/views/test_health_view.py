@@ -18,7 +18,7 @@ def health(step, seed=0, ratio=(1e-3, 2e-3, 5e-4), w_range=(0.5, 0.25, 0.125), d
                   grad_hist=rng.integers(0, 50, (3, BINS)).astype(np.int32),
                   grad_range=np.array([2.0 ** -6] * 3, np.float32),
                   update_ratio=np.array(ratio, np.float32), rectifiers=("1", "4"),
-                  dead=np.array(dead, np.float32), batch=16)
+                  dead=np.array(dead, np.float32), batch=16, rectifier_kinds=("ReLU", "ReLU6"))
 
 
 @pytest.fixture
@@ -115,3 +115,68 @@ def test_clear_and_another_model_start_over(hv):
     hv.add(other)
     hv.flush()
     assert hv.rows == 1 and hv.layer_box.count() == 1 and hv.weight_pixels().shape == (1, BINS)
+
+
+def test_log_counts_colours_by_log1p_of_the_counts_and_back(hv, qtbot):
+    fed = [health(k, seed=k) for k in range(3)]
+    fed[1].grad_hist[0, 7] = 100_000   # a tail of many, beside bins of tens
+    for h in fed:
+        hv.add(h)
+    hv.flush()
+    counts_w = np.stack([h.weight_hist[0] for h in fed]).astype(np.float64)
+    counts_g = np.stack([h.grad_hist[0] for h in fed]).astype(np.float64)
+    assert not hv.log_counts and not hv.log_box.isChecked()      # off by default: the counts as they are
+    np.testing.assert_array_equal(hv.weight_pixels(), counts_w)
+    assert tuple(hv.grad_image.levels) == pytest.approx((0.0, 100_000.0))
+    hv.log_box.click()                                             # as a person does
+    assert hv.log_counts
+    qtbot.waitUntil(lambda: hv.renders > 0 and np.allclose(hv.weight_pixels(), np.log1p(counts_w)), timeout=2000)
+    hv.flush()
+    np.testing.assert_allclose(hv.weight_pixels(), np.log1p(counts_w), rtol=1e-6)
+    np.testing.assert_allclose(hv.grad_pixels(), np.log1p(counts_g), rtol=1e-6)
+    assert tuple(hv.grad_image.levels) == pytest.approx((0.0, np.log1p(100_000.0)), rel=1e-6)
+    assert tuple(hv.weight_image.levels) == pytest.approx((0.0, np.log1p(counts_w.max())), rel=1e-6)
+    hv.add(health(3, seed=3))                                      # a new row keeps the colouring
+    hv.flush()
+    assert hv.weight_pixels()[-1] == pytest.approx(np.log1p(health(3, seed=3).weight_hist[0].astype(float)))
+    hv.set_log_counts(False)
+    hv.flush()
+    np.testing.assert_array_equal(hv.grad_pixels()[:3], counts_g)
+
+
+def test_the_legends_name_layers_by_path_and_type(hv):
+    hv.add(health(1, dead=(0.25, 0.5)))
+    hv.flush()
+    assert hv.ratio_legend.names == ["0 Conv2d", "3.body.1 Conv2d", "5 Linear"]
+    assert hv.dead_legend.names == ["1 ReLU", "4 ReLU6"]
+    assert [c.name() for c in hv._dead_curves] == ["1 ReLU", "4 ReLU6"]
+    text = hv.dead_legend.item.toPlainText()
+    assert "1 ReLU" in text and "4 ReLU6" in text and "dead units" in text
+    assert "dead units: 1 ReLU 25%, 4 ReLU6 50%" in hv.caption.text()
+    assert "layer 0 Conv2d:" in hv.caption.text()
+    hv.set_layer("3.body.1")
+    hv.flush()
+    assert hv.ratio_legend.emphasis == 1 and "<b>3.body.1&nbsp;Conv2d</b>" in hv.ratio_legend.html
+
+
+@pytest.mark.parametrize("size", [(700, 450), (900, 640)])
+def test_the_legends_cover_no_plot_at_the_size_a_1024x700_window_gives(hv, qtbot, size):
+    many = Health(step=1, layers=tuple(f"{b}.body.{j}" for b in range(4) for j in (0, 3)),
+                  kinds=("Conv2d",) * 8, weight_hist=np.ones((8, BINS), np.int32),
+                  weight_range=np.ones(8, np.float32), grad_hist=np.ones((8, BINS), np.int32),
+                  grad_range=np.ones(8, np.float32), update_ratio=np.full(8, 1e-3, np.float32),
+                  rectifiers=tuple(f"{b}.body.2" for b in range(6)), dead=np.full(6, 0.2, np.float32),
+                  rectifier_kinds=("ReLU",) * 6)
+    hv.resize(*size)
+    hv.add(many)
+    hv.flush()
+    qtbot.wait(50)
+    hv.flush()
+    for legend, plot in ((hv.ratio_legend, hv.ratio_plot), (hv.dead_legend, hv.dead_plot)):
+        box = legend.sceneBoundingRect()
+        assert box.height() > 10 and len(legend.names) in (6, 8)
+        for other in (hv.ratio_plot, hv.dead_plot, hv.weight_plot, hv.grad_plot):
+            assert not box.intersects(other.getViewBox().sceneBoundingRect())
+        text = legend.item.mapRectToScene(legend.item.boundingRect())
+        assert text.right() <= box.right() + 1 and text.bottom() <= box.bottom() + 1   # wrapped, not cut
+        assert plot.getViewBox().sceneBoundingRect().height() > 60                    # room left for the curves
