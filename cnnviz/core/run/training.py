@@ -529,8 +529,11 @@ class Trainer:
                     if action is _Action.PROBE:
                         next_probe = self._timed_probe()
                         continue
-                    if action is _Action.JOBS:
+                    if action is _Action.JOBS:   # another thread's work (a profile, an export): not training time
+                        self._tick()
                         self._run_jobs()
+                        if self._clock is not None:
+                            self._clock = time.perf_counter()
                         continue
                     if action is _Action.CONFIGURE:
                         if "lr" in self._pending:

@@ -297,3 +297,20 @@ def test_cancel_cancels_the_work_not_yet_run_and_refuses_more():
 def test_states_are_their_strings():
     assert State.RUNNING == "running" and str(State.PAUSED) == "paused" and f"{State.RESET}" == "reset"
     assert [s.value for s in State] == ["running", "paused", "reset", "done", "cancelled"]
+
+
+def test_a_job_at_a_boundary_is_not_counted_as_training_time():
+    s = session()
+    control = Control()
+    t0 = time.perf_counter()
+    thread, box = start(Trainer(s, control, report_every=1000))
+    assert wait_for(lambda: s.step_count >= 3)
+    assert control.call_at_boundary(lambda session: time.sleep(0.6)).result(10) is None   # a profile, say
+    assert wait_for(lambda: s.step_count >= 8)
+    control.cancel()
+    thread.join(10)
+    wall = time.perf_counter() - t0
+    result = box["result"]
+    assert result.status is State.CANCELLED
+    # the 0.6 s the job took is not running time: the run's steps/s is the training's own
+    assert 0 < result.seconds <= wall - 0.55, (result.seconds, wall)
