@@ -306,6 +306,8 @@ class ViewPanel(QtWidgets.QWidget):
     Subclasses build their content widget, pass it to :meth:`_set_content`,
     call :meth:`_show_content` when they have something to draw and
     :meth:`clear` to go back to the hint (``hint``, else the class's ``EMPTY_HINT``).
+    :meth:`_hint_button` puts a button under the hint (what to do to get data: *Evaluate now*).
+    The hint is plain text: a message may hold a file's or a class's name, which is not markup.
     """
 
     EMPTY_HINT = "No data yet"
@@ -317,13 +319,31 @@ class ViewPanel(QtWidgets.QWidget):
         self._default_hint = hint or self.EMPTY_HINT
         self._stack = QtWidgets.QStackedLayout(self)
         self._stack.setContentsMargins(0, 0, 0, 0)
-        self._hint = QtWidgets.QLabel(self._default_hint, self)
+        self._hint_page = QtWidgets.QWidget(self)
+        page = QtWidgets.QVBoxLayout(self._hint_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.addStretch(1)
+        self._hint = QtWidgets.QLabel(self._default_hint, self._hint_page)
+        self._hint.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self._hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self._hint.setWordWrap(True)
         self._hint.setObjectName("emptyHint")
         self._hint.setForegroundRole(QtGui.QPalette.ColorRole.PlaceholderText)
         self._hint.setMargin(12)
-        self._stack.addWidget(self._hint)
+        page.addWidget(self._hint)
+        self._hint_buttons = QtWidgets.QHBoxLayout()
+        page.addLayout(self._hint_buttons)
+        page.addStretch(1)
+        self._stack.addWidget(self._hint_page)
+
+    def _hint_button(self, text: str) -> QtWidgets.QPushButton:
+        """A button under the empty view's hint, centred (connect its ``clicked``)."""
+        button = QtWidgets.QPushButton(text, self._hint_page)
+        if self._hint_buttons.count() == 0:
+            self._hint_buttons.addStretch(1)
+            self._hint_buttons.addStretch(1)
+        self._hint_buttons.insertWidget(self._hint_buttons.count() - 1, button)
+        return button
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)

@@ -91,27 +91,8 @@ class ConfusionView(ViewPanel):
         outer.addWidget(self.caption)
         self._set_content(content)
         # The hint of the empty view carries the button too: evaluate before training.
-        self._empty = QtWidgets.QWidget(self)
-        empty_layout = QtWidgets.QVBoxLayout(self._empty)
-        empty_layout.addStretch(1)
-        self._empty_label = QtWidgets.QLabel(self.EMPTY_HINT, self._empty)
-        self._empty_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        self._empty_label.setWordWrap(True)
-        self._empty_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self._empty_label.setForegroundRole(QtGui.QPalette.ColorRole.PlaceholderText)
-        empty_layout.addWidget(self._empty_label)
-        self.empty_button = QtWidgets.QPushButton("Evaluate now", self._empty)
+        self.empty_button = self._hint_button("Evaluate now")
         self.empty_button.clicked.connect(lambda _=False: self.evaluateRequested.emit())
-        row = QtWidgets.QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.empty_button)
-        row.addStretch(1)
-        empty_layout.addLayout(row)
-        empty_layout.addStretch(1)
-        self._stack.insertWidget(0, self._empty)  # index 0: the hint; the content stays at 1
-        self._stack.removeWidget(self._hint)
-        self._hint.hide()
-        self._stack.setCurrentIndex(0)
 
         self.plot = pg.PlotItem(enableMenu=False)
         self.plot.setMouseEnabled(False, False)
@@ -190,16 +171,7 @@ class ConfusionView(ViewPanel):
     def clear(self, message: str | None = None) -> None:
         self._counts = None
         self._selected = None
-        self._empty_label.setText(message or self.EMPTY_HINT)
-        self._stack.setCurrentIndex(0)
-
-    @property
-    def is_empty(self) -> bool:
-        return self._stack.currentIndex() == 0
-
-    @property
-    def hint_text(self) -> str:
-        return self._empty_label.text()
+        super().clear(message)
 
     # ------------------------------------------------------------ readings
     @property
