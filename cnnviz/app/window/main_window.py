@@ -4,7 +4,8 @@ The window wires the pieces together and owns no logic of its own: the stack
 lives in a :class:`~cnnviz.core.model.stack.StackDocument`, every change goes
 through :class:`~cnnviz.app.document.undo.History`, files through
 :class:`~cnnviz.app.document.files_ui.FileController`, dialogs through
-:class:`~cnnviz.app.window.dialogs.Dialogs`.
+:class:`~cnnviz.app.window.dialogs.Dialogs`, the docks and the centre tabs through
+:class:`~cnnviz.app.window.docks.Docks`.
 
 Integration points for the views and the network runner:
 
@@ -21,22 +22,13 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from pathlib import Path
 from typing import Callable
 
 import shiboken6
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QLabel,
-    QMainWindow,
-    QTabWidget,
-    QToolBar,
-    QToolButton,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QMainWindow, QToolBar, QToolButton, QWidget
 
 from cnnviz.app.document.export_ui import Exporter
 from cnnviz.app.document.files_ui import AUTOSAVE_DEBOUNCE_MS, AUTOSAVE_INTERVAL_MS, FileController
@@ -48,6 +40,8 @@ from cnnviz.app.sidebar.properties import PropertyEditor
 from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import StackListModel
 from cnnviz.app.window.dialogs import Dialogs
+from cnnviz.app.window.docks import AREAS, Docks
+from cnnviz.app.window.file_menus import fill_examples_menu, fill_recent_menu
 from cnnviz.app.window.settings import Locations, Settings
 from cnnviz.app.window.shortcuts import shortcut_rows, shortcuts_html
 from cnnviz.app.window.status_text import params_text, validity
@@ -60,23 +54,7 @@ log = logging.getLogger("cnnviz.window")
 
 DEFAULT_EXAMPLE = "lenet5.cnnviz"
 DEFAULT_SIZE = QSize(1400, 900)
-SIDEBAR_WIDTH = 400   # at most: the widest property form (Conv2d's padding as numbers) keeps its labels beside the fields
-RIGHT_WIDTH = 430      # the Softmax and Loss docks, at most
-RIGHT_WIDTH_WIDE = 360  # … beside a sidebar whose palette has a column of its own
-WIDE = 1500            # from this width on, the palette is a column of its own beside the stack
-SIDE_SHARE = 0.27      # each side's share of a narrower window's width (the centre keeps the rest)
-SIDE_MIN = 260
 PROPERTIES_MAX_MIN = 440  # the widest the property form may hold the sidebar open
-PALETTE_SHARE = 0.45   # of the sidebar's height, at most: the stack and the properties keep the rest
-PALETTE_SHARE_SHORT = 0.37  # in a short window (the sidebar under 800 px), as many entries as fit in that
-AREAS = ("center", "right", "bottom", "left")
-STATE_VERSION = 1
-
-_DOCK_AREAS = {
-    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
-    "right": Qt.DockWidgetArea.RightDockWidgetArea,
-    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
-}
 
 
 class _ShortButton(QToolButton):
@@ -138,10 +116,6 @@ class MainWindow(QMainWindow):
                  runs_folder: str | Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("cnnviz_main_window")
-        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
-                            | QMainWindow.DockOption.AllowNestedDocks)
-        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         icon = app_icon()
         if not icon.isNull():
             self.setWindowIcon(icon)
@@ -158,9 +132,7 @@ class MainWindow(QMainWindow):
         self.history = History(self.document, self)
         self.files = FileController(self.document, self.history, settings, self.dialogs, autosave_dir, self,
                                     autosave_interval_ms, autosave_debounce_ms)
-        self._layout_restored = False
-        self._resize_timer: QTimer | None = None
-        self._view_docks: dict[str, list[QDockWidget]] = {a: [] for a in _DOCK_AREAS}
+        self.docks = Docks(self, settings)  # the docks and the centre tabs: placed, sized, saved
         self.exporter = Exporter(
             self.document, self.dialogs, settings, stack_path=lambda: self.files.path, select_layer=self.select_layer,
             live_model=lambda: self.runner.live_model() if self.runner is not None else None,
@@ -171,7 +143,7 @@ class MainWindow(QMainWindow):
                                           report_exception=self.report_exception, parent=self)
 
         self._build_sidebar()
-        self._build_center()
+        self.center_tabs = self.docks.build_center()
         self._build_actions()
         self._build_menus()
         self._build_toolbars()
@@ -202,16 +174,6 @@ class MainWindow(QMainWindow):
             self.runner.toolbar.previewRequested.connect(self.show_data_preview)
 
     # ================================================================ building
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(area, dock)
-        return dock
-
     def _build_sidebar(self) -> None:
         self.palette = Palette(self)
         self.stack_model = StackListModel(self.document, self.history.push_edit, self)
@@ -221,36 +183,11 @@ class MainWindow(QMainWindow):
         self.details = DetailsPanel(self.document, self, push=self.history.push_edit)
         self.details.setObjectName("details")
 
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        self.palette_dock = self._dock("Layers", "palette_dock", self.palette, left)
-        self.stack_dock = self._dock("Stack", "stack_dock", self.stack_panel, left)
-        self.properties_dock = self._dock("Properties", "properties_dock", self.properties, left)
-        self.details_dock = self._dock("Layer details", "details_dock", self.details,
-                                       Qt.DockWidgetArea.BottomDockWidgetArea)
-        self._view_docks["bottom"].append(self.details_dock)
-        self.resizeDocks([self.palette_dock, self.stack_dock, self.properties_dock], [190, 400, 330],
-                         Qt.Orientation.Vertical)
-        self.resizeDocks([self.stack_dock], [SIDEBAR_WIDTH], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.details_dock], [250], Qt.Orientation.Vertical)
+        self.palette_dock, self.stack_dock, self.properties_dock, self.details_dock = self.docks.place_sidebar(
+            self.palette, self.stack_panel, self.properties, self.details)
 
         self.palette.layerRequested.connect(self.add_layer)
         self.stack_panel.selectionChanged.connect(self._selection_changed)
-
-    def _build_center(self) -> None:
-        self.center_tabs = QTabWidget(self)
-        self.center_tabs.setObjectName("center_tabs")
-        self.center_tabs.setDocumentMode(True)
-        self._center_placeholder = QLabel(
-            "<p style='font-size:large'>The network's views appear here</p>"
-            "<p>feature maps, filters, softmax bars, loss curves and gradients,<br>"
-            "once the network runs on a sample.</p>"
-            "<p>Meanwhile: pick a layer on the left to edit it;<br>"
-            "its shapes and formulas are in <i>Layer details</i> below.</p>", self)
-        self._center_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._center_placeholder.setStyleSheet("color: palette(placeholder-text);")
-        self.center_tabs.addTab(self._center_placeholder, "Views")
-        self.center_tabs.tabBar().setVisible(False)
-        self.setCentralWidget(self.center_tabs)
 
     def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -316,7 +253,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = self.file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.examples_menu = self.file_menu.addMenu("&Examples")
-        self._fill_examples_menu()
+        fill_examples_menu(self.examples_menu, lambda p: self.files.open_example(p))
         self.import_onnx_action = self._action("&Import ONNX…", self.onnx_importer.import_onnx,
                                                tip="Read an ONNX model into a stack, saved with its weights beside it")
         self.file_menu.addAction(self.import_onnx_action)
@@ -356,6 +293,7 @@ class MainWindow(QMainWindow):
         self.view_menu.addActions([self.focus_stack_action, self.focus_properties_action])
         self.view_menu.addSeparator()
         self.reset_layout_action = self.view_menu.addAction("Reset &Layout", self.reset_layout)
+        self.docks.view_menu = self.view_menu  # each view's dock gets its toggle there
 
         self.run_menu = bar.addMenu("&Run")
         self.run_menu.menuAction().setVisible(False)  # shown by add_run_action once a runner is wired in
@@ -409,30 +347,7 @@ class MainWindow(QMainWindow):
         Docks in "bottom" are tabbed with the layer details; those in "right"
         stack vertically. Returns the tab page or the dock widget.
         """
-        if area not in AREAS:
-            raise ValueError(f"unknown area {area!r}; expected one of {', '.join(AREAS)}")
-        title = title or widget.windowTitle() or type(widget).__name__
-        if area == "center":
-            if self._center_placeholder is not None:
-                self.center_tabs.removeTab(self.center_tabs.indexOf(self._center_placeholder))
-                self._center_placeholder.deleteLater()
-                self._center_placeholder = None
-            self.center_tabs.addTab(widget, title)
-            self.center_tabs.tabBar().setVisible(self.center_tabs.count() > 1)
-            return widget
-        name = "view_" + re.sub(r"\W+", "_", title.lower()).strip("_")
-        dock = self._dock(title, name, widget, _DOCK_AREAS[area])
-        existing = self._view_docks[area]
-        if existing:
-            if area == "bottom":
-                self.tabifyDockWidget(existing[-1], dock)
-            else:
-                self.splitDockWidget(existing[-1], dock, Qt.Orientation.Vertical)
-        existing.append(dock)
-        self.view_menu.insertAction(self.view_menu.actions()[0], dock.toggleViewAction())
-        if self._layout_restored:
-            self._restore_layout(views_only=True)
-        return dock
+        return self.docks.add_view(widget, area, title)
 
     def add_run_action(self, action: QAction, toolbar: bool = True) -> None:
         """Add an action to the Run menu (and the run toolbar), showing both."""
@@ -599,154 +514,24 @@ class MainWindow(QMainWindow):
 
     # ================================================================ menus
     def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_files()
-        for n, path in enumerate(recent, 1):
-            action = self.recent_menu.addAction(f"&{n % 10} {Path(path).name}")
-            action.setToolTip(path)
-            action.setStatusTip(path)
-            action.triggered.connect(lambda checked=False, p=path: self.files.open_path(p))
-        if not recent:
-            empty = self.recent_menu.addAction("No recent files")
-            empty.setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear Recent Files", self._clear_recent)
-
-    def _clear_recent(self) -> None:
-        self.settings.clear_recent_files()
-        self._fill_recent_menu()
-
-    def _fill_examples_menu(self) -> None:
-        self.examples_menu.clear()
-        for path in assets.examples():
-            try:
-                stack = files.load(path)
-                name, tip = stack.name, stack.description or path.name
-            except files.StackFileError:
-                name, tip = path.stem, path.name
-            action = self.examples_menu.addAction(name)
-            action.setToolTip(tip)
-            action.setStatusTip(tip[:200])
-            action.setData(str(path))
-            action.triggered.connect(lambda checked=False, p=path: self.files.open_example(p))
-        self.examples_menu.setToolTipsVisible(True)
+        fill_recent_menu(self.recent_menu, self.settings, lambda p: self.files.open_path(p))
 
     def reset_layout(self) -> None:
-        for dock in (self.palette_dock, self.stack_dock, self.properties_dock):
-            dock.setFloating(False)
-            dock.show()
-        self._arrange_sidebar(self.width() >= WIDE)
-        for area, docks in self._view_docks.items():  # every view's dock too: floated, hidden or moved
-            for i, dock in enumerate(docks):
-                dock.setFloating(False)
-                self.addDockWidget(_DOCK_AREAS[area], dock)
-                if i and area == "bottom":
-                    self.tabifyDockWidget(docks[i - 1], dock)
-                elif i:
-                    self.splitDockWidget(docks[i - 1], dock, Qt.Orientation.Vertical)
-                dock.show()
-        self.details_dock.raise_()  # the first of the bottom docks, tabbed with the views added there
-        QTimer.singleShot(0, self.fit_docks)  # once the docks are back in place
-
-    # ---------------------------------------------------------------- the sidebar's arrangement and sizes
-    def _arrange_sidebar(self, wide: bool) -> None:
-        """Wide windows: the palette a column of its own beside the stack and the properties, every layer type
-        in view; narrower ones: the palette above the stack, above the properties."""
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        docks = (self.palette_dock, self.stack_dock, self.properties_dock)
-        for dock in docks:
-            dock.setFloating(False)
-            dock.show()
-        if wide:
-            self.addDockWidget(left, self.palette_dock, Qt.Orientation.Horizontal)
-            self.splitDockWidget(self.palette_dock, self.stack_dock, Qt.Orientation.Horizontal)
-            self.splitDockWidget(self.stack_dock, self.properties_dock, Qt.Orientation.Vertical)
-        else:
-            for dock in docks:
-                self.addDockWidget(left, dock, Qt.Orientation.Vertical)
+        self.docks.reset()
 
     def sidebar_arrangement(self) -> str | None:
         """"wide" (the palette beside the stack), "stacked" (above it), or None (the person moved them)."""
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        docks = (self.palette_dock, self.stack_dock, self.properties_dock)
-        if any(d.isHidden() or d.isFloating() or self.dockWidgetArea(d) != left for d in docks):
-            return None
-        p, s, q = (d.geometry() for d in docks)
-        if p.right() < s.left() and s.bottom() < q.top() and abs(s.left() - q.left()) <= 2:
-            return "wide"
-        if p.bottom() < s.top() and s.bottom() < q.top():
-            return "stacked"
-        return None
-
-    def _palette_column_width(self) -> int:
-        tree = self.palette.tree
-        return max(120, tree.sizeHintForColumn(0) + tree.indentation() + 2 * tree.frameWidth()
-                   + tree.verticalScrollBar().sizeHint().width() + 8)
+        return self.docks.sidebar_arrangement()
 
     def fit_docks(self) -> None:
-        """Size the docks for the window: the palette shows every layer type where there is room for it (a
-        column of its own in a wide window, as many as fit in a short one), the stack and the properties share
-        the rest of the sidebar, and the sidebar and the right-hand views take at most ``SIDE_SHARE`` of a
-        narrow window each, so the centre stays usable.
-        """
-        if not shiboken6.isValid(self):
-            return
-        width = self.width()
-        side = max(SIDE_MIN, min(SIDEBAR_WIDTH, int(width * SIDE_SHARE)))
-        arrangement = self.sidebar_arrangement()
-        right_w = max(SIDE_MIN, min(RIGHT_WIDTH_WIDE if arrangement == "wide" else RIGHT_WIDTH,
-                                    int(width * SIDE_SHARE)))
-        if arrangement == "wide":
-            palette_w = self._palette_column_width()
-            side = max(SIDE_MIN, min(side, int(width * 0.57) - palette_w - right_w))  # the centre keeps its 40 %
-            self.resizeDocks([self.palette_dock, self.stack_dock], [palette_w, side], Qt.Orientation.Horizontal)
-            room = self.stack_dock.height() + self.properties_dock.height()
-            self.resizeDocks([self.stack_dock, self.properties_dock], [room // 2, room - room // 2],
-                             Qt.Orientation.Vertical)
-        elif arrangement == "stacked":
-            column = [self.palette_dock, self.stack_dock, self.properties_dock]
-            self.resizeDocks([self.stack_dock], [side], Qt.Orientation.Horizontal)
-            room = sum(d.height() for d in column)
-            title = max(0, self.palette_dock.height() - self.palette.height())
-            share = PALETTE_SHARE if room >= 800 else PALETTE_SHARE_SHORT
-            palette = min(self.palette.full_height() + title, int(room * share))
-            stack = int((room - palette) * 0.52)
-            self.resizeDocks(column, [palette, stack, room - palette - stack], Qt.Orientation.Vertical)
-        right = [d for d in self._view_docks["right"] if d.isVisible() and not d.isFloating()
-                 and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
-        if right:
-            self.resizeDocks([right[0]], [right_w], Qt.Orientation.Horizontal)
-
-    def _first_layout(self) -> None:
-        """The first launch (no layout saved): the sidebar arranged and the docks sized for this window."""
-        if shiboken6.isValid(self):
-            self._arrange_sidebar(self.width() >= WIDE)
-            QTimer.singleShot(0, self.fit_docks)
-
-    def _follow_width(self) -> None:
-        """After a resize: across ``WIDE`` the sidebar changes arrangement (unless the person moved its docks);
-        narrowed, the side docks give the centre its share back."""
-        if not shiboken6.isValid(self):
-            return
-        arrangement, wide = self.sidebar_arrangement(), self.width() >= WIDE
-        if arrangement is not None and (arrangement == "wide") != wide:
-            self._arrange_sidebar(wide)
-            QTimer.singleShot(0, self.fit_docks)
-            return
-        center = self.centralWidget()
-        if center is not None and center.width() < 0.4 * self.width():
-            self.fit_docks()
+        """Size the docks for the window (:meth:`Docks.fit <cnnviz.app.window.docks.Docks.fit>`): the palette
+        shows every layer type where there is room for it, the sidebar and the right-hand views leave the
+        centre usable."""
+        self.docks.fit()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if self._layout_restored:
-            if self._resize_timer is None:
-                self._resize_timer = QTimer(self)
-                self._resize_timer.setSingleShot(True)
-                self._resize_timer.setInterval(50)
-                self._resize_timer.timeout.connect(self._follow_width)
-            self._resize_timer.start()
+        self.docks.window_resized()
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
         """(menu, action, keys) for every action with a shortcut, in menu order."""
@@ -779,11 +564,8 @@ class MainWindow(QMainWindow):
                      min(DEFAULT_SIZE.height(), int(room.height() * 0.92)))
 
     def showEvent(self, event) -> None:
-        if not self._layout_restored:
-            restored = self._restore_layout()
-            self._layout_restored = True
-            if not restored:
-                QTimer.singleShot(0, self._first_layout)  # the first launch: docks sized for this window
+        if not self.docks.restored:
+            self.docks.first_show()  # the layout the person left, or the first launch's
             QTimer.singleShot(0, self._reveal_stack_top)  # once the docks have their sizes
         super().showEvent(event)
 
@@ -791,20 +573,8 @@ class MainWindow(QMainWindow):
         if shiboken6.isValid(self) and shiboken6.isValid(self.stack_panel):
             self.stack_panel.show_from_top()
 
-    def _restore_layout(self, views_only: bool = False) -> bool:
-        """The layout the person left (True), or nothing saved (False)."""
-        geometry = self.settings.window_bytes("geometry")
-        state = self.settings.window_bytes("state")
-        if geometry is not None and not views_only:
-            self.restoreGeometry(geometry)
-        if state is not None:
-            return bool(self.restoreState(state, STATE_VERSION))
-        return False
-
     def save_layout(self) -> None:
-        self.settings.set_window_bytes("geometry", self.saveGeometry())
-        self.settings.set_window_bytes("state", self.saveState(STATE_VERSION))
-        self.settings.sync()
+        self.docks.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.files.may_replace("closing"):
