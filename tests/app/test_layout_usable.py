@@ -197,17 +197,17 @@ def test_the_palette_shows_every_layer_type_without_scrolling_at_1600x1000(launc
     assert window.stack_view.height() >= 180 and window.properties.height() >= 150  # still room to work
 
 
-def test_the_palette_shows_as_many_as_fit_at_1024x700_and_reset_layout_brings_that_back(launch):
+def test_the_palette_shows_as_many_as_fit_at_1024x700_and_reset_layout_brings_that_back(launch, qtbot):
     window = launch(1024, 700)
+    # (the docks' layout settles on timers: wait for it rather than a fixed time, on a busy machine too)
+    qtbot.waitUntil(lambda: len(_entries_in_view(window)) >= 7, timeout=5000)
     shown = _entries_in_view(window)
     assert len(shown) >= 7 and "ReLU" in shown, shown  # with their group headers, twice the five rows of before
     assert window.stack_view.height() >= 120 and window.properties.height() >= 100
     window.resizeDocks([window.palette_dock], [60], Qt.Orientation.Vertical)  # the person shrinks it…
-    settle()
-    assert len(_entries_in_view(window)) < 7
+    qtbot.waitUntil(lambda: len(_entries_in_view(window)) < 7, timeout=5000)
     window.reset_layout_action.trigger()  # …and View → Reset Layout gives it its room back
-    settle()
-    assert len(_entries_in_view(window)) >= len(shown)
+    qtbot.waitUntil(lambda: len(_entries_in_view(window)) >= len(shown), timeout=5000)
 
 
 # ------------------------------------------------------------------ the filters

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QPointF, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QKeySequence, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -265,16 +265,56 @@ class StackListView(QTreeView):
         self.setMouseTracking(True)
         self.context_actions: list[QAction | None] = []
         self.row_actions = None  # set by StackPanel: (index, parent) -> actions for that row, first in the menu
+        # The selected row stays in view while rows change height or the list its size (a block opening,
+        # wrapped error sentences, the window's first layout), until the person scrolls the list.
+        self._follow = False
+        self._keep_pending = False
+        self.verticalScrollBar().actionTriggered.connect(self._stop_following)
 
     def setModel(self, model) -> None:  # noqa: N802 - Qt override
         super().setModel(model)
         for signal in (model.rowsInserted, model.modelReset, model.layoutChanged):
-            signal.connect(lambda *_: self.expandAll())  # a block shows its inside
+            signal.connect(lambda *_: self._expand_all())  # a block shows its inside
         self.expandAll()
+
+    def _expand_all(self) -> None:
+        self.expandAll()
+        self._keep_current()
+
+    def follow(self, index: QModelIndex) -> None:
+        """Scroll ``index`` into view, and keep it there through later layouts until the person scrolls."""
+        self._follow = True
+        self.scrollTo(index)
+
+    def _stop_following(self, *_) -> None:
+        self._follow = False
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._follow = False
+        super().wheelEvent(event)
+
+    def _keep_current(self) -> None:
+        """After the layout that is pending: the current row back in view, if it is followed."""
+        if not getattr(self, "_follow", False) or self._keep_pending:
+            return   # (also while the view is being made: Qt lays it out before __init__ ends)
+        self._keep_pending = True
+
+        def keep() -> None:
+            self._keep_pending = False
+            current = self.currentIndex()
+            if self._follow and current.isValid():
+                self.scrollTo(current)
+
+        QTimer.singleShot(0, self, keep)
+
+    def updateGeometries(self) -> None:  # noqa: N802 - Qt override: the rows were laid out again
+        super().updateGeometries()
+        self._keep_current()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.scheduleDelayedItemsLayout()  # wrapped error sentences change height with the width
+        self._keep_current()
 
     def drop_target(self, pos: QPoint) -> tuple[int, QModelIndex]:
         """(row, parent) in Qt's dropMimeData convention for a drop at ``pos`` in the viewport."""
@@ -461,7 +501,7 @@ class StackPanel(QWidget):
         if not index.isValid():
             return
         self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        self.view.scrollTo(index)
+        self.view.follow(index)
 
     def select_row(self, row: int) -> None:
         row = max(0, min(self.model.rowCount() - 1, row))

@@ -235,3 +235,28 @@ def test_in_the_window_a_residual_from_the_palette_takes_a_dragged_layer_and_und
     assert infer(stack).ok
     window.undo_action.trigger()
     assert [layer.type for layer in window.document.stack.layers][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+
+
+# ------------------------------------------------------------------ the selected row stays in view
+def _in_view(view) -> bool:
+    rect = view.visualRect(view.currentIndex())
+    return rect.isValid() and view.viewport().rect().intersected(rect).height() >= rect.height() * 0.9
+
+
+def test_a_row_selected_from_outside_stays_in_view_through_layouts_until_the_person_scrolls(make_window, examples,
+                                                                                             qtbot):
+    window = make_window(examples["resnet-mini"])
+    window.resize(1024, 700)
+    view = window.stack_panel.view
+    last = len(window.document.stack.layers) - 1
+    window.select_layer(last)            # as the overview does: a row far below the blocks' open insides
+    view.collapseAll()
+    view.expandAll()                      # rows above it change height: it is scrolled back into view
+    qtbot.waitUntil(lambda: _in_view(view), timeout=3000)
+    window.resize(1024, 640)              # and when the list gets smaller
+    qtbot.waitUntil(lambda: _in_view(view), timeout=3000)
+    bar = view.verticalScrollBar()
+    bar.triggerAction(bar.SliderAction.SliderToMinimum)   # the person scrolls to the top: it stays there
+    window.resize(1024, 700)
+    qtbot.wait(100)
+    assert bar.value() == bar.minimum() and not _in_view(view)
