@@ -268,7 +268,8 @@ class Debugging(QObject):
         self._mistakes_dirty = False
         labels = built.test_labels
         preds, confs = e.predictions, e.confidences
-        indices = select_examples(labels, preds, confs, self.cell)
+        ignore = built.stack.loss.params.get("ignore_index") if built.stack.loss is not None else None
+        indices = select_examples(labels, preds, confs, self.cell, ignore_index=ignore)
         classes = e.classes
         if self.cell is None:
             title = "Mistakes"

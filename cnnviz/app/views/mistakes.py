@@ -20,16 +20,20 @@ THUMB = 48
 
 
 def select_examples(labels: np.ndarray, predictions: np.ndarray, confidences: np.ndarray,
-                    cell: tuple[int, int] | None = None) -> np.ndarray:
+                    cell: tuple[int, int] | None = None, ignore_index: int | None = None) -> np.ndarray:
     """The indices of the held-out samples of ``cell`` (true, predicted), or of every mistake when None,
-    sorted by confidence, highest first (ties by index)."""
+    sorted by confidence, highest first (ties by index). Samples whose target is the loss's
+    ``ignore_index`` are none of them: the confusion matrix and the accuracy do not count them either."""
     labels = np.asarray(labels).reshape(-1)
     predictions = np.asarray(predictions).reshape(-1)
     confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
     if cell is None:
-        chosen = np.flatnonzero(predictions != labels)
+        keep = predictions != labels
     else:
-        chosen = np.flatnonzero((labels == cell[0]) & (predictions == cell[1]))
+        keep = (labels == cell[0]) & (predictions == cell[1])
+    if ignore_index is not None:
+        keep &= labels != ignore_index
+    chosen = np.flatnonzero(keep)
     order = np.lexsort((chosen, -confidences[chosen]))  # the last key sorts first
     return chosen[order]
 

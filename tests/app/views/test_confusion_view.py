@@ -83,6 +83,11 @@ def test_examples_of_a_cell_most_confident_first():
     assert select_examples(labels, preds, conf, (1, 0)).tolist() == [2, 4, 1]  # ties by index
     assert select_examples(labels, preds, conf).tolist() == [2, 4, 3, 1]     # every mistake
     assert select_examples(labels, preds, conf, (2, 1)).tolist() == []
+    # a target the loss ignores is no mistake (the matrix and the accuracy leave it out too)
+    ignored = int(labels[2])
+    assert 2 not in select_examples(labels, preds, conf, ignore_index=ignored).tolist()
+    assert select_examples(labels, preds, conf, (ignored, int(preds[2])), ignore_index=ignored).tolist() == []
+    assert select_examples(labels, preds, conf, ignore_index=-100).tolist() == [2, 4, 3, 1]   # not a class
 
 
 def test_gallery_lists_in_order_and_a_click_emits_the_index(qtbot):
