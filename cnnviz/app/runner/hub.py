@@ -303,13 +303,32 @@ class ViewsHub(QObject):
         words = LayerPath.of(key).words()
         label = self._label_at(key)
         act = p.inner_activations[key]
-        self.maps.set_maps(act, f"{words} · {label} · {fmt_shape(act.shape)}")
+        what = self._inner_meaning(key, act)
+        self.maps.set_maps(act, f"{words} · {label} · {fmt_shape(act.shape)}{self._as_maps(what)}", **what)
         if key not in p.inner_grads:
             self.grad_maps.clear(f"Reading dL/d(output of {words})…")   # the next probe takes it
         elif p.inner_grads[key] is None:
             self.grad_maps.clear(f"The loss does not depend on {words} ({label})'s output")
         else:
             self.grad_maps.set_maps(p.inner_grads[key], f"dL/d(output of {words} · {label})")
+
+    def _inner_meaning(self, key: str, act) -> dict:
+        """FeatureMapView's keywords for a 1-D output inside a block: a Flatten's (or an elementwise layer's
+        right after it in the same list) is shown as the C×H×W it was flattened from."""
+        if np.ndim(act) != 1:
+            return {}
+        path = LayerPath.of(key)
+        while True:
+            r = self._report_at(str(path))
+            if r is None:
+                return {}
+            if r.type == "Flatten":
+                shape = r.input_shape
+                ok = shape is not None and len(shape) == 3 and math.prod(shape) == np.size(act)
+                return {"origin_shape": tuple(shape)} if ok else {}
+            if r.type == "Linear" or r.input_shape != r.output_shape or path.index == 0:
+                return {}
+            path = path.sibling(path.index - 1)
 
     def _lab_input(self, snap: Snapshot, index: int):
         """What layer ``index`` receives: the previous layer's output, or the image normalised as the model

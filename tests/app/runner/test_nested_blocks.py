@@ -52,3 +52,21 @@ def test_a_nested_block_shows_its_own_output_and_feeds_the_next_layer(make_windo
     for key in ("1.body.1", "2.branches.0.1"):
         column = next(q for q in overview.columns if q.column.path == key)
         assert column.column.kind == "maps" and overview.column_pixels(column.key) is not None, key
+
+
+def test_a_flatten_inside_a_block_shows_the_maps_it_was_flattened_from(make_window, examples, qtbot):
+    base = digits_stack(examples)
+    stack = Stack("flat branches", base.input, (
+        conv(3),
+        concat([conv(2), Layer("Flatten")], [conv(1), Layer("Flatten"), Layer("ReLU")]),   # 2·8·8 and 1·8·8
+        Layer("Linear", {"out_features": 10})), training=replace(base.training, data="digits"))
+    window = make_window(stack=stack, live=True)
+    runner, hub = window.runner, window.runner.hub
+    wait_probe(qtbot, runner)
+    for path, origin in (("1.branches.0.1", (2, 8, 8)), ("1.branches.1.2", (1, 8, 8))):
+        window.select_path(path)
+        snap = wait_probe(qtbot, runner)
+        hub.flush()
+        assert hub.maps._origin == origin, path
+        np.testing.assert_array_equal(hub.maps.maps, snap.probe.inner_activations[path].reshape(origin))
+        assert "flattened from" in hub.maps._title
