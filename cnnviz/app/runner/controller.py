@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 
 from cnnviz.app.document.undo import History
 from cnnviz.app.document.undo import new_session as new_merge_token
@@ -53,6 +53,7 @@ from cnnviz.app.runner.hub import ViewsHub, network_key
 from cnnviz.app.runner.messages import Build, Built, RunState, cannot_run_message  # noqa: F401 (also here)
 from cnnviz.app.runner.services import Asks, Guard, Places, Remembers, Shell
 from cnnviz.app.runner.toolbar import RunToolbar
+from cnnviz.app.runner.trained_weights import TrainedWeights
 from cnnviz.app.runner.workbench import Workbench
 from cnnviz.app.runner.worker import EVAL_EVERY, RunWorker
 from cnnviz.core.model.stack import SetStack, Stack, StackDocument, TrainingConfig
@@ -76,15 +77,6 @@ EDIT_LABELS = {
     "lr": "Change learning rate", "batch_size": "Change batch size", "optimizer": "Change optimizer",
     "data": "Change data set", "device": "Change device", "seed": "Change seed",
 }
-WEIGHTS_SUFFIX = ".safetensors"
-"""Trained weights are saved beside the stack, ``NAME.safetensors`` (:func:`cnnviz.core.run.weights.beside`,
-not imported here: it imports torch, which only the worker thread does)."""
-
-
-def weights_beside(stack_path) -> Path:
-    return Path(stack_path).with_suffix(WEIGHTS_SUFFIX)
-
-
 PAUSED_BY_EDIT = "Training paused: the stack changed, so the network is built again. Press Train to go on."
 LIVE_SETTINGS = ("lr", "batch_size")
 """Training settings a running session takes at its next step; any other change builds a new session."""
@@ -103,19 +95,11 @@ class RunController(QObject):
     writes the status bar's transient message; ``guards`` is the list of close guards the
     controller adds its own to while it runs; ``stack_path()`` is the current file's path (None when unsaved).
 
-    **Weights beside the stack.** :meth:`stack_saved` (the file controller's
-    ``saved``) writes the session's weights to ``NAME.safetensors`` beside the
-    saved stack, on the worker thread at its next step boundary, when they are
-    not the seed's (trained, or loaded from a file); a network that has not
-    trained writes nothing and leaves an older file there as it is (the status
-    bar says so). :meth:`stack_opened` (``stackReplaced``) loads
-    ``NAME.safetensors`` beside an opened stack into the session built for it,
-    before its first probe. ``weights_unsaved`` is true once the network has
-    trained since the last build from the seed, reset, load or save; Reset and
-    the close guard (New, Open, Quit) ask first then.
+    **Weights beside the stack.** ``weights``, a :class:`~.trained_weights.TrainedWeights`, keeps track of
+    them: whether they are trained and saved, the questions before they are lost, ``NAME.safetensors`` written
+    beside a saved stack (:meth:`stack_saved`) and loaded beside an opened one (:meth:`stack_opened`).
+    ``trained``, ``weights_unsaved`` and the close guard :meth:`weights_guard` are its, here too.
     """
-
-    _weightsSaved = Signal(object, object, object)  # the weights file, the step saved (or None), the error
 
     def __init__(self, document: StackDocument, history: History, *, shell: Shell, places: Places,
                  dialogs: Asks, settings: Remembers, guards: list[Guard],
@@ -125,14 +109,6 @@ class RunController(QObject):
                  stack_path: Callable[[], Path | None] | None = None, runs_folder: Path | None = None) -> None:
         super().__init__(parent)
         self._stack_path = stack_path or (lambda: None)
-        self._load_next: Path | None = None  # the weights file to load into the next build
-        self._fresh_next = False  # the next build keeps nothing of the session it replaces (another stack)
-        self.trained = False
-        """The session's weights are not the seed's (trained, or loaded from a file): Save writes them."""
-        self.weights_unsaved = False
-        """Trained since the last build from the seed, reset, load or save: Reset, New, Open and Quit ask first."""
-        self._saved_step = 0   # the step count of the weights last saved or loaded (0: the seed's)
-        self._weights_saving = 0
         self.document = document
         self.history = history
         self.shell = shell
@@ -144,6 +120,9 @@ class RunController(QObject):
         self.toolbar = RunToolbar(places, self)
         self.data_fit = DataFit(self.toolbar, history)
         self.worker = RunWorker(self, threads=threads, eval_every=eval_every)
+        self.weights = TrainedWeights(self.worker, document, dialogs=dialogs, show_message=show_message,
+                                      stack_path=self._stack_path, last_progress=lambda: self.last_progress,
+                                      parent=self)
         self.start_delay_ms = start_delay_ms
         self.generation = 0
         self.state = RunState.LOADING
@@ -216,7 +195,6 @@ class RunController(QObject):
         self._unsubscribe = document.subscribe(lambda change: self._stack_changed(change.new))
         guards.append(self.guard)
         guards.append(self.weights_guard)
-        self._weightsSaved.connect(self._weights_written)
         shell.closing.connect(self.shutdown)
         app = QCoreApplication.instance()
         if app is not None:
@@ -236,6 +214,24 @@ class RunController(QObject):
     def edit_pending(self) -> bool:
         """An edit not yet sent to the worker (edits are gathered for one pass of the event loop)."""
         return self._pending is not None
+
+    @property
+    def trained(self) -> bool:
+        """The session's weights are not the seed's (trained, or loaded from a file): Save writes them."""
+        return self.weights.trained
+
+    @property
+    def weights_unsaved(self) -> bool:
+        """Trained since the last build from the seed, reset, load or save: Reset, New, Open and Quit ask first."""
+        return self.weights.unsaved
+
+    @weights_unsaved.setter
+    def weights_unsaved(self, value: bool) -> None:
+        self.weights.unsaved = value
+
+    @property
+    def _weights_saving(self) -> int:
+        return self.weights.saving
 
     # ================================================================ start and stop
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
@@ -259,6 +255,7 @@ class RunController(QObject):
         if self._closed:
             return
         self._closed = True
+        self.weights.close()
         for timer in (self._post_timer, self._show_timer, self._status_timer):
             timer.stop()
         self._unsubscribe()
@@ -283,76 +280,17 @@ class RunController(QObject):
 
     def weights_guard(self, reason: str) -> bool:
         """The window's close guard for trained weights not saved: ask before closing or replacing the stack."""
-        if self._closed or not self.weights_unsaved:
-            return True
-        return self.dialogs.ask_yes_no(
-            "Trained weights not saved", "The trained weights are not saved: discard them?",
-            f"Save (Ctrl+S) writes them beside the stack as NAME{WEIGHTS_SUFFIX}. "
-            f"Yes discards them{' before ' + reason if reason else ''}; No keeps everything as it is.")
+        return self.weights.guard(reason)
 
     # ================================================================ weights beside the stack
     def stack_opened(self) -> None:
         """A stack was opened (or replaced): load the weights file beside it, if any, into the session built next."""
-        self.worker.forget_weights()  # another stack's layers: nothing kept for undo applies to it
-        self._fresh_next = True  # and the session of the stack it replaces is not remembered either
-        self.weights_unsaved = False
-        path = self._stack_path()
-        beside = weights_beside(path) if path is not None else None
-        self._load_next = beside if beside is not None and beside.exists() else None
+        self.weights.stack_opened()
 
     def stack_saved(self, stack_path) -> None:
         """The stack was written to ``stack_path``: write the trained weights beside it (on the worker thread)."""
-        if self._closed:
-            return
-        target = weights_beside(stack_path)
-        if self.built is None and self.weights_unsaved:
-            self._show_message(f"The stack cannot run as it is, so its trained weights were not written to "
-                               f"{target.name}: undo to a stack that runs (Ctrl+Z) and save again.", 15000)
-            return
-        if not self.trained or self.built is None:
-            if target.exists():
-                self._show_message(f"The network has not trained, so {target.name} beside the stack was left "
-                                   f"as it was.", 10000)
-            return
-        stack = self.document.stack
-        key = network_key(stack)
-
-        def save(session):
-            if session is None or network_key(session.stack) != key:
-                raise RuntimeError("the network was being built again for the edited stack; save again once "
-                                   "it has been built")
-            from cnnviz.core.run import weights
-
-            weights.save(session.model, stack, target, stack_path=stack_path)
-            return session.step_count
-
-        future = self.worker.call_at_boundary(save)
-        self._weights_saving += 1
-
-        def done(f) -> None:
-            if f.cancelled():
-                return
-            error = f.exception()
-            result = None if error is not None else f.result()
-            if result is None and error is None:
-                error = RuntimeError("no network is running")
-            self._weightsSaved.emit(target, result, error)
-
-        future.add_done_callback(done)
-
-    def _weights_written(self, target: Path, step, error) -> None:
-        self._weights_saving = max(0, self._weights_saving - 1)
-        if self._closed:
-            return
-        if error is not None:
-            self.dialogs.error("Trained weights not saved",
-                               f"The stack was saved, but the trained weights were not written to "
-                               f"{target}.\n\n{error}")
-            return
-        self._saved_step = int(step)
-        p = self.last_progress
-        self.weights_unsaved = p is not None and p.step > self._saved_step
-        self._show_message(f"Saved the trained weights (step {self._saved_step:,}) to {target.name}.", 10000)
+        if not self._closed:
+            self.weights.stack_saved(stack_path, runs=self.built is not None)
 
     # ================================================================ the stack
     def _stack_changed(self, stack: Stack) -> None:
@@ -378,10 +316,10 @@ class RunController(QObject):
             return
         stack, report, config = self._pending
         self._pending = None
-        keep, self._fresh_next = not self._fresh_next, False
+        keep = not self.weights.take_fresh()
         if not report.ok:
             message = cannot_run_message(report)
-            self._load_next = None  # a stack that cannot run loads no weights
+            self.weights.take_load()  # a stack that cannot run loads no weights
             if message != self._refused_message:
                 self._refused_message = message
                 self._posted_key = self._posted_config = None
@@ -390,7 +328,7 @@ class RunController(QObject):
             return
         self._refused_message = None
         key = network_key(stack)
-        load, self._load_next = self._load_next, None
+        load = self.weights.take_load()
         if load is not None:
             self._posted_key, self._posted_config = key, config
             self._post(Build(self.generation + 1, stack, config, weights=str(load)))
@@ -446,9 +384,7 @@ class RunController(QObject):
 
     def reset(self, ask: bool = True) -> None:
         """Weights back to the seed's; asks first when trained weights are not saved."""
-        if ask and self.weights_unsaved and not self.dialogs.ask_yes_no(
-                "Trained weights not saved", "The trained weights are not saved: reset them anyway?",
-                f"Save (Ctrl+S) writes them beside the stack as NAME{WEIGHTS_SUFFIX}."):
+        if ask and not self.weights.may_reset():
             return
         self.worker.reset()
 
@@ -515,19 +451,8 @@ class RunController(QObject):
         if not info.kept:
             self.hub.clear_curves()
             self.last_progress = None
-            self.trained = False
-            # Weights trained for layers this network does not have now are kept for undo: still unsaved work.
-            self.weights_unsaved = info.remembered_step > self._saved_step
-            if not info.remembered_step:
-                self._saved_step = 0
-        if info.weights_loaded:
-            self.trained, self.weights_unsaved, self._saved_step = True, False, info.step
-            self._show_message(f"Loaded the trained weights in {Path(info.weights_loaded).name}.", 10000)
-        if info.weights_error:
-            self.dialogs.error("Cannot load the trained weights",
-                               f"The stack is open with its seed's weights; the weights beside it were not "
-                               f"loaded.\n\n{info.weights_error}")
-        notes = ([info.kept[:1].upper() + info.kept[1:] + "."] if info.kept else []) + list(info.notes)
+        self.weights.session_built(info)
+        notes = self.weights.kept_notes(info) + list(info.notes)
         if self._paused_by_edit:
             notes.insert(0, PAUSED_BY_EDIT)
             self._paused_by_edit = False
@@ -542,8 +467,7 @@ class RunController(QObject):
             return
         self.built = None
         self.toolbar.clear_session()  # no samples now: no "true:" label of the dropped session's
-        # The worker dropped the session but keeps its trained weights for undo: still unsaved if they were.
-        self.trained = False
+        self.weights.session_refused()
         self._set_state(RunState.REFUSED)
         self.hub.show_message(message)
         self._set_run_status("cannot run", message)
@@ -581,8 +505,7 @@ class RunController(QObject):
 
     def _progressed(self, progress) -> None:
         self.last_progress = progress
-        if progress.step > self._saved_step:
-            self.trained = self.weights_unsaved = True
+        self.weights.training(progress.step)
         self.hub.add_progress(progress)
         self._show_run_status()
 
@@ -592,15 +515,13 @@ class RunController(QObject):
         if state is State.RESET:
             self.hub.clear_curves()
             self.last_progress = None
-            self.trained = self.weights_unsaved = False
-            self._saved_step = 0
-            self._show_message("Weights back to the seed's: step 0.", 5000)
+            self.weights.was_reset()
         elif state is State.RUNNING:
             self._set_state(RunState.RUNNING)
         elif state is State.PAUSED:
             self._set_state(RunState.PAUSED)
-        if state is not State.RESET and (state is State.RUNNING or step > self._saved_step):
-            self.trained = self.weights_unsaved = True  # training: before its first progress report
+        if state is not State.RESET:  # training: before its first progress report
+            self.weights.training(step, running=state is State.RUNNING)
         self._show_run_status(step)
 
     def _faulted(self, error) -> None:
