@@ -15,6 +15,15 @@ It prints each run's held-out accuracy, the ratio Mini ResNet / LeNet-5 and the 
 Target: Mini ResNet at least ``MARGIN`` points above LeNet-5 for every seed (ratio > 1). The exit
 status is 0 when the target is met, 1 when not, 2 when a run fails. Needs torch, numpy and cnnviz's
 source tree; no Qt. On two loaded CPU cores 2,000 steps of both take several minutes per seed.
+
+Measured (2026-12-01, 2 shared cores, 2,000 steps, batch 64): LeNet-5 86.70 / 86.65 / 87.05 % on seeds
+0 / 1 / 2; the shipped Mini ResNet (a 16-channel stem with a 2×2 max pool, stages of 16/32/64 channels,
+Flatten → Dropout 0.5 → Linear, Adam 5e-4 with weight decay 1e-3) 87.75 / 87.70 / 87.65 %: ahead on every
+seed by +1.05 / +1.05 / +0.6 points, so the 1-point margin is met on two of the three. The one it had before
+(8/16/32 channels, a global average pool, Adam 2e-3) reached 80.0 % on seed 0. Variants tried on the way
+(wider, a stride-2 stem, SGD with momentum, weight decay 5e-3, a 5×5 stem) ended between 86.1 and 87.9 % on
+seed 0; all peak at 88.5-89 % near step 800 and drift back as they overfit the 8,000 training images under a
+constant learning rate: a learning-rate schedule in the training block would be the next lever.
 """
 from __future__ import annotations
 

@@ -394,27 +394,27 @@ def test_a_residual_block_holds_its_body_above_its_shortcut_and_closes_with_the_
     report = infer(stack)
     flow = ol.build_flow(report.input_shape, _tree_infos(report.layers), classes=[str(i) for i in range(10)])
     keys = [c.key for c in flow.columns()]
-    assert keys[:10] == ["input", "layer 0", "layer 1", "layer 2"] + [f"layer 3.body.{j}" for j in range(5)] + \
-        ["layer 3"]
-    assert keys[10:20] == ["layer 4"] + [f"layer 5.body.{j}" for j in range(5)] + \
-        ["layer 5.shortcut.0", "layer 5.shortcut.1", "layer 5", "layer 6"]
+    assert keys[:11] == ["input", "layer 0", "layer 1", "layer 2", "layer 3"] + \
+        [f"layer 4.body.{j}" for j in range(5)] + ["layer 4"]
+    assert keys[11:21] == ["layer 5"] + [f"layer 6.body.{j}" for j in range(5)] + \
+        ["layer 6.shortcut.0", "layer 6.shortcut.1", "layer 6", "layer 7"]
     blocks = [item for item in flow.items if isinstance(item, ol.Branches)]
-    assert [(b.block, len(b.flows), b.identity) for b in blocks] == [("3", 1, True), ("5", 2, False),
-                                                                     ("7", 2, False)]
-    inner = {c.key: c for c in flow.columns()}["layer 3.body.1"]
-    assert inner.path == "3.body.1" and inner.index == 3 and inner.kind == "maps" and inner.count == 8
+    assert [(b.block, len(b.flows), b.identity) for b in blocks] == [("4", 1, True), ("6", 2, False),
+                                                                     ("8", 2, False)]
+    inner = {c.key: c for c in flow.columns()}["layer 4.body.1"]
+    assert inner.path == "4.body.1" and inner.index == 4 and inner.kind == "maps" and inner.count == 16
     placed, _width = ol.layout(flow, 3000, 600, ol.Metrics())
     at = {q.key: q for q in placed}
-    assert all(at[f"layer 5.body.{j}"].y < at["layer 5.shortcut.0"].y for j in range(5))   # the body above
-    assert at["layer 5"].x > max(at[f"layer 5.body.{j}"].x for j in range(5))              # the sum closes it
-    assert at["layer 5"].x > at["layer 5.shortcut.1"].x > at["layer 5.shortcut.0"].x
+    assert all(at[f"layer 6.body.{j}"].y < at["layer 6.shortcut.0"].y for j in range(5))   # the body above
+    assert at["layer 6"].x > max(at[f"layer 6.body.{j}"].x for j in range(5))              # the sum closes it
+    assert at["layer 6"].x > at["layer 6.shortcut.1"].x > at["layer 6.shortcut.0"].x
     regions = {r.block: r for r in ol.block_regions(flow, placed)}
-    assert set(regions) == {"3", "5", "7"} and regions["3"].identity and not regions["5"].identity
-    r = regions["5"]
-    for key in [f"layer 5.body.{j}" for j in range(5)] + ["layer 5.shortcut.0", "layer 5"]:
+    assert set(regions) == {"4", "6", "8"} and regions["4"].identity and not regions["6"].identity
+    r = regions["6"]
+    for key in [f"layer 6.body.{j}" for j in range(5)] + ["layer 6.shortcut.0", "layer 6"]:
         q = at[key]
         assert r.x <= q.x and q.x + q.width <= r.x + r.width and r.y <= q.y and q.y + q.height <= r.y + r.height
-    assert r.x > at["layer 4"].x + at["layer 4"].width and r.x + r.width < at["layer 6"].x
+    assert r.x > at["layer 5"].x + at["layer 5"].width and r.x + r.width < at["layer 7"].x
 
 
 def test_a_concat_block_stacks_its_branches_one_above_the_other():
@@ -431,24 +431,24 @@ def test_a_concat_block_stacks_its_branches_one_above_the_other():
 
 
 def test_the_view_draws_a_blocks_inner_layers_and_a_click_names_the_path(overview, qtbot):
-    _report, probe = show(overview, "resnet-mini", selected="3.body.0")
+    _report, probe = show(overview, "resnet-mini", selected="4.body.0")
     keys = [p.key for p in overview.columns]
-    assert "layer 3.body.1" in keys and "layer 5.shortcut.0" in keys
-    assert overview.column("layer 3.body.0").large and not overview.column("layer 3").large
-    act = probe.inner_activations["3.body.1"]
-    (lo, hi), _ = overview.column_levels("layer 3.body.1")
+    assert "layer 4.body.1" in keys and "layer 6.shortcut.0" in keys
+    assert overview.column("layer 4.body.0").large and not overview.column("layer 4").large
+    act = probe.inner_activations["4.body.1"]
+    (lo, hi), _ = overview.column_levels("layer 4.body.1")
     assert lo <= float(act.min()) and float(act.max()) <= hi   # the inner layer's own values, not the block's
-    assert [r.block for r in overview.regions] == ["3", "5", "7"]
-    text = overview.tooltip_at(overview.thumbnail_rect("layer 3.body.1", 2).center())
-    assert text.startswith("layer 3 → body → 1 BatchNorm2d · channel 2")
-    assert overview.column_texts("layer 3.body.1")["title"].startswith("body.1 · ")   # its place in the block
+    assert [r.block for r in overview.regions] == ["4", "6", "8"]
+    text = overview.tooltip_at(overview.thumbnail_rect("layer 4.body.1", 2).center())
+    assert text.startswith("layer 4 → body → 1 BatchNorm2d · channel 2")
+    assert overview.column_texts("layer 4.body.1")["title"].startswith("body.1 · ")   # its place in the block
     paths, layers = [], []
     overview.pathClicked.connect(lambda path, ch: paths.append((path, ch)))
     overview.thumbnailClicked.connect(lambda layer, ch: layers.append((layer, ch)))
-    rect = overview.thumbnail_rect("layer 5.shortcut.0", 4)
+    rect = overview.thumbnail_rect("layer 6.shortcut.0", 4)
     QTest.mouseClick(overview.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      viewport_point(overview, rect.center()))
-    assert paths == [("5.shortcut.0", 4)] and layers == [] and overview.focused_channel == ("5.shortcut.0", 4)
+    assert paths == [("6.shortcut.0", 4)] and layers == [] and overview.focused_channel == ("6.shortcut.0", 4)
 
 
 def test_the_schematic_of_a_stack_with_blocks_frames_its_pending_inner_columns(overview):
