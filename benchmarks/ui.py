@@ -53,7 +53,14 @@ them: p99 11.6 ms, max 30 ms, offscreen, at load average 0.9 (2026-12-01). With 
 Profile, Receptive field, Runs and Training health tabs (health taken with every
 probe) three runs later that day gave p99 16.9, 10.6 and (a 10 s run of the
 same measure) 12.3 ms, max 46-66 ms; the tail is the curves' redraw and paint,
-about 8 + 10 ms of the GUI thread's CPU on this machine while training. Before the worker thread was niced and the window paced what it shows
+about 8 + 10 ms of the GUI thread's CPU on this machine while training. Later that day the overview's redraw
+went from 5.4 to 1.8 ms of GUI CPU (colours looked up straight into its raster, the layout and the label
+widths remembered), the softmax view stopped remaking its brushes and moving its marker, the captions
+stopped measuring readings no longer than one measured; the probes came on a period from each one's start
+and the window showed every one (``SHOW_HZ`` 12): (d) gave 10.5-10.7 refreshes a second (target ≥ 10) for
+13.6-14.2 ms of GUI CPU each (was 20-21), heartbeat p99 9.0-11.6 ms, and a throughput cost of 9.5-12 % (the
+pairs 0.70-1.17: on these two shared cores the cost is not resolved to the 5 % the target asks; the worker's
+own CPU per step rose 4-15 % with the GUI busy on the other core). Before the worker thread was niced and the window paced what it shows
 (probes at most 10/s, progress 5/s, the status field 4/s) it was about 30 ms:
 the two cores were shared by the GUI thread, the worker and other processes,
 and each redraw of the curves came late by a scheduler slice.

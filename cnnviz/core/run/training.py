@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from cnnviz.core.run.engine import Evaluation, Session
 
 PROBE_HZ = 12.0
-"""At most this many probes a second while training (the one definition; the window's worker uses it too).
-A little above the 10 a second the window shows, so that a fresh probe is always waiting when it draws; more
-would be computed and never shown."""
+"""At most this many probes a second while training (the one definition; the window's worker uses it too),
+a period counted from each probe's start: each waits for the next step boundary, so the window, which shows
+every one, gets 10-12 a second (at least 10 is the live views' target); more would cost throughput."""
 PROBE_BUDGET = 0.04
 """Share of the loop's wall time that probes may take: a slow probe (a big model, a busy CPU) comes less often.
 A probe of d seconds is followed by at least d·(1/budget − 1) of training, so probes take at most this share
@@ -433,11 +433,12 @@ class Trainer:
         trained long enough for the budget. The health read's time is health's (it has its own budget), not the
         probe's: to the probes' budget it is loop time, as training is (each takes its share of the whole loop)."""
         clock = self._budget_clock()
+        began = time.perf_counter()
         start = clock()
         read = self._probe(watched)
         end = clock()
         self._budget_due = end - read + max(0.0, end - start - read) * (1.0 / self.probe_budget - 1.0)
-        return time.perf_counter() + self.probe_interval
+        return began + self.probe_interval   # a period from this probe's start: probe_hz a second, not fewer
 
     def _probe_due(self, now: float, next_probe: float) -> bool:
         return now >= next_probe and self._budget_clock()() >= self._budget_due
