@@ -109,8 +109,7 @@ def _unexpected(exc: BaseException) -> Failed:
 def keeping_random_stream(session) -> contextlib.AbstractContextManager:
     """Draw freely inside without moving ``session``'s random stream (the worker runs jobs inside it), as a
     train-mode probe does; nothing to keep for a session without one."""
-    rng = getattr(session, "_rng", None)
-    forked = getattr(rng, "forked", None)
+    forked = getattr(session, "forked_rng", None)
     return forked() if callable(forked) else contextlib.nullcontext()
 
 

@@ -262,6 +262,11 @@ class Session:
         """
         return self._rng.active()
 
+    def forked_rng(self) -> contextlib.AbstractContextManager:
+        """Draw freely inside (a probe in train mode, a profile at a step boundary) without moving the
+        session's random stream: the training run goes on as if nothing had drawn."""
+        return self._rng.forked()
+
     # ----------------------------------------------------------- training
     def step(self) -> None:
         """One optimizer step on the next batch. Raises NonFiniteError (weights untouched) or OutOfMemory."""

@@ -228,7 +228,7 @@ def take(session, index: int = 0, split="test", mode: str = "eval", with_identit
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if training else []
     layer_params = [list(m.parameters()) for m in model]
     flat_params = [p for group in layer_params for p in group]
-    with model_mode(model, training), session._rng.forked(), torch.set_grad_enabled(need_graph), \
+    with model_mode(model, training), session.forked_rng(), torch.set_grad_enabled(need_graph), \
             _batch_of_one_convolutions(x.device):
         try:
             x = x.detach().clone().requires_grad_(True) if need_graph else x

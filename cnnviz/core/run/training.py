@@ -370,7 +370,8 @@ class Trainer:
     def _probe(self, watched=None) -> float:
         """Probe now, with the health of the step ``watched`` saw; returns the seconds the health read took
         (by :meth:`_budget_clock`, 0 without), having set when health may come next (:data:`HEALTH_BUDGET`)."""
-        if self.on_probe is None:
+        listener = self.on_probe   # read once: another thread may take it away meanwhile (a benchmark does)
+        if listener is None:
             return 0.0
         result = self.probe(self.control.probe_request)
         read = 0.0
@@ -380,7 +381,7 @@ class Trainer:
             read = watched.spent - before
             self.health_seconds += watched.spent
             self._health_due = self._budget_clock()() + watched.spent * (1.0 / self.health_budget - 1.0)
-        self.on_probe(result)
+        listener(result)
         return read
 
     def _health_monitor(self):
