@@ -26,13 +26,18 @@ LENET = files.load(assets.path("examples", "lenet5.cnnviz"))
 WAIT_MS = 60_000
 
 
-@pytest.fixture
-def setup(qtbot):
+def _profiling(qtbot, **kw):
+    """A shown ProfileView and its Profiling of what ``current["answer"]`` names (LeNet-5 on the CPU)."""
     view = ProfileView()
     qtbot.addWidget(view)
     view.show()
     current = {"answer": (LENET, LENET.training, "cpu")}
-    p = Profiling(view, lambda: current["answer"])
+    return view, Profiling(view, lambda: current["answer"], **kw), current
+
+
+@pytest.fixture
+def setup(qtbot):
+    view, p, current = _profiling(qtbot)
     yield view, p, current
     assert p.shutdown(30)
 
@@ -162,12 +167,8 @@ class Boundary:
 
 @pytest.fixture
 def on_worker(qtbot):
-    view = ProfileView()
-    qtbot.addWidget(view)
-    view.show()
-    current = {"answer": (LENET, LENET.training, "cpu")}
     boundary = Boundary()
-    p = Profiling(view, lambda: current["answer"], call_at_boundary=boundary)
+    view, p, current = _profiling(qtbot, call_at_boundary=boundary)
     yield view, p, current, boundary
     boundary.run_pending()
     assert p.shutdown(30)
