@@ -21,49 +21,35 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _bench  # noqa: E402 (benchmarks/_bench.py, beside this script)
 import torch
 
-from cnnviz.core.model import files
-from cnnviz.core.run import devices, engine
+from cnnviz.core.run import devices
 
 TARGET = 1.10
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--stack", default=str(ROOT / "resources" / "examples" / "digits.cnnviz"))
-    parser.add_argument("--data", help="data set (default: the stack's training block)")
+    _bench.session_arguments(parser, str(ROOT / "resources" / "examples" / "digits.cnnviz"), batch_size=False)
     parser.add_argument("--train-steps", type=int, default=50, help="steps trained before timing")
     parser.add_argument("--repeats", type=int, default=30, help="evaluations per variant, interleaved")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
-                        help="what to time (auto: CPU time on the CPU, wall clock on a GPU)")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    stack = files.load(args.stack)
-    config = engine.config_with(stack.training, device=args.device, data=args.data)
-    try:
-        session = engine.Session(stack, config)
-    except engine.EngineError as exc:
-        print(f"confusion: {exc}", file=sys.stderr)
+    session = _bench.open_session(args, "confusion")
+    if session is None:
         return 2
+    stack = session.stack
     device = session.device
     for _ in range(args.train_steps):
         session.step()
-    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
-    clock = time.process_time if use_cpu_clock else time.perf_counter
+    clock, use_cpu_clock = _bench.timing_clock(args, session)
     variants = {"plain": lambda: session.evaluate(confusion=False), "confusion": lambda: session.evaluate()}
     print(f"{session.describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"timing {'CPU time' if use_cpu_clock else 'wall clock'}, {args.repeats} evaluations of "

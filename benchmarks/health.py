@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _bench  # noqa: E402 (benchmarks/_bench.py, beside this script)
 import torch
 
-from cnnviz.core.model import files
 from cnnviz.core.run import devices, engine, training
 from cnnviz.core.run.health import HealthMonitor
 
@@ -93,31 +93,17 @@ def read_ms(session: engine.Session, rounds: int = 30) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--stack", default=str(ROOT / "resources" / "examples" / "lenet5.cnnviz"))
-    parser.add_argument("--data", help="data set (default: the stack's training block)")
-    parser.add_argument("--batch-size", type=int)
+    _bench.session_arguments(parser, str(ROOT / "resources" / "examples" / "lenet5.cnnviz"), threads=1)
     parser.add_argument("--steps", type=int, default=40, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=25, help="timed blocks per variant")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1, as the tests)")
-    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
-                        help="what to time (auto: this process's CPU time on the CPU, the wall clock on a GPU)")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    stack = files.load(args.stack)
-    config = engine.config_with(stack.training, device=args.device, data=args.data, batch_size=args.batch_size)
-    try:
-        session = engine.Session(stack, config)
-    except engine.EngineError as exc:
-        print(f"health: {exc}", file=sys.stderr)
+    session = _bench.open_session(args, "health")
+    if session is None:
         return 2
+    stack = session.stack
     device = session.device
-    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
-    clock = time.process_time if use_cpu_clock else time.perf_counter
+    clock, use_cpu_clock = _bench.timing_clock(args, session)
     request = training.ProbeRequest()
     variants = {
         "probes": loop(session, request),

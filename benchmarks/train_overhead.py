@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _bench  # noqa: E402 (benchmarks/_bench.py, beside this script)
 import torch  # noqa: E402
 
-from cnnviz.core.model import files  # noqa: E402
 from cnnviz.core.run import build, devices, engine, training
 
 
@@ -93,33 +93,19 @@ def engine_loop(session: engine.Session, probes: bool, check: bool):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--stack", default=str(ROOT / "resources" / "examples" / "digits.cnnviz"))
-    parser.add_argument("--data", help="data set (default: the stack's training block)")
-    parser.add_argument("--batch-size", type=int)
+    _bench.session_arguments(parser, str(ROOT / "resources" / "examples" / "digits.cnnviz"))
     parser.add_argument("--steps", type=int, default=40, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=25, help="timed blocks per variant (short blocks, many "
                                                                "of them, interleaved: robust to other load)")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
-                        help="what to time: wall clock, or this process's CPU time (auto: CPU time on the CPU, "
-                             "where other processes' load makes the wall clock noisy; wall clock on a GPU)")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    stack = files.load(args.stack)
-    config = engine.config_with(stack.training, device=args.device, data=args.data, batch_size=args.batch_size)
-    try:
-        session = engine.Session(stack, config)
-    except engine.EngineError as exc:
-        print(f"train_overhead: {exc}", file=sys.stderr)
+    session = _bench.open_session(args, "train_overhead")
+    if session is None:
         return 2
+    stack = session.stack
+    config = session.config
     device = session.device
-    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and device.type == "cpu")
-    clock = time.process_time if use_cpu_clock else time.perf_counter
+    clock, use_cpu_clock = _bench.timing_clock(args, session)
     variants = {
         "bare": bare_loop(session, config.seed),
         "engine": engine_loop(session, probes=False, check=True),
