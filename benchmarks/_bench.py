@@ -52,3 +52,24 @@ def timing_clock(args: argparse.Namespace, session: engine.Session) -> tuple[Cal
     """(clock, True when it is CPU time): ``args.clock``, where auto is CPU time on the CPU."""
     cpu = args.clock == "cpu" or (args.clock == "auto" and session.device.type == "cpu")
     return (time.process_time if cpu else time.perf_counter), cpu
+
+
+def interleaved(variants: dict[str, Callable[[int], None]], steps: int, repeats: int, clock: Callable[[], float],
+                device) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Run each variant ``repeats`` times for ``steps`` steps, the order rotated every round (other load falls
+    on all alike), the device synchronised around each block: (seconds per step by ``clock``, wall seconds
+    per block), each a list per variant."""
+    from cnnviz.core.run import devices
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    walls: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            devices.synchronize(device)
+            start, wall = clock(), time.perf_counter()
+            variants[name](steps)
+            devices.synchronize(device)
+            times[name].append((clock() - start) / steps)
+            walls[name].append(time.perf_counter() - wall)
+    return times, walls

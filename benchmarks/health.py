@@ -118,18 +118,9 @@ def main(argv=None) -> int:
         run.counter.update(probes=0, health=0)  # type: ignore[attr-defined]
         run.trainer.health_seconds = 0.0  # type: ignore[attr-defined]
     devices.synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    walls: dict[str, float] = dict.fromkeys(variants, 0.0)
+    times, walls = _bench.interleaved(variants, args.steps, args.repeats, clock, device)
+    walls = {name: sum(w) for name, w in walls.items()}
     names = list(variants)
-    for r in range(args.repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            devices.synchronize(device)
-            start, wall = clock(), time.perf_counter()
-            variants[name](args.steps)
-            devices.synchronize(device)
-            times[name].append((clock() - start) / args.steps)
-            walls[name] += time.perf_counter() - wall
     per_step = {name: statistics.median(t) for name, t in times.items()}
     watched_ms, health_ms = read_ms(session)
     base = per_step["probes"]

@@ -28,7 +28,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,18 +117,8 @@ def main(argv=None) -> int:
         run(args.warmup)
     variants["engine+probes"].counter["probes"] = 0  # type: ignore[attr-defined]
     devices.synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    walls: dict[str, list[float]] = {name: [] for name in variants}
+    times, walls = _bench.interleaved(variants, args.steps, args.repeats, clock, device)
     names = list(variants)
-    for r in range(args.repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            devices.synchronize(device)
-            start, wall = clock(), time.perf_counter()
-            variants[name](args.steps)
-            devices.synchronize(device)
-            times[name].append((clock() - start) / args.steps)
-            walls[name].append(time.perf_counter() - wall)
     per_step = {name: statistics.median(t) for name, t in times.items()}
     base = per_step["bare"]
     ratios = {name: per_step[name] / base for name in per_step}
