@@ -37,8 +37,8 @@ from cnnviz.app.document.undo import History
 from cnnviz.app.sidebar.details import DetailsPanel
 from cnnviz.app.sidebar.palette import Palette
 from cnnviz.app.sidebar.properties import PropertyEditor
-from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import StackListModel
+from cnnviz.app.sidebar.stack_panel import StackPanel
 from cnnviz.app.window.dialogs import Dialogs
 from cnnviz.app.window.docks import AREAS, Docks
 from cnnviz.app.window.file_menus import fill_examples_menu, fill_recent_menu

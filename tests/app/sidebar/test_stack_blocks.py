@@ -8,7 +8,6 @@ import pytest
 from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, QPersistentModelIndex, Qt
 
 from cnnviz.app.document.undo import History
-from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import (
     KIND_ROLE,
     LIST,
@@ -18,6 +17,7 @@ from cnnviz.app.sidebar.stack_model import (
     TYPE_MIME,
     StackListModel,
 )
+from cnnviz.app.sidebar.stack_panel import StackPanel
 from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import (
     InputSpec,

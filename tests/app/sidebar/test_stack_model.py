@@ -7,8 +7,8 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 
 from cnnviz.app.document.undo import History
-from cnnviz.app.sidebar.stack_list import StackPanel
 from cnnviz.app.sidebar.stack_model import LAYER_INDEX_ROLE, ROWS_MIME, StackListModel
+from cnnviz.app.sidebar.stack_panel import StackPanel
 from cnnviz.core.model.paths import LayerPath
 from cnnviz.core.model.stack import (
     Batch,
