@@ -63,7 +63,8 @@ def _config(stack, args):
         return getattr(args, name, None)
 
     return config_with(stack.training, data=arg("data"), steps=arg("steps"), batch_size=arg("batch_size"),
-                       lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"))
+                       lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"),
+                       schedule=arg("schedule"))
 
 
 def device_refusal(spec: str | None) -> str | None:

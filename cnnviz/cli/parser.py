@@ -5,6 +5,7 @@ import argparse
 
 from cnnviz import __version__
 from cnnviz.core.model import files
+from cnnviz.core.model.stack import SCHEDULES
 from cnnviz.core.model.text import for_terminal
 
 SUBCOMMANDS = ("summary", "train", "export", "import", "explain", "profile")
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per step, 1 to 4096 (default: the file's, else 64)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the file's, else 0.001)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the file's, else adam")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="the learning rate over the run: constant, or cosine (annealed from --lr to 0 over the "
+                        "run's --steps); default: the file's, else constant")
     p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=_setting("seed"), help="random seed, 0 to 2**32-1 (default: the file's, else 0)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a progress bar")

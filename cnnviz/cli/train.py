@@ -1,7 +1,9 @@
 """``cnnviz train FILE``: headless training with a progress bar or JSON lines (SPEC §2).
 
 Settings come from the command line, then the file's ``training`` block, then
-the defaults of :class:`~cnnviz.core.model.stack.TrainingConfig`.
+the defaults of :class:`~cnnviz.core.model.stack.TrainingConfig`. A ``cosine``
+schedule anneals the learning rate to 0 over the run's steps (``--steps``, else
+the file's).
 
 With ``--json`` every line of standard output is one JSON object:
 ``{"event": "step", ...}`` every ``report`` steps (training loss per sample
@@ -107,7 +109,8 @@ def run(stack, args, out: TextIO, err: TextIO, *, rank=None) -> int:
 
     io = _Output(out, err, bool(arg("json")))
     config = config_with(stack.training, data=arg("data"), steps=arg("steps"), batch_size=arg("batch_size"),
-                         lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"))
+                         lr=arg("lr"), optimizer=arg("optimizer"), device=arg("device"), seed=arg("seed"),
+                         schedule=arg("schedule"))  # the session's horizon is config.steps: this run's
     steps = int(config.steps)
     device_id = None
     io_refusal = _check_save_weights(args)

@@ -73,6 +73,52 @@ def test_command_line_beats_the_file_which_beats_the_defaults(tiny):
     assert json.loads(out.splitlines()[-1])["steps"] == 3
 
 
+def _weights_after(stack, path):
+    from cnnviz.core.run import engine
+
+    session = engine.Session(stack)
+    session.load_weights(path)
+    return session.model.state_dict()
+
+
+def test_schedule_option_trains_on_the_cosine_schedule_over_the_runs_steps(tiny, tmp_path):
+    from cnnviz.core.model import files
+    from cnnviz.core.model.stack import config_with
+    from cnnviz.core.run import engine, records
+
+    stack = files.load(tiny)  # steps 60 in the file: --steps 8 is the schedule's horizon
+    target = tmp_path / "cosine.safetensors"
+    rc, out, err = run(tiny, "--json", "--steps", "8", "--schedule", "cosine", "--save-weights", str(target),
+                       "--record", str(tmp_path / "runs"))
+    assert rc == 0, err
+    done = json.loads(out.splitlines()[-1])
+    assert records.read(done["record"]).config == config_with(stack.training, steps=8, schedule="cosine")
+    session = engine.Session(stack, config_with(stack.training, steps=8, schedule="cosine"))
+    for _ in range(8):
+        session.step()
+    assert abs(session.lr_now) < 1e-15  # the schedule ended with the run
+    ours = _weights_after(stack, target)
+    assert all(torch.equal(v, ours[k]) for k, v in session.model.state_dict().items())
+    constant = tmp_path / "constant.safetensors"
+    assert run(tiny, "--json", "--steps", "8", "--save-weights", str(constant))[0] == 0
+    assert not all(torch.equal(v, ours[k]) for k, v in _weights_after(stack, constant).items())
+
+
+def test_schedule_option_overrides_the_files_and_is_named_in_the_text(tiny, tmp_path, capsys):
+    doc = json.loads(json.dumps(TINY))
+    doc["training"]["schedule"] = "cosine"
+    path = tmp_path / "cosine.cnnviz"
+    path.write_text(json.dumps(doc))
+    rc, out, err = run(str(path), "--steps", "5")
+    assert rc == 0, err
+    assert "adam lr 0.01 on a cosine schedule to 0 at step 5, 5 steps" in out.splitlines()[0]
+    rc, out, err = run(str(path), "--steps", "5", "--schedule", "constant")
+    assert rc == 0 and "cosine" not in out.splitlines()[0]
+    rc, out, err = run(str(path), "--schedule", "linear")
+    err = err + capsys.readouterr().err  # argparse's usage error
+    assert rc == 2 and "--schedule" in err and "'cosine'" in err
+
+
 def test_text_mode_names_the_device_and_ends_with_a_summary(tiny):
     rc, out, err = run(tiny, "--steps", "20")
     assert rc == 0

@@ -19,7 +19,11 @@ What an edit does:
   gets its trained weights back when the edit is undone; an untrained network
   starts from the seed, exactly as ``cnnviz train`` would build it;
 * a new learning rate or batch size goes to the running session at its next
-  step, without a rebuild.
+  step, without a rebuild (and so does ``steps``, the horizon of a cosine
+  schedule); a new ``schedule`` builds again, keeping the trained weights and
+  the step count, as the optimizer does. Training runs until paused, and on
+  the cosine schedule it pauses by itself where the rate reaches 0
+  (:data:`SCHEDULE_ENDED`).
 
 Training settings live in the stack's ``training`` block: a toolbar change is
 an undoable :class:`~cnnviz.core.model.stack.SetStack` edit, so it marks the file
@@ -76,11 +80,14 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All
 
 EDIT_LABELS = {
     "lr": "Change learning rate", "batch_size": "Change batch size", "optimizer": "Change optimizer",
-    "data": "Change data set", "device": "Change device", "seed": "Change seed",
+    "data": "Change data set", "device": "Change device", "seed": "Change seed", "schedule": "Change schedule",
 }
 PAUSED_BY_EDIT = "Training paused: the stack changed, so the network is built again. Press Train to go on."
-LIVE_SETTINGS = ("lr", "batch_size")
-"""Training settings a running session takes at its next step; any other change builds a new session."""
+SCHEDULE_ENDED = "The cosine schedule ended at step {step:,} (lr 0). Reset to train again, or choose constant."
+"""What the status bar says when training paused by itself at the end of the cosine schedule."""
+LIVE_SETTINGS = ("lr", "batch_size", "steps")
+"""Training settings a running session takes at its next step (``steps``: the cosine schedule's horizon); any
+other change builds a new session."""
 
 
 def same_session(a: TrainingConfig, b: TrainingConfig) -> bool:
@@ -140,6 +147,7 @@ class RunController(QObject):
         self._closed = False
         self._start_scheduled = False
         self._paused_by_edit = False
+        self._schedule_end: int | None = None  # the step where the cosine schedule ended and training paused
         self._pending: tuple | None = None
         self._data_shown: str | None = None   # the data set the toolbar's labels and the curves are of
         self._post_timer = QTimer(self)
@@ -166,6 +174,7 @@ class RunController(QObject):
         w.evaluated.connect(self.hub.add_evaluation)
         w.stateChanged.connect(self._state_changed)
         w.faulted.connect(self._faulted)
+        w.scheduleEnded.connect(self._schedule_ended)
         w.crashed.connect(shell.report_exception)
         self.debugging = Debugging(self, places)  # the Confusion and Saliency tabs
         w.evaluated.connect(self.debugging.add_evaluation)
@@ -443,6 +452,7 @@ class RunController(QObject):
         if info.generation != self.generation:
             return
         self.built = info
+        self._schedule_end = None
         self.toolbar.set_session(info.classes, info.test_labels)
         if self.target.index >= len(info.test_labels):
             self.target = replace(self.target, index=max(0, len(info.test_labels) - 1))
@@ -513,6 +523,8 @@ class RunController(QObject):
     def _state_changed(self, state: State, step: int) -> None:
         if self.built is None:
             return
+        if state is not State.PAUSED:
+            self._schedule_end = None
         if state is State.RESET:
             self.hub.clear_curves()
             self.last_progress = None
@@ -546,6 +558,14 @@ class RunController(QObject):
         else:
             dialogs.error("Training stopped", str(error))
 
+    def _schedule_ended(self, step: int) -> None:
+        """The worker paused training where the cosine schedule reached 0 (or refused a step past it)."""
+        if self._closed:
+            return
+        self._schedule_end = step
+        self._show_message(SCHEDULE_ENDED.format(step=step), 10000)
+        self._show_run_status(step)
+
     # ================================================================ state and status
     def _set_state(self, state: RunState) -> None:
         self.state = state
@@ -576,7 +596,7 @@ class RunController(QObject):
         if self.forward_ms is not None:
             parts.append(f"forward {self.forward_ms:.1f} ms")
         if self.state is RunState.PAUSED:
-            parts.append("paused")
+            parts.append("paused: the cosine schedule ended" if step == self._schedule_end else "paused")
         tip = self.built.description
         if p is not None:
             tip += f"\nlast {p.window} steps: loss {p.loss:.4g}, accuracy {100 * p.accuracy:.1f}%"

@@ -24,7 +24,7 @@ from cnnviz.app.runner.messages import RunState
 from cnnviz.app.runner.services import Places
 from cnnviz.core import data
 from cnnviz.core.model.files import TRAINING_PARAMS
-from cnnviz.core.model.stack import OPTIMIZERS, TrainingConfig
+from cnnviz.core.model.stack import OPTIMIZERS, SCHEDULES, TrainingConfig
 
 OPEN_IMAGE = "\x00image"
 OPEN_FOLDER = "\x00folder"
@@ -46,6 +46,12 @@ def data_label(name: str) -> str:
 
 def format_lr(lr: float) -> str:
     return f"{lr:g}"
+
+
+def schedule_tip(steps: int) -> str:
+    """The schedule picker's tooltip, with the training block's ``steps`` (the cosine's horizon)."""
+    return (f"constant: the learning rate stays at lr; cosine: the learning rate falls along a half cosine from "
+            f"lr to 0 over the training block's steps ({steps:,}), and training pauses there")
 
 
 class RunToolbar(QObject):
@@ -211,6 +217,14 @@ class RunToolbar(QObject):
         self.lr_box.lineEdit().editingFinished.connect(self._lr_edited)
         self.lr_box.activated.connect(lambda _i: self._lr_edited())
         tb.addWidget(self.lr_box)
+        tb.addWidget(_caption("schedule", tb))
+        self.schedule_box = QComboBox(tb)
+        self.schedule_box.setObjectName("run_schedule")
+        self.schedule_box.addItems(list(SCHEDULES))
+        self.schedule_box.setToolTip(schedule_tip(self._config.steps))
+        self.schedule_box.activated.connect(lambda i: self.trainingEdited.emit("schedule",
+                                                                               self.schedule_box.itemText(i)))
+        tb.addWidget(self.schedule_box)
         tb.addWidget(_caption("batch", tb))
         self.batch_spin = QSpinBox(tb)
         self.batch_spin.setObjectName("run_batch")
@@ -245,6 +259,9 @@ class RunToolbar(QObject):
             self.optimizer_box.setCurrentText(config.optimizer)
         with QSignalBlocker(self.lr_box):
             self.lr_box.setEditText(format_lr(config.lr))
+        with QSignalBlocker(self.schedule_box):
+            self.schedule_box.setCurrentText(config.schedule)
+        self.schedule_box.setToolTip(schedule_tip(config.steps))
         with QSignalBlocker(self.batch_spin):
             self.batch_spin.setValue(int(config.batch_size))
         with QSignalBlocker(self.seed_spin):

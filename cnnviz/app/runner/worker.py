@@ -137,6 +137,7 @@ class RunWorker(QObject):
     evaluated = Signal(object)          # engine.Evaluation
     stateChanged = Signal(object, int)  # training.State (RUNNING, PAUSED or RESET) and step
     faulted = Signal(object)            # an EngineError that stopped training (NaN, out of memory)
+    scheduleEnded = Signal(int)         # the step where the cosine schedule reached 0: training paused there
     crashed = Signal(object)            # an unexpected exception, for the error reporter
 
     def __init__(self, parent: QObject | None = None, *, threads: int | None = None,
@@ -197,9 +198,11 @@ class RunWorker(QObject):
         """Another stack is opened: the trained weights kept for this one's layers are dropped."""
         self.kept.forget()
 
-    def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
-        """A new learning rate or batch size for the running session, from the next step on."""
-        self.control.configure(lr=lr, batch_size=batch_size)
+    def configure(self, *, lr: float | None = None, batch_size: int | None = None,
+                  steps: int | None = None) -> None:
+        """A new learning rate, batch size or number of steps (the schedule's horizon) for the running session,
+        from the next step on."""
+        self.control.configure(lr=lr, batch_size=batch_size, steps=steps)
 
     def request_probe(self, target: ProbeRequest | None = None) -> None:
         """Probe ``target`` (or the current one again) at the next boundary, paused or not."""
@@ -398,7 +401,8 @@ class RunWorker(QObject):
         trainer = _Trainer(
             live.session, control, probe=live, on_progress=self.progressed.emit, on_eval=self.evaluated.emit,
             on_probe=deliver, on_state=on_state, report_every=self.report_every,
-            report_seconds=self.report_seconds, eval_every=self.eval_every, probe_hz=self.probe_hz)
+            report_seconds=self.report_seconds, eval_every=self.eval_every, probe_hz=self.probe_hz,
+            pause_at_schedule_end=True, on_schedule_end=self.scheduleEnded.emit)
         try:
             trainer.run()
         except EngineError as exc:

@@ -16,6 +16,9 @@ lines of ``cnnviz train --json`` (``step``, ``eval``, ``done`` with
 beside it ``step-N.state.safetensors`` (the optimizer state, the random state
 of every rank, the batch order and position). ``--resume`` continues from the
 last complete checkpoint to the same weights as an uninterrupted run.
+``--schedule cosine`` anneals the learning rate from ``--lr`` to 0 over
+``--steps`` by cnnviz's formula, from the step count alone (a resumed run
+goes on along the same curve; nothing more is saved).
 
 Text from the stack reaches the script only through ``to_python`` (escaped
 docstrings and comments) and ``repr`` literals; the result is parsed before it
@@ -43,7 +46,8 @@ def to_train_script(stack: Stack) -> str:
     config = stack.training or TrainingConfig()
     defaults = {"data": config.data, "steps": int(config.steps), "batch_size": int(config.batch_size),
                 "lr": float(config.lr), "optimizer": config.optimizer, "seed": int(config.seed),
-                "momentum": float(config.momentum), "weight_decay": float(config.weight_decay)}
+                "momentum": float(config.momentum), "weight_decay": float(config.weight_decay),
+                "schedule": config.schedule}
     metadata = {"format": FORMAT, "version": VERSION, "stack_name": stack.name,
                 "architecture": architecture_key(stack), "layers": json.dumps([layer.type for layer in stack.layers])}
     head = model_code[:cut].replace('"""\nimport torch\nfrom torch import nn', '"""\n' + _IMPORTS, 1)
@@ -60,6 +64,7 @@ def to_train_script(stack: Stack) -> str:
 _IMPORTS = """import argparse
 import datetime
 import json
+import math
 import os
 import signal
 import sys
@@ -283,6 +288,15 @@ def evaluate(model, x, y, loss, chunk=1024):
     return total / max(1, len(y)), correct / counted if counted else 0.0
 
 
+def scheduled_lr(lr, schedule, step, horizon):
+    """The rate of the step taken after ``step`` steps: constant, or cosine from lr to 0 at ``horizon`` (the
+    run's --steps), as cnnviz and torch's CosineAnnealingLR(T_max=horizon, eta_min=0) have it."""
+    if schedule == "constant":
+        return lr
+    horizon = max(1, int(horizon))
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(max(0, int(step)), horizon) / horizon))
+
+
 def emit(obj):
     print(json.dumps(obj), flush=True)
 
@@ -296,6 +310,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="the global batch (all ranks)")
     p.add_argument("--lr", type=float, default=d["lr"])
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"])
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=d["schedule"],
+                   help="the learning rate over the run: constant, or cosine from --lr to 0 over --steps")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--checkpoint-dir", default="checkpoints")
@@ -383,6 +399,9 @@ def main(argv=None):
                       "message": f"training stopped at step {step + 1}: the loss or a gradient is NaN or Inf; "
                                  f"lower the learning rate (now {args.lr:g})"})
             sys.exit(4)
+        lr = scheduled_lr(args.lr, args.schedule, step, args.steps)  # from the step: a resumed run goes on alike
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.step()
         step += 1
         steps_run += 1

@@ -29,7 +29,7 @@ from cnnviz.core.model.layers import (
     Param,
 )
 from cnnviz.core.model.reading import Unreadable, read_bounded
-from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
+from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, SCHEDULES, InputSpec, Layer, Loss, Stack, TrainingConfig
 from cnnviz.core.model.validate import check_params, check_value
 
 FORMAT = "cnnviz.stack"
@@ -305,6 +305,7 @@ TRAINING_PARAMS: dict[str, Param] = {
     "batch_size": Param("batch_size", INT, 64, min=1, max=4096),
     "seed": Param("seed", INT, 0, min=0, max=2**32 - 1),
     "steps": Param("steps", INT, 500, min=1, max=10_000_000),
+    "schedule": Param("schedule", CHOICE, "constant", choices=SCHEDULES),
 }
 
 

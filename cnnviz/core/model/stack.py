@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
@@ -192,6 +193,9 @@ class InputSpec:
 
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+"""How the learning rate moves over a run: ``constant``, or ``cosine`` annealing from ``lr`` to 0 over the
+run's steps (see :func:`scheduled_lr`)."""
 DATASETS = ("digits", "fashion-mnist", "shapes")
 
 
@@ -208,9 +212,30 @@ class TrainingConfig:
     seed: int = 0
     device: str = "auto"
     steps: int = 500
+    schedule: str = "constant"
 
     def as_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        """The file's ``training`` object; ``schedule`` only when it is not the default ``constant`` (so a file
+        written before schedules existed is written back as it was)."""
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        if out["schedule"] == "constant":
+            del out["schedule"]
+        return out
+
+
+def scheduled_lr(lr: float, schedule: str, step: int, horizon: int) -> float:
+    """The learning rate of the optimizer step taken when ``step`` steps are done, with base rate ``lr``.
+
+    ``constant``: ``lr``. ``cosine``: ``lr * (1 + cos(pi * min(step, horizon) / horizon)) / 2``, from ``lr``
+    at step 0 to 0 at ``horizon`` (the run's steps) and 0 after it: the closed form of PyTorch's
+    ``CosineAnnealingLR(T_max=horizon, eta_min=0)`` up to the horizon. A horizon below 1 counts as 1.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        horizon = max(1, int(horizon))
+        return lr * 0.5 * (1.0 + math.cos(math.pi * min(max(0, int(step)), horizon) / horizon))
+    raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
 
 
 @dataclass(frozen=True, eq=False)

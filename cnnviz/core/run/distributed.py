@@ -415,6 +415,7 @@ class DistributedSession(Session):
         if any_bad:
             self.optimizer.zero_grad(set_to_none=True)
             return x, y
+        self._follow_schedule(self.optimizer)  # the same rate on every rank: it comes from the agreed step count
         self.optimizer.step()
         self.step_count += 1
         with torch.no_grad():

@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnviz.core.model.stack import Stack, TrainingConfig, config_with  # noqa: F401  (config_with: the engine's API too)
+from cnnviz.core.model.stack import (  # noqa: F401  (config_with: the engine's API too)
+    SCHEDULES,
+    Stack,
+    TrainingConfig,
+    config_with,
+    scheduled_lr,
+)
 from cnnviz.core.model.text import one_line
 from cnnviz.core.model.units import format_bytes
 from cnnviz.core.run import build, devices, identities, memory
@@ -113,11 +119,23 @@ class Session:
     :class:`NotEnoughMemory` (the run cannot fit: before the data is loaded and
     the model built), :class:`DataUnavailable` or :class:`OutOfMemory` before
     training starts.
+
+    **The learning rate.** :attr:`lr` is the base rate (:meth:`set_lr` changes
+    it); the rate each optimizer step uses follows ``config.schedule`` from
+    :attr:`step_count` (:func:`~cnnviz.core.model.stack.scheduled_lr`) and is
+    set on the optimizer just before the step: :attr:`lr_now`. ``cosine``
+    anneals it to 0 at :attr:`horizon` (the run's steps: ``config.steps``
+    unless the caller sets another); a reset, which puts the step count back
+    to 0, starts the schedule again, and a step refused for NaN or Inf moves
+    nothing.
     """
 
     def __init__(self, stack: Stack, config: TrainingConfig | None = None, *, data: Any = None) -> None:
         self.stack = stack
         self.config = config or stack.training or TrainingConfig()
+        if self.config.schedule not in SCHEDULES:
+            raise EngineError(f"unknown schedule {self.config.schedule!r}: expected {' or '.join(SCHEDULES)}",
+                              kind="config")
         try:
             self.report = build.check_buildable(stack)
         except build.StackInvalid as exc:
@@ -134,6 +152,7 @@ class Session:
         self.head, self.z_index = self._find_head()
         self.batch_size = int(self.config.batch_size)
         self.lr = float(self.config.lr)
+        self.horizon = int(self.config.steps)  # where a cosine schedule reaches 0: the run's steps
         self.step_count = 0
         self.check_finite = True  # the per-step NaN/Inf check; off only to measure what it costs
         self._rng = SessionRng(self.device, self.config.seed)
@@ -195,10 +214,30 @@ class Session:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         if c.optimizer == "sgd":
-            return torch.optim.SGD(self._params, lr=self.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            return torch.optim.SGD(self._params, lr=self.lr_now, momentum=c.momentum, weight_decay=c.weight_decay)
         if c.optimizer == "adam":
-            return torch.optim.Adam(self._params, lr=self.lr, weight_decay=c.weight_decay)
+            return torch.optim.Adam(self._params, lr=self.lr_now, weight_decay=c.weight_decay)
         raise EngineError(f"unknown optimizer {c.optimizer!r}: expected adam or sgd", kind="config")
+
+    @property
+    def lr_now(self) -> float:
+        """The learning rate the next optimizer step uses: :attr:`lr` on the schedule at :attr:`step_count`."""
+        return scheduled_lr(self.lr, self.config.schedule, self.step_count, self.horizon)
+
+    @property
+    def schedule_ended(self) -> bool:
+        """A cosine schedule has reached its horizon: its rate is 0 from here on (never for ``constant``)."""
+        return self.config.schedule != "constant" and self.step_count >= self.horizon
+
+    def _follow_schedule(self, optimizer: torch.optim.Optimizer) -> None:
+        """Give ``optimizer`` the rate of the step about to be taken (nothing to do for a constant rate:
+        :meth:`set_lr` keeps its groups at :attr:`lr`)."""
+        if self.config.schedule == "constant":
+            return
+        lr = self.lr_now
+        for group in optimizer.param_groups:
+            if group["lr"] != lr:
+                group["lr"] = lr
 
     def _zero_stats(self) -> None:
         self._sum_loss = torch.zeros((), device=self.device)
@@ -230,7 +269,7 @@ class Session:
             raise EngineError(f"learning rate must be a positive number, got {lr}", kind="config")
         self.lr = float(lr)
         for group in self._optimizer.param_groups if self._optimizer is not None else ():
-            group["lr"] = self.lr
+            group["lr"] = self.lr_now
 
     def load_weights(self, path) -> list[str]:
         """Start from the weights in ``path`` (checked against the stack), with a fresh optimizer; warnings."""
@@ -290,6 +329,7 @@ class Session:
             if not bool(finite_flag(loss, grads)) and not exactly_finite(loss, grads):
                 self.optimizer.zero_grad(set_to_none=True)
                 return x, y
+        self._follow_schedule(self.optimizer)
         self.optimizer.step()
         self.step_count += 1
         with torch.no_grad():
@@ -533,7 +573,13 @@ class Session:
         info = self.device_info
         return (f"{one_line(self.stack.name)} on {info.id} ({info.name}) with {self.data_name}: "
                 f"{self.train_split.n:,} training / {self.test_split.n:,} held-out images, batch {self.batch_size}, "
-                f"{self.config.optimizer} lr {self.lr:g}")
+                f"{self.config.optimizer} lr {self.lr:g}{self._schedule_words()}")
+
+    def _schedule_words(self) -> str:
+        """`` on a cosine schedule to 0 at step N`` (nothing for a constant rate)."""
+        if self.config.schedule == "cosine":
+            return f" on a cosine schedule to 0 at step {self.horizon:,}"
+        return ""
 
 
 def check_memory(stack: Stack, config: TrainingConfig | None = None, device: torch.device | None = None, *,

@@ -31,7 +31,7 @@ from typing import Any
 
 from cnnviz.core.model import files, outputs
 from cnnviz.core.model.reading import Unreadable, read_bounded
-from cnnviz.core.model.stack import Stack, TrainingConfig
+from cnnviz.core.model.stack import SCHEDULES, Stack, TrainingConfig
 
 FORMAT = "cnnviz.run"
 VERSION = 1
@@ -244,6 +244,8 @@ def _check_header(doc: dict[str, Any]) -> tuple[Stack, TrainingConfig, str, str]
                                                                                   isinstance(value, int)))
         if not ok:
             raise _Refused(f"config.{key}: expected {expected.__name__}, got {type(value).__name__}")
+    if config.get("schedule", "constant") not in SCHEDULES:  # absent in a record of a constant rate
+        raise _Refused(f"config.schedule: expected one of {', '.join(SCHEDULES)}, got {config['schedule'][:40]!r}")
     device, started = doc.get("device"), doc.get("started")
     if not isinstance(device, str) or not isinstance(started, str) or len(device) > 64 or len(started) > 64:
         raise _Refused("device and started: expected short text")

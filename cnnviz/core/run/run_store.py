@@ -373,5 +373,7 @@ def stack_diff(a: Stack, b: Stack) -> StackDiff:
 
 
 def config_diff(a: TrainingConfig, b: TrainingConfig) -> tuple[KeywordChange, ...]:
-    """The training settings that differ between two runs."""
-    return keyword_changes(a.as_dict(), b.as_dict())
+    """The training settings that differ between two runs (every field, also those ``as_dict`` leaves out at
+    their default, such as a constant ``schedule``: a record without one ran at a constant rate)."""
+    fields = TrainingConfig.__dataclass_fields__
+    return keyword_changes({f: getattr(a, f) for f in fields}, {f: getattr(b, f) for f in fields})

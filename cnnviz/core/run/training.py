@@ -226,13 +226,17 @@ class Control:
             self._settings = {}
             self._poke()
 
-    def configure(self, *, lr: float | None = None, batch_size: int | None = None) -> None:
-        """Change the learning rate or batch size of the running session at the next boundary."""
+    def configure(self, *, lr: float | None = None, batch_size: int | None = None,
+                  steps: int | None = None) -> None:
+        """Change the learning rate, batch size or run's steps (the schedule's horizon) of the running session
+        at the next boundary."""
         with self._cond:
             if lr is not None:
                 self._settings["lr"] = lr
             if batch_size is not None:
                 self._settings["batch_size"] = batch_size
+            if steps is not None:
+                self._settings["steps"] = steps
             self._poke()
 
     def request_probe(self, request: ProbeRequest | None = None, **changes) -> None:
@@ -277,6 +281,7 @@ class _Action(enum.Enum):
     DONE = enum.auto()       # the steps asked of run() are done
     RESET = enum.auto()
     CONFIGURE = enum.auto()
+    SCHEDULE_END = enum.auto()  # the learning-rate schedule has ended: paused instead of a step
     JOBS = enum.auto()
     PROBE = enum.auto()
     ONE = enum.auto()        # one single step, then paused again
@@ -308,6 +313,11 @@ class Trainer:
     for its budget, or when a probe is due after a step that was not watched (slower than foreseen), the
     probe comes without it; a step watched for a probe that then is not due yet (faster than foreseen) goes
     unread, its copy and hooks counted to health. A single step is always watched (and counted).
+
+    With ``pause_at_schedule_end`` (the window, whose runs go on until paused), a step asked for once the
+    session's learning-rate schedule has ended (:attr:`~cnnviz.core.run.engine.Session.schedule_ended`: a
+    cosine schedule at its horizon, where the rate is 0) is not taken: the loop pauses and calls
+    ``on_schedule_end(step)``.
     """
 
     def __init__(self, session: Session, control: Control | None = None, *,
@@ -318,13 +328,17 @@ class Trainer:
                  probe: Callable[[ProbeRequest], Any] | None = None,
                  report_every: int = 50, report_seconds: float | None = None,
                  eval_every: int | None = None, probe_hz: float = PROBE_HZ,
-                 probe_budget: float = PROBE_BUDGET, health_budget: float = HEALTH_BUDGET) -> None:
+                 probe_budget: float = PROBE_BUDGET, health_budget: float = HEALTH_BUDGET,
+                 pause_at_schedule_end: bool = False,
+                 on_schedule_end: Callable[[int], None] | None = None) -> None:
         self.session = session
         self.control = control or Control()
         self.on_progress = on_progress
         self.on_eval = on_eval
         self.on_probe = on_probe
         self.on_state = on_state
+        self.pause_at_schedule_end = pause_at_schedule_end
+        self.on_schedule_end = on_schedule_end
         self.probe = probe if probe is not None else (lambda request: take_probe(session, request))
         self.report_every = max(1, int(report_every))
         self.report_seconds = report_seconds
@@ -467,6 +481,11 @@ class Trainer:
                     return _Action.PROBE
                 if until is not None and self.session.step_count >= until:
                     return _Action.DONE
+                if (self.pause_at_schedule_end and (c._single > 0 or not c._paused)
+                        and getattr(self.session, "schedule_ended", False)):
+                    c._paused = True
+                    c._single = 0
+                    return _Action.SCHEDULE_END
                 if c._single > 0:
                     c._single -= 1
                     return _Action.ONE
@@ -542,6 +561,12 @@ class Trainer:
                             session.set_lr(self._pending["lr"])
                         if "batch_size" in self._pending:
                             session.set_batch_size(self._pending["batch_size"])
+                        if "steps" in self._pending:
+                            session.horizon = int(self._pending["steps"])
+                        continue
+                    if action is _Action.SCHEDULE_END:  # paused now; the next pass says so (WAIT)
+                        if self.on_schedule_end is not None:
+                            self.on_schedule_end(session.step_count)
                         continue
                     if waiting[0]:
                         waiting[0] = False

@@ -3,7 +3,9 @@
 It runs alone for a few steps (printing ``cnnviz train --json``'s lines, with
 the same losses as ``cnnviz train`` for the same seed), on an image folder,
 under torchrun with 2 gloo ranks, and a run stopped at step 10 and resumed
-from its checkpoint ends with exactly the weights of an uninterrupted run.
+from its checkpoint ends with exactly the weights of an uninterrupted run; the
+same with the cosine schedule (``--schedule cosine``), whose losses are also
+those of ``cnnviz train --schedule cosine``.
 """
 from __future__ import annotations
 
@@ -64,8 +66,9 @@ def test_the_script_is_python_with_the_stacks_text_only_as_literals(script):
     assert "DEFAULTS = {'data': 'digits', 'steps': 20, 'batch_size': 32" in code
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
-    assert imported <= {"argparse", "datetime", "json", "os", "signal", "sys", "time", "numpy", "torch",
+    assert imported <= {"argparse", "datetime", "json", "math", "os", "signal", "sys", "time", "numpy", "torch",
                         "PIL", "safetensors", "cnnviz"}
+    assert "'schedule': 'constant'" in code
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +107,40 @@ def test_stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(scrip
     second = _run([script, *common, "--resume", "--save-weights", "resumed.safetensors"], tmp_path)
     assert second[0]["event"] == "step" and second[0]["step"] == 12 and second[-1]["steps"] == 20
     uninterrupted = load_file(whole[0] / "w.safetensors")
+    resumed = load_file(tmp_path / "resumed.safetensors")
+    assert uninterrupted.keys() == resumed.keys()
+    for key in uninterrupted:
+        assert np.array_equal(uninterrupted[key].numpy(), resumed[key].numpy()), key
+
+
+@pytest.fixture(scope="module")
+def cosine(script):
+    """The script alone on the cosine schedule, uninterrupted: 20 steps, a checkpoint every 5."""
+    folder = script.parent / "cosine"
+    folder.mkdir()
+    lines = _run([script, "--steps", "20", "--schedule", "cosine", "--checkpoint-every", "5", "--save-weights",
+                  "w.safetensors"], folder)
+    return folder, lines
+
+
+def test_on_the_cosine_schedule_it_has_the_losses_of_cnnviz_train(cosine, whole, tmp_path, capsys):
+    folder, lines = cosine
+    assert lines[-1]["event"] == "done" and lines[-1]["steps"] == 20
+    ours = [o["loss"] for o in lines if o["event"] == "step"]
+    assert ours != [o["loss"] for o in whole[1] if o["event"] == "step"]  # not the constant rate's run
+    stack_path = tmp_path / "tiny.cnnviz"
+    stack_path.write_text(json.dumps(STACK))
+    assert main(["train", str(stack_path), "--json", "--schedule", "cosine"]) == 0
+    theirs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert ours == pytest.approx([t["loss"] for t in theirs if t["event"] == "step"], rel=1e-4)
+
+
+def test_on_the_cosine_schedule_stopped_and_resumed_ends_with_the_uninterrupted_weights(script, cosine, tmp_path):
+    common = ["--steps", "20", "--schedule", "cosine", "--checkpoint-every", "5"]
+    assert _run([script, *common, "--until", "10"], tmp_path)[-1]["steps"] == 10
+    second = _run([script, *common, "--resume", "--save-weights", "resumed.safetensors"], tmp_path)
+    assert second[-1]["steps"] == 20
+    uninterrupted = load_file(cosine[0] / "w.safetensors")
     resumed = load_file(tmp_path / "resumed.safetensors")
     assert uninterrupted.keys() == resumed.keys()
     for key in uninterrupted:

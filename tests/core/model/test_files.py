@@ -36,7 +36,7 @@ from cnnviz.core.model.layers import (
     SIZE,
     WEIGHTS,
 )
-from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, InputSpec, Layer, Loss, Stack, TrainingConfig
+from cnnviz.core.model.stack import DATASETS, OPTIMIZERS, SCHEDULES, InputSpec, Layer, Loss, Stack, TrainingConfig
 from cnnviz.core.shapes import infer
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -106,7 +106,7 @@ def training(draw):
         lr=draw(st.floats(1e-8, 10, allow_nan=False)), momentum=draw(st.floats(0, 1)),
         weight_decay=draw(st.floats(0, 1)), batch_size=draw(st.integers(1, 4096)),
         seed=draw(st.integers(0, 2 ** 32 - 1)), device=draw(st.sampled_from(["auto", "cpu", "cuda", "cuda:1", "mps"])),
-        steps=draw(st.integers(1, 10_000_000)))
+        steps=draw(st.integers(1, 10_000_000)), schedule=draw(st.sampled_from(SCHEDULES)))
 
 
 @st.composite
@@ -176,6 +176,31 @@ def test_optional_parts_default():
                         '"input": {"channels": 3, "height": 5, "width": 7}, "layers": [{"type": "ReLU"}]}')
     assert stack == Stack(name="Untitled", input=InputSpec(3, 5, 7), layers=(Layer("ReLU"),))
     assert stack.loss.type == "CrossEntropyLoss" and stack.training is None and stack.description == ""
+
+
+TRAINED = ('{"format": "cnnviz.stack", "version": 1, "input": {"channels": 1, "height": 4, "width": 4}, '
+           '"layers": [{"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 10}}], '
+           '"training": {"lr": 0.01, "steps": 40%s}}')
+
+
+def test_training_schedule_is_read_and_written_only_when_not_constant():
+    old = files.loads(TRAINED % "")
+    assert old.training.schedule == "constant"
+    assert "schedule" not in files.dumps(old), "a file without a schedule is written back as it was"
+    assert files.loads(TRAINED % ', "schedule": "constant"').training == old.training
+    cosine = files.loads(TRAINED % ', "schedule": "cosine"')
+    assert cosine.training == TrainingConfig(lr=0.01, steps=40, schedule="cosine")
+    text_ = files.dumps(cosine)
+    assert json.loads(text_)["training"]["schedule"] == "cosine"
+    assert files.loads(text_) == cosine and files.dumps(files.loads(text_)) == text_
+
+
+@pytest.mark.parametrize("value", ['"linear"', '"Cosine"', "1", "null", '["cosine"]'])
+def test_an_unknown_training_schedule_is_refused_naming_the_key_and_the_choices(value):
+    with pytest.raises(StackFileError) as info:
+        files.loads(TRAINED % f', "schedule": {value}')
+    assert info.value.location == "training.schedule"
+    assert "'constant'" in str(info.value) and "'cosine'" in str(info.value)
 
 
 def test_inferred_counts_may_be_null_and_round_trip():

@@ -14,11 +14,11 @@ from cnnviz.core.run import distributed, engine
 STEPS = 20
 
 
-def stack_of(layers, loss, batch=32, optimizer="adam", lr=0.01):
+def stack_of(layers, loss, batch=32, optimizer="adam", lr=0.01, schedule="constant"):
     doc = {"format": "cnnviz.stack", "version": 1, "name": "ddp test", "input": {"channels": 1, "height": 8,
            "width": 8}, "layers": layers, "loss": loss,
            "training": {"data": "digits", "optimizer": optimizer, "lr": lr, "batch_size": batch, "seed": 5,
-                        "device": "cpu", "steps": STEPS}}
+                        "device": "cpu", "steps": STEPS, "schedule": schedule}}
     return files.loads(json.dumps(doc))
 
 
@@ -36,6 +36,8 @@ CASES = {
     "sum-nll": stack_of([CONV, *HEAD, {"type": "LogSoftmax", "params": {"dim": 1}}],
                         {"type": "NLLLoss", "params": {"reduction": "sum", "ignore_index": 7}}, optimizer="sgd",
                         lr=0.001),
+    # the cosine schedule: every rank takes the single process's rate at each step (to 0 at step 20)
+    "cosine": stack_of([CONV, *HEAD], {"type": "CrossEntropyLoss"}, optimizer="sgd", lr=0.05, schedule="cosine"),
 }
 
 
@@ -60,7 +62,8 @@ def main() -> None:
                         if v.is_floating_point())
             results[name] = {"diffs": diffs, "loss": [stats[0], expected[0]], "accuracy": [stats[1], expected[1]],
                              "moved": moved, "sync": [type(m).__name__ for m in session.model
-                                                      if "BatchNorm" in type(m).__name__]}
+                                                      if "BatchNorm" in type(m).__name__],
+                             "lr": [session.optimizer.param_groups[0]["lr"], single.optimizer.param_groups[0]["lr"]]}
     if info.is_main:
         with open(sys.argv[1], "w") as f:
             json.dump(results, f)

@@ -1,9 +1,9 @@
 """DistributedSession (core/run/distributed.py): 2 gloo ranks reach the weights of 1 process.
 
 The two-rank run is real: torchrun (``python -m torch.distributed.run``) starts
-``ddp_worker.py`` twice on this machine's CPUs; each rank trains four stacks
+``ddp_worker.py`` twice on this machine's CPUs; each rank trains five stacks
 20 steps (SyncBatchNorm over gloo, of a BatchNorm2d and of a BatchNorm1d; a weighted, label-smoothed loss with
-ignore_index; NLLLoss with ``reduction="sum"``) and rank 0 compares them with a
+ignore_index; NLLLoss with ``reduction="sum"``; SGD on the cosine schedule) and rank 0 compares them with a
 plain one-process Session at the same seed and global batch.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def two_ranks(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("case", ["batchnorm", "batchnorm1d", "weighted-ignore", "sum-nll"])
+@pytest.mark.parametrize("case", ["batchnorm", "batchnorm1d", "weighted-ignore", "sum-nll", "cosine"])
 def test_two_gloo_ranks_reach_the_weights_of_one_process(two_ranks, case):
     result = two_ranks[case]
     assert result["moved"] > 1e-3  # the weights really trained
@@ -44,6 +44,14 @@ def test_two_gloo_ranks_reach_the_weights_of_one_process(two_ranks, case):
     loss, expected = result["loss"]
     assert loss == pytest.approx(expected, rel=1e-5)
     assert result["accuracy"][0] == pytest.approx(result["accuracy"][1])
+
+
+def test_the_cosine_schedule_is_followed_on_every_rank(two_ranks):
+    import math
+
+    ranks, single = two_ranks["cosine"]["lr"]  # the rate of the last step, 20 of 20
+    assert ranks == single == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 19 / 20)))
+    assert two_ranks["sum-nll"]["lr"] == [0.001, 0.001]  # constant
 
 
 def test_batchnorm_is_synced_on_the_cpu(two_ranks):

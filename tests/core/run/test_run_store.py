@@ -230,10 +230,28 @@ def test_inside_blocks_by_path():
         ("removed", "2.branches.1.0")]
 
 
+def test_a_record_with_or_without_a_schedule_is_read(tmp_path):
+    events = [confusion_done()]
+    old = records.write(tmp_path / "old.jsonl", records.header(net(), TrainingConfig(steps=30), "cpu",
+                                                              "2026-01-01T00:00:00Z"), events)
+    assert b"schedule" not in old.read_bytes()  # a constant rate is written as records were before schedules
+    assert records.read(old).config == TrainingConfig(steps=30)
+    cosine = TrainingConfig(steps=30, schedule="cosine")
+    new = records.write(tmp_path / "new.jsonl", records.header(net(), cosine, "cpu", "2026-01-01T00:00:01Z"),
+                        events)
+    assert records.read(new).config == cosine
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(new.read_bytes().replace(b'"schedule": "cosine"', b'"schedule": "linear"', 1))
+    with pytest.raises(records.RecordError, match="config.schedule: expected one of constant, cosine"):
+        records.read(bad)
+
+
 def test_config_diff():
     assert run_store.config_diff(TrainingConfig(), TrainingConfig()) == ()
     assert run_store.config_diff(TrainingConfig(lr=1e-3), TrainingConfig(lr=0.01, optimizer="sgd")) == (
         KeywordChange("lr", 1e-3, 0.01), KeywordChange("optimizer", "adam", "sgd"))
+    assert run_store.config_diff(TrainingConfig(), TrainingConfig(schedule="cosine")) == (
+        KeywordChange("schedule", "constant", "cosine"),)
 
 
 def test_hostile_text_in_a_diff_is_one_printable_line():
