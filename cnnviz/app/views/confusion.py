@@ -149,7 +149,7 @@ class ConfusionView(ViewPanel):
         self._caption = caption
         if self._selected is not None and not (self._selected[0] < k and self._selected[1] < k):
             self._selected = None
-        self._stack.setCurrentIndex(1)
+        self._show_content()
         self._throttle.throttle()
 
     def set_normalised(self, on: bool) -> None:
