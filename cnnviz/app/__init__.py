@@ -6,12 +6,26 @@ runner's worker thread imports it once the window is shown).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 
+def prepare_qt_environment() -> None:
+    """What the process needs before Qt makes its first thread; call before the ``QApplication``.
+
+    ``QT_NO_GUI_THREADPOOL``: Qt's raster engine hands every fill and blit of more than about 96 lines to
+    a pool of one thread per core and waits for them. Here the other core is the training thread's: a
+    paint of the live views woke the pool there, pre-empting the step (the worker runs at a lower
+    priority) for a fill that costs less than the hand-off. Painting stays on the GUI thread. A value the
+    person set is kept.
+    """
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
+
+
 def run(path: str | None = None, argv: list[str] | None = None) -> int:
     """Create the application, install the error hooks, open the window on ``path`` (or LeNet-5) and run."""
+    prepare_qt_environment()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -73,4 +87,4 @@ def _close_on_interrupt(window):
     return previous
 
 
-__all__ = ["run"]
+__all__ = ["prepare_qt_environment", "run"]
