@@ -130,4 +130,11 @@ def top(index: int) -> LayerPath:
     return LayerPath(index)
 
 
+@lru_cache(maxsize=8192)
+def inside(container: tuple, index: int) -> LayerPath:
+    """``LayerPath(*container, index)``, made (and checked) once: the layers inside blocks are named on every
+    keystroke too."""
+    return LayerPath(*container, index)
+
+
 PathLike = int | str | LayerPath | tuple

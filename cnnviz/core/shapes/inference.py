@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Callable
 
 from cnnviz.core.model.layers import CATALOGUE, LOSSES, resolved_params
-from cnnviz.core.model.paths import LayerPath, top
+from cnnviz.core.model.paths import LayerPath, inside, top
 from cnnviz.core.model.stack import Batch, Edit, InsertLayer, Layer, Loss, RemoveLayer, SetInput, Stack, set_param
 from cnnviz.core.model.validate import check_params
 from cnnviz.core.shapes import lints
@@ -51,7 +51,7 @@ def _walk(input_shape: tuple[int, ...], layers: tuple[Layer, ...], stop_at: int 
     for i, layer in enumerate(layers):
         if stop_at is not None and i > stop_at:
             break
-        path = LayerPath(*container, i) if container else top(i)
+        path = inside(container, i) if container else top(i)
         spec = CATALOGUE.get(layer.type)
         label = layer.label
         if shape is None:
