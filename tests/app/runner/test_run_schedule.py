@@ -2,18 +2,7 @@
 schedule training pauses by itself where the rate reaches 0."""
 from __future__ import annotations
 
-import pytest
-
-from tests.app.run_helpers import digits_stack, spin, wait_probe, wait_state
-
-
-@pytest.fixture
-def live(make_window, examples, qtbot):
-    def make(**training):
-        window = make_window(stack=digits_stack(examples, **training), live=True)
-        wait_probe(qtbot, window.runner)
-        return window
-    return make
+from tests.app.run_helpers import spin, wait_probe, wait_state
 
 
 def choose(box, text: str) -> None:

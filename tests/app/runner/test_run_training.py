@@ -6,16 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.app.run_helpers import digits_stack, spin, torch_forward, wait_probe, wait_state
-
-
-@pytest.fixture
-def live(make_window, examples, qtbot):
-    def make(**training):
-        window = make_window(stack=digits_stack(examples, **training), live=True)
-        wait_probe(qtbot, window.runner)
-        return window
-    return make
+from tests.app.run_helpers import spin, torch_forward, wait_probe, wait_state
 
 
 def train_points(runner) -> int:

@@ -5,23 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
 from tests.app.run_helpers import digits_stack, spin, wait_probe
 
 WEIGHTS_QUESTION = "Trained weights not saved"
-
-
-@pytest.fixture
-def live(make_window, examples, qtbot):
-    def make(path=None, **training):
-        if path is not None:
-            window = make_window(path, live=True)
-        else:
-            window = make_window(stack=digits_stack(examples, **training), live=True)
-        wait_probe(qtbot, window.runner)
-        return window
-    return make
 
 
 def train(qtbot, runner, steps: int) -> None:

@@ -9,16 +9,6 @@ from cnnviz.core.model.stack import SetInput, set_param
 from tests.app.run_helpers import digits_stack, show_tab, spin, torch_forward, wait_probe
 
 
-@pytest.fixture
-def live(make_window, examples, qtbot):
-    """``live(stack=None)``: the live window (on the digits net, fast) with its first forward pass shown."""
-    def make(stack=None):
-        window = make_window(stack=stack if stack is not None else digits_stack(examples), live=True)
-        wait_probe(qtbot, window.runner)
-        return window
-    return make
-
-
 def test_the_first_forward_pass_fills_the_views_with_torchs_numbers(live, examples, qtbot):
     window = live()
     runner, hub = window.runner, window.runner.hub
@@ -106,7 +96,7 @@ def test_the_gradient_view_shows_the_identity_for_lenet5_on_digits(live, example
     from dataclasses import replace
 
     lenet = files.load(examples["lenet5"])
-    window = live(replace(lenet, training=replace(lenet.training, data="digits")))
+    window = live(stack=replace(lenet, training=replace(lenet.training, data="digits")))
     view = window.runner.hub.gradient
     show_tab(window, "Loss head: dL/dz")
     wait_probe(qtbot, window.runner, lambda s: s.probe.identities is not None)
