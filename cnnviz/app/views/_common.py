@@ -425,11 +425,6 @@ class ViewPanel(QtWidgets.QWidget):
 
     def _set_content(self, widget: QtWidgets.QWidget) -> None:
         self._stack.addWidget(widget)
-        # The panel grows where its content's layout would have it grow (a plot beside a fixed-width list).
-        grows = widget.layout().expandingDirections() if widget.layout() is not None else QtCore.Qt.Orientation(0)
-        policy = QtWidgets.QSizePolicy.Policy
-        self.setSizePolicy(policy.Expanding if grows & QtCore.Qt.Orientation.Horizontal else policy.Preferred,
-                           policy.Expanding if grows & QtCore.Qt.Orientation.Vertical else policy.Preferred)
 
     # -------------------------------------------------------------- geometry
     # The pages are placed by hand, not by a layout of the panel's own. A reading that changes the text of a
