@@ -120,9 +120,7 @@ class ViewPanel(QtWidgets.QWidget):
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
         self._stack.place()
-        if (self.sizeHint(), self.minimumSizeHint()) != self._hints_told:   # changed while hidden
-            self._hints_told = (self.sizeHint(), self.minimumSizeHint())
-            self.updateGeometry()
+        self._tell_if_changed()   # the content's hints may have changed while the panel was hidden
         for redraw in self._redraws:
             redraw.shown()
         if not event.spontaneous():
@@ -154,13 +152,17 @@ class ViewPanel(QtWidgets.QWidget):
 
     def event(self, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.LayoutRequest:   # a page was laid out again
-            told = (self.sizeHint(), self.minimumSizeHint())
-            if told != self._hints_told:
-                self._hints_told = told
-                self.updateGeometry()
+            self._tell_if_changed()
             self._stack.place()
             return True
         return super().event(event)
+
+    def _tell_if_changed(self) -> None:
+        """Tell the layouts above when the size hints differ from those they were last told."""
+        hints = (self.sizeHint(), self.minimumSizeHint())
+        if hints != self._hints_told:
+            self._hints_told = hints
+            self.updateGeometry()
 
     def _show_content(self) -> None:
         if self._stack.currentIndex() != 1:

@@ -482,7 +482,7 @@ class Trainer:
                 if until is not None and self.session.step_count >= until:
                     return _Action.DONE
                 if (self.pause_at_schedule_end and (c._single > 0 or not c._paused)
-                        and getattr(self.session, "schedule_ended", False)):
+                        and self.session.schedule_ended):
                     c._paused = True
                     c._single = 0
                     return _Action.SCHEDULE_END
