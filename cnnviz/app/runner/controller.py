@@ -70,9 +70,9 @@ START_DELAY_MS = 50
 """The worker starts importing torch this long after the window is first shown, so the first paint comes first."""
 
 SHOW_HZ = 12.0
-"""While training, probes are shown at most this often: as often as the loop takes them
-(:data:`~cnnviz.core.run.training.PROBE_HZ`), so that the views refresh at least ten times a second while
-each probe waits for the next step boundary (LeNet-5: a step every 10-20 ms)."""
+"""While training, probes are shown at most this often: above the rate the loop takes them
+(:data:`~cnnviz.core.run.training.PROBE_HZ`), so that every one is shown and the views refresh at least ten
+times a second, however the step boundaries fall (LeNet-5: a step every 7-15 ms)."""
 STATUS_HZ = 4.0
 """While training, the status bar's run field changes at most this often."""
 

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cnnviz.core.run.engine import Evaluation, Session
 
-PROBE_HZ = 12.0
-"""At most this many probes a second while training (the one definition; the window's worker uses it too),
-a period counted from each probe's start: each waits for the next step boundary, so the window, which shows
-every one, gets 10-12 a second (at least 10 is the live views' target); more would cost throughput."""
+PROBE_HZ = 10.5
+"""At most this many probes a second while training (the one definition; the window's worker uses it too).
+Each is due a period after the last one was due, not after it came: a probe waits for the next step boundary,
+and counting from its start would lose that wait every time (LeNet-5: 10.7-11.2 a second at a period of
+1/12 s). So the window, which shows every one, gets this many a second while the steps are short: at least 10
+is the live views' target, and every refresh more costs the training thread the GUI thread's time for it."""
 PROBE_BUDGET = 0.04
 """Share of the loop's wall time that probes may take: a slow probe (a big model, a busy CPU) comes less often.
 A probe of d seconds is followed by at least d·(1/budget − 1) of training, so probes take at most this share
@@ -442,18 +444,24 @@ class Trainer:
         device = getattr(getattr(self.session, "device", None), "type", "cpu")
         return time.thread_time if device == "cpu" else time.perf_counter
 
-    def _timed_probe(self, watched=None) -> float:
+    def _timed_probe(self, watched=None, due: float | None = None) -> float:
         """Probe now (with the health of the step ``watched`` saw); returns when the next one may come by the
         wall clock (the rate limit), and sets ``_budget_due``: when, by :meth:`_budget_clock`, the loop has
         trained long enough for the budget. The health read's time is health's (it has its own budget), not the
-        probe's: to the probes' budget it is loop time, as training is (each takes its share of the whole loop)."""
+        probe's: to the probes' budget it is loop time, as training is (each takes its share of the whole loop).
+
+        ``due``: when this probe was due by the rate limit (the loop's own probes). The next is due a period
+        after that, so the wait for a step boundary is not added to every period; a probe more than a period
+        late (a slow step, the budget, a requested probe) starts the count again from now."""
         clock = self._budget_clock()
         began = time.perf_counter()
         start = clock()
         read = self._probe(watched)
         end = clock()
         self._budget_due = end - read + max(0.0, end - start - read) * (1.0 / self.probe_budget - 1.0)
-        return began + self.probe_interval   # a period from this probe's start: probe_hz a second, not fewer
+        if due is not None and began - due < self.probe_interval:
+            return due + self.probe_interval   # probe_hz a second on average, however late each came
+        return began + self.probe_interval
 
     def _probe_due(self, now: float, next_probe: float) -> bool:
         return now >= next_probe and self._budget_clock()() >= self._budget_due
@@ -599,9 +607,9 @@ class Trainer:
                         self.evaluate()
                         since_eval = 0
                     if watched is not None and (action is _Action.ONE or self._probe_due(now, next_probe)):
-                        next_probe = self._timed_probe(watched)
+                        next_probe = self._timed_probe(watched, due=next_probe)
                     elif self.on_probe is not None and (action is _Action.ONE or self._probe_due(now, next_probe)):
-                        next_probe = self._timed_probe()   # without health: it never holds a probe back
+                        next_probe = self._timed_probe(due=next_probe)   # without health: it never holds a probe back
                     elif watched is not None:   # the step ran faster than the last: the probe is not due yet
                         self.health_seconds += watched.spent
                         self._health_due = self._budget_clock()() + watched.spent * (1.0 / self.health_budget - 1.0)

@@ -314,3 +314,45 @@ def test_a_job_at_a_boundary_is_not_counted_as_training_time():
     assert result.status is State.CANCELLED
     # the 0.6 s the job took is not running time: the run's steps/s is the training's own
     assert 0 < result.seconds <= wall - 0.55, (result.seconds, wall)
+
+
+# ------------------------------------------------------------------ the probes' rate
+class _Clock:
+    """A clock the test moves: the loop's wall clock and its CPU clock at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __getattr__(self, name):   # the rest of the time module as it is
+        return getattr(time, name)
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    thread_time = perf_counter
+
+
+@pytest.mark.parametrize("step_ms", [30, 7])
+def test_probes_come_at_their_rate_however_the_step_boundaries_fall(monkeypatch, step_ms):
+    """A probe is due a period after the last one was due, not after it came: with steps of 30 ms and a
+    period of 100 ms each probe waits up to a step for its boundary, and counting the period from the probe
+    gave one every 120 ms (8.3 a second for 10); counted from when it was due, 10 a second."""
+    clock = _Clock()
+    monkeypatch.setattr(training, "time", clock)
+    s = session()
+    real_step = s.step
+
+    def step():
+        real_step()
+        clock.now += step_ms / 1000
+
+    monkeypatch.setattr(s, "step", step)
+    probes = []
+    trainer = Trainer(s, Control(), probe=lambda r: clock.now, on_probe=probes.append, report_every=1000,
+                      probe_hz=10.0, probe_budget=1.0)
+    steps = int(3.0 / (step_ms / 1000))   # three seconds of the clock
+    assert trainer.run(steps).status is State.DONE
+    gaps = np.diff(probes)
+    assert len(probes) in (30, 31), (len(probes), gaps)   # 10 a second (the first at the first step)
+    assert gaps.max() < 0.1 + step_ms / 1000 + 1e-9 and gaps.min() > 0.1 - step_ms / 1000 - 1e-9
+    s.close()
