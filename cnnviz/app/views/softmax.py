@@ -5,29 +5,15 @@ import math
 from typing import Sequence
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
-from cnnviz.app.plain_text import escaped
-from cnnviz.app.views._common import (
-    BLUE,
-    GREEN,
-    GREY,
-    VERMILION,
-    GridLines,
-    ViewPanel,
-    class_ticks,
-    graphics_widget,
-    make_throttler,
-    palette_colors,
-    settle,
-    status_label,
-    style_axes,
-    title_label,
-)
+from cnnviz.app.views._common import BLUE, GREEN, GREY, VERMILION, ViewPanel, make_throttler, title_label
+from cnnviz.app.views.caption_line import SEPARATOR, CaptionLine, Segment
+from cnnviz.app.views.class_bars import ClassBars
 from cnnviz.app.views.levels import fmt_value
 
 LOG_FLOOR = -100.0   # where log-probabilities of exactly 0 are drawn
+LOG_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)   # the log axis's lower ends, times a power of ten
 
 
 class SoftmaxView(ViewPanel):
@@ -47,6 +33,10 @@ class SoftmaxView(ViewPanel):
     green with a triangle marker at its bar; the caption under the plot says both.
     Class names go under the bars; when the view is too narrow for them
     (``orientation="auto"``) the bars lie down with the names on the left.
+
+    The chart is a :class:`ClassBars` (``graphics``) and the caption a :class:`CaptionLine`, both painted
+    by hand: a probe while training costs the GUI thread (and, through the GIL, the training thread) a
+    fraction of a millisecond, and never lays out the window.
     """
 
     EMPTY_HINT = "Run a forward pass to see the class probabilities"
@@ -59,16 +49,12 @@ class SoftmaxView(ViewPanel):
         if orientation not in ("auto", "vertical", "horizontal"):
             raise ValueError(f"orientation must be 'auto', 'vertical' or 'horizontal', not {orientation!r}")
         self.orientation = orientation
-        self._is_horizontal = False
         self._probs: np.ndarray | None = None
         self._log_probs: np.ndarray | None = None
         self._true: int | None = None
         self._classes: list[str] = []
         self._log = False
-        self._ticks_key: tuple | None = None
-        self._styles_key: tuple | None = None
-        self._marker_at: tuple | None = None
-        self._styles_made: tuple[list, list] = ([], [])
+        self._hover: int | None = None
 
         content = QtWidgets.QWidget(self)
         outer = QtWidgets.QVBoxLayout(content)
@@ -83,30 +69,15 @@ class SoftmaxView(ViewPanel):
         self.log_box.toggled.connect(self.set_log)
         header.addWidget(self.log_box)
         outer.addLayout(header)
-        self.graphics = graphics_widget(content)
+        self.graphics = ClassBars(content, self.PRED_BRUSH, self.OTHER_BRUSH, self.TRUE_PEN)
         self.graphics.setMinimumSize(160, 120)
+        self.graphics.hovered.connect(self._on_hover)
         outer.addWidget(self.graphics, 1)
-        self.caption = status_label(content)
-        self.caption.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.caption = CaptionLine(content)
         outer.addWidget(self.caption)
         self._set_content(content)
 
-        self.plot = pg.PlotItem(enableMenu=False)
-        self.plot.setMouseEnabled(False, False)
-        self.plot.hideButtons()
-        style_axes(self.plot, self)
-        self._grid = GridLines(self.plot, "left")
-        self.graphics.addItem(self.plot)
-        self.bars = pg.BarGraphItem(x=[0], height=[0], width=0.75)
-        self.plot.addItem(self.bars)
-        self.true_marker = pg.ScatterPlotItem(symbol="t", size=13, brush=pg.mkBrush(GREEN), pen=pg.mkPen(None))
-        self.plot.addItem(self.true_marker)
-        self._zero_line = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(palette_colors(self)[1], width=1))
-        self.plot.addItem(self._zero_line)
-
         self._throttle = make_throttler(self, self._render)
-        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self._hover: int | None = None
 
     # ------------------------------------------------------------ API
     def set_distribution(self, probs: np.ndarray, log_probs: np.ndarray | None = None,
@@ -156,10 +127,14 @@ class SoftmaxView(ViewPanel):
 
     @property
     def predicted(self) -> int | None:
-        """The class with the largest probability (None before data or when all are NaN)."""
-        if self._probs is None or not np.isfinite(self._probs).any():
+        """The class with the largest probability (None before data or when none is finite)."""
+        p = self._probs
+        if p is None:
             return None
-        return int(np.nanargmax(self._probs))
+        i = int(p.argmax())
+        if math.isfinite(p[i]):
+            return i   # (argmax stops at the first NaN: there is none, and no infinity either)
+        return int(np.nanargmax(p)) if np.isfinite(p).any() else None
 
     @property
     def true_class(self) -> int | None:
@@ -167,12 +142,36 @@ class SoftmaxView(ViewPanel):
 
     def bar_heights(self) -> np.ndarray:
         """The bars' lengths as drawn (probabilities, or log-probabilities in log mode)."""
-        return np.asarray(self.bars.opts["width" if self._is_horizontal else "height"])
+        return self.graphics.values
+
+    def bar_positions(self) -> np.ndarray:
+        """Where the bars stand on the class axis: class i at i."""
+        return np.arange(self.graphics.values.size)
+
+    def bar_colours(self) -> list[str]:
+        """Each bar's fill colour as drawn, by name ("#0072b2" for the predicted class)."""
+        return self.graphics.bar_colours()
+
+    def outlined_class(self) -> int | None:
+        """The class whose bar is outlined (the true class, as drawn)."""
+        return self.graphics.outlined
+
+    def marker_at(self) -> tuple[int, float] | None:
+        """(class, value) where the true class's triangle sits: above every bar, or right of it when they lie."""
+        return self.graphics.marker
+
+    def tick_labels(self) -> list[tuple[int, str]]:
+        """The class axis's labels as (class index, text)."""
+        return self.graphics.tick_labels()
+
+    def value_range(self) -> tuple[float, float]:
+        """(lo, hi) of the value axis as drawn."""
+        return self.graphics.value_range
 
     @property
     def horizontal(self) -> bool:
         """True when the bars lie down, names on the left (a narrow view), False when they stand up."""
-        return self._is_horizontal
+        return self.graphics.horizontal
 
     # ------------------------------------------------------------ drawing
     def _values(self) -> np.ndarray:
@@ -181,139 +180,75 @@ class SoftmaxView(ViewPanel):
             return self._probs
         return np.where(np.isneginf(self._log_probs), LOG_FLOOR, self._log_probs).astype(np.float32)
 
+    def _value_range(self, values: np.ndarray) -> tuple[tuple[float, float], float]:
+        """The value axis's span and where the true class's marker sits on it.
+
+        Probabilities span 0..1.12, the marker at 1.06 above every bar (p ≤ 1): it moves only with the class.
+        Log-probabilities span from a bit below the smallest, rounded down to -1, -1.5, -2, -3, -5 or -7
+        times a power of ten (the axis is painted again only when the smallest crosses one of those, not at
+        every probe), to a little above 0.
+        """
+        if not self._log:
+            return (0.0, 1.12), 1.06
+        finite = values[np.isfinite(values)]
+        lo = -min(float(finite.min()) if finite.size else -1.0, -1.0) * 1.04
+        power = 10.0 ** math.floor(math.log10(lo))
+        lo = -next(m * power for m in LOG_STEPS if m * power >= lo * (1 - 1e-9))
+        return (lo, -lo * 0.12), -lo * 0.06
+
     def _render(self) -> None:
         if self._probs is None:
             return
-        k = self._probs.size
         values = self._values()
+        value_range, marker_at = self._value_range(values)
         pred = self.predicted
-        brushes, pens = self._styles(k, pred, self._true)
-        pos = np.arange(k, dtype=np.float32)
-        horizontal = self._horizontal()
-        if horizontal != self._is_horizontal:
-            self._set_orientation(horizontal)
-        if horizontal:
-            self.bars.setOpts(x=None, x0=0, y=pos, width=values, height=0.75, brushes=brushes, pens=pens)
-        else:
-            self.bars.setOpts(x=pos, x0=None, y=None, y0=0, height=values, width=0.75, brushes=brushes, pens=pens)
-        finite = values[np.isfinite(values)]
-        if self._log:
-            lo = min(float(finite.min()) if finite.size else -1.0, -1.0)
-            value_range, marker_at = (lo * 1.04, -lo * 0.12), -lo * 0.06
-        else:
-            value_range, marker_at = (0.0, 1.12), 1.06   # above every bar (p ≤ 1): it moves only with the class
-        class_range = (-0.6, k - 0.4)
-        if horizontal:
-            self.plot.setRange(xRange=value_range, yRange=class_range, padding=0)
-        else:
-            self.plot.setRange(xRange=class_range, yRange=value_range, padding=0)
-        self._zero_line.setAngle(90 if horizontal else 0)
-        if self._true is not None:
-            spot = ([marker_at], [self._true]) if horizontal else ([self._true], [marker_at])
-            if spot != self._marker_at:   # a probe while training changes the bars, not the marker
-                self._marker_at = spot
-                self.true_marker.setData(*spot)
-            self.true_marker.show()
-        else:
-            self.true_marker.hide()
-        self._update_ticks()
-        self._update_caption()
-        settle(self.plot)   # one paint per redraw, not two
+        self.graphics.set_bars(values, self._classes, pred, self._true, value_range, marker_at,
+                               self._horizontal(value_range))
+        self._update_caption(pred)
 
-    def _styles(self, k: int, pred: int | None, true: int | None) -> tuple[list, list]:
-        """The bars' brushes (the predicted class's own) and pens (the true class outlined), made once per
-        (classes, predicted, true): a probe usually changes neither."""
-        key = (k, pred, true)
-        if self._styles_key != key:
-            self._styles_key = key
-            pred_brush, other = pg.mkBrush(self.PRED_BRUSH), pg.mkBrush(self.OTHER_BRUSH)
-            true_pen, none = pg.mkPen(self.TRUE_PEN, width=3), pg.mkPen(None)
-            self._styles_made = ([pred_brush if i == pred else other for i in range(k)],
-                                 [true_pen if i == true else none for i in range(k)])
-        return self._styles_made
-
-    def _horizontal(self) -> bool:
+    def _horizontal(self, value_range: tuple[float, float]) -> bool:
         """Bars lie down (names on the left) when the names would not fit under vertical bars."""
         if self.orientation != "auto":
             return self.orientation == "horizontal"
-        fm = self.fontMetrics()
-        room = self._room_per_class()
-        widest = max((fm.horizontalAdvance(c) for c in self._classes), default=0)
-        return room < min(widest, fm.horizontalAdvance("Abcdef")) and len(self._classes) <= 40
-
-    def _room_per_class(self) -> float:
-        """Pixels of axis per class when the bars stand up."""
-        width = 0.0 if self._is_horizontal else self.plot.getViewBox().width()
-        if width < 10:  # not laid out yet, or the bars lie down: estimate from the widget
-            width = self.graphics.width() - 50
-        return max(width, 1) / max(len(self._classes), 1) - 3
-
-    def _set_orientation(self, horizontal: bool) -> None:
-        self._is_horizontal = horizontal
-        self._ticks_key = None
-        self.plot.invertY(horizontal)
-        self.true_marker.setSymbol("t3" if horizontal else "t")
-        self._grid.set_axis("bottom" if horizontal else "left")
-        self.plot.getAxis("left" if horizontal else "bottom").setTicks(None)
-        self.plot.getAxis("bottom" if horizontal else "left").setTicks(None)
-
-    def _update_ticks(self) -> None:
-        k = len(self._classes)
-        horizontal = self._is_horizontal
-        room = self._room_per_class()
-        key = (tuple(self._classes), round(room), horizontal)
-        if key == self._ticks_key:
-            return
-        self._ticks_key = key
-        fm = self.fontMetrics()
-        elide = QtCore.Qt.TextElideMode.ElideRight
-        axis = self.plot.getAxis("left" if horizontal else "bottom")
-        if horizontal:
-            rows = max(self.graphics.height() - 40, 1) / max(fm.height(), 1)
-            every = max(1, math.ceil(k / max(rows, 1)))
-            ticks = [(i, fm.elidedText(self._classes[i], elide, 140)) for i in range(0, k, every)]
-        else:
-            ticks = class_ticks(fm, self._classes, room)
-        axis.setTicks([ticks])
+        room = self.graphics.class_room(self._classes, value_range)
+        widest, enough = self.graphics.name_room(self._classes)
+        return room < min(widest, enough) and len(self._classes) <= 40
 
     def _name(self, i: int) -> str:
-        """Class ``i``'s name for the rich-text caption (escaped: a folder's name is not markup)."""
-        return escaped(self._classes[i]) if i < len(self._classes) else str(i)
+        """Class ``i``'s name (the caption escapes it in its rich text: a folder's name is not markup)."""
+        return self._classes[i] if i < len(self._classes) else str(i)
 
-    def _update_caption(self, hover: int | None = None) -> None:
+    def _update_caption(self, pred: int | None) -> None:
+        """The class under the pointer with this probe's p and log p while it hovers over one; else the
+        predicted class ``pred`` and the true one, ✓ when they agree."""
         assert self._probs is not None and self._log_probs is not None
-        pred = self.predicted
-        parts = []
-        if pred is not None:
-            parts.append(f"predicted <b>{self._name(pred)}</b> ({self._probs[pred] * 100:.1f} %)")
-        if self._true is not None:
-            ok = pred == self._true
-            mark = f"<span style='color:{GREEN}'>✓</span>" if ok else f"<span style='color:{VERMILION}'>✗</span>"
-            arrow = "◀" if self._is_horizontal else "▼"
-            parts.append(f"<span style='color:{GREEN}'>{arrow}</span> true <b>{self._name(self._true)}</b> "
-                         f"({self._probs[self._true] * 100:.1f} %) {mark}")
+        hover = self._hover if self._hover is not None and self._hover < self._probs.size else None
         if hover is not None:
-            parts = [f"<b>{self._name(hover)}</b>: p = {fmt_value(float(self._probs[hover]))}, "
-                     f"log p = {fmt_value(float(self._log_probs[hover]))}"]
-        self.caption.setText("  ·  ".join(parts))
-
-    def _on_mouse_moved(self, pos: QtCore.QPointF) -> None:
-        if self._probs is None:
+            self.caption.set_segments([
+                (self._name(hover), True, None),
+                (f": p = {fmt_value(float(self._probs[hover]))}, log p = {fmt_value(float(self._log_probs[hover]))}",
+                 False, None)])
             return
-        vb = self.plot.getViewBox()
-        hover = None
-        if vb.sceneBoundingRect().contains(pos):
-            p = vb.mapSceneToView(pos)
-            x = p.y() if self._is_horizontal else p.x()
-            i = int(round(x))
-            if 0 <= i < self._probs.size and abs(x - i) <= 0.4:
-                hover = i
+        parts: list[Segment] = []
+        if pred is not None:
+            parts += [("predicted ", False, None), (self._name(pred), True, None),
+                      (f" ({self._probs[pred] * 100:.1f} %)", False, None)]
+        if self._true is not None:
+            if parts:
+                parts.append((SEPARATOR, False, None))
+            ok = pred == self._true
+            parts += [("◀" if self.graphics.horizontal else "▼", False, GREEN), (" true ", False, None),
+                      (self._name(self._true), True, None), (f" ({self._probs[self._true] * 100:.1f} %) ", False, None),
+                      ("✓", False, GREEN) if ok else ("✗", False, VERMILION)]
+        self.caption.set_segments(parts)
+
+    def _on_hover(self, hover: int | None) -> None:
         if hover != self._hover:
             self._hover = hover
-            self._update_caption(hover)
+            if self._probs is not None:
+                self._update_caption(self.predicted)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        if self._probs is not None:
-            self._ticks_key = None
-            self._throttle.throttle()
+        if self._probs is not None and self.orientation == "auto":
+            self._throttle.throttle()   # the bars may lie down, or stand up again

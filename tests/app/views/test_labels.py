@@ -92,7 +92,7 @@ def test_softmax_standing_bars_read_class_names_when_narrow(qtbot):
     view = _widget(qtbot, SoftmaxView, (240, 300), orientation="vertical")
     view.set_distribution(np.full(10, 0.1, np.float32), classes=FASHION)
     view.flush()
-    ticks = _ticks(view.plot)
+    ticks = dict(view.tick_labels())
     assert ticks and all(FASHION[i].startswith(t.rstrip("…")) and not t.isdigit() for i, t in ticks.items())
 
 

@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from cnnviz.app.views import CurvesView, GradientView, SoftmaxView  # noqa: E402
+from cnnviz.app.views._common import BLUE, GREEN, GREY  # noqa: E402
 from cnnviz.app.views.softmax import LOG_FLOOR  # noqa: E402
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -49,16 +50,40 @@ def test_softmax_bars_are_the_probabilities_with_true_and_predicted_marked(qtbot
     view.set_distribution(p, _log_softmax(z), true_class=6, classes=FASHION)
     view.flush()
     np.testing.assert_array_equal(view.bar_heights(), p)
-    np.testing.assert_array_equal(view.bars.opts["x"], np.arange(10))
+    np.testing.assert_array_equal(view.bar_positions(), np.arange(10))
     assert view.predicted == 4 and view.true_class == 6
-    brushes, pens = view.bars.opts["brushes"], view.bars.opts["pens"]
-    assert brushes[4].color() != brushes[0].color(), "the predicted class stands out"
-    assert pens[6].width() >= 2 and pens[6].style() != pens[0].style(), "the true class is outlined"
-    mx, my = view.true_marker.getData()
-    assert list(mx) == [6] and my[0] > p[6], "a marker sits over the true class's bar"
-    ticks = dict(view.plot.getAxis("bottom")._tickLevels[0])
+    colours = view.bar_colours()
+    assert colours[4] == BLUE.lower() and colours[0] == GREY.lower(), "the predicted class stands out"
+    assert view.outlined_class() == 6, "the true class is outlined"
+    cls, at = view.marker_at()
+    assert cls == 6 and at > p[6] and at < view.value_range()[1], "a marker sits over the true class's bar"
+    ticks = dict(view.tick_labels())
     assert ticks[6] == "Shirt" and ticks[4] == "Coat"
     assert "Coat" in view.caption.text() and "Shirt" in view.caption.text()
+
+
+def test_softmax_paints_the_bars_and_the_marker_where_it_says(qtbot, z):
+    """Real pixels: the predicted bar blue, another grey, the true class's marker green, where the
+    readings put them."""
+    view = _widget(qtbot, SoftmaxView, (640, 320), orientation="vertical")
+    p = _softmax(z)
+    view.set_distribution(p, true_class=6, classes=FASHION)
+    view.flush()
+    chart = view.graphics
+    image = chart.grab().toImage()
+    ratio = image.devicePixelRatio()
+    rects = chart.bar_rects()
+
+    def colour(point):
+        return image.pixelColor(round(point.x() * ratio), round(point.y() * ratio)).name()
+
+    top = chart.point(4, float(p[4])).y()
+    assert rects[4].top() == pytest.approx(top, abs=0.5), "the predicted bar is as long as its probability"
+    assert colour(rects[4].center()) == BLUE.lower()
+    assert colour(rects[2].center()) == GREY.lower()
+    cls, at = view.marker_at()
+    assert colour(chart.point(cls, at)) == GREEN.lower()
+    assert colour(chart.point(4, float(p[4]) + 0.03)) != BLUE.lower(), "nothing blue above the bar's end"
 
 
 def test_log_switch_shows_log_softmax(qtbot, z):
@@ -69,7 +94,8 @@ def test_log_switch_shows_log_softmax(qtbot, z):
     view.flush()
     assert view.log_mode
     np.testing.assert_array_equal(view.bar_heights(), lp)
-    assert view.plot.getViewBox().viewRange()[1][0] <= lp.min()
+    lo, hi = view.value_range()
+    assert lo <= lp.min() and hi > 0
     view.set_log(False)
     view.flush()
     assert not view.log_box.isChecked()
@@ -91,10 +117,11 @@ def test_narrow_softmax_lays_bars_down_with_names_on_the_left(qtbot, z):
     view.flush()
     assert view.horizontal
     np.testing.assert_allclose(view.bar_heights(), _softmax(z))
-    ticks = dict(view.plot.getAxis("left")._tickLevels[0])
+    ticks = dict(view.tick_labels())
     assert ticks[9] == "Ankle boot"
-    mx, my = view.true_marker.getData()
-    assert list(my) == [6]
+    cls, at = view.marker_at()
+    assert cls == 6 and at > 1.0, "right of every bar"
+    assert "◀" in view.caption.text()
 
 
 def test_softmax_refuses_mismatched_input(qtbot):
