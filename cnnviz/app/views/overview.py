@@ -98,6 +98,7 @@ class OverviewView(ViewPanel):
         self._scrolled_at: tuple | None = None
         self._hidden_update = False
         self._widest: dict[str, str] = {}   # per column, the widest range label drawn (its room)
+        self._pending: set[str] = set()   # columns whose last values are not drawn yet (out of sight)
         self._width = 0.0
 
         content = QtWidgets.QWidget(self)
@@ -109,6 +110,7 @@ class OverviewView(ViewPanel):
         self.scene.setBackgroundBrush(bg)
         self.canvas = _Canvas(self, self.scene)
         self.canvas.horizontalScrollBar().sliderMoved.connect(self._stop_following)
+        self.canvas.horizontalScrollBar().valueChanged.connect(self._scrolled)
         self.canvas.setMinimumSize(200, 160)
         outer.addWidget(self.canvas, 1)
         self.status = status_label(content)
@@ -215,11 +217,13 @@ class OverviewView(ViewPanel):
 
     def column_texts(self, key: str) -> dict[str, str]:
         """What a column's labels read: ``title``, ``shape``, ``range`` (and ``error``)."""
+        self._draw_pending(everything=True)
         items = self._items.get(key)
         return dict(items.texts) if items is not None else {}
 
     def column_pixels(self, key: str) -> np.ndarray | None:
         """The image (h, w) of uint32 ARGB32_Premultiplied pixels last drawn for a column, or None."""
+        self._draw_pending(everything=True)
         items = self._items.get(key)
         return items.raster.image if items is not None and items.raster is not None else None
 
@@ -238,6 +242,7 @@ class OverviewView(ViewPanel):
         return self._draw.palette(DIVERGING if symmetric else SEQUENTIAL)
 
     def column_levels(self, key: str) -> tuple[tuple[float, float], bool] | None:
+        self._draw_pending(everything=True)
         items = self._items.get(key)
         return (items.levels.levels, items.levels.symmetric) if items is not None else None
 
@@ -324,20 +329,11 @@ class OverviewView(ViewPanel):
         p = self._probe
         columns = flow.columns()
         values = {c.key: column_values(c, p) for c in columns}
-        ranges: dict[str, str] = {}
-        for c in columns:
-            v = values[c.key]
-            items = self._items.get(c.key)
-            if v is not None and c.kind in ("maps", "flat", "units", "image") and not (c.kind == "image" and
-                                                                                     v.shape[0] == 3):
-                if items is None:
-                    items = self._items[c.key] = self._draw.new_items()
-                mode = "minmax" if c.kind == "image" else "auto"
-                (lo, hi), _ = items.levels.update(v, mode)
-                ranges[c.key] = f"{short_value(lo)} … {short_value(hi)}"
-                widest = self._widest.get(c.key, "")
-                if self._draw.text_width(ranges[c.key]) > self._draw.text_width(widest):
-                    self._widest[c.key] = ranges[c.key]
+        # The colour ranges first (a column's width follows its widest range label): of every column when the
+        # flow is new, else of those in sight (the others' when they come into sight, see _draw_pending).
+        steady = flow is self._layout_flow and self._by_key
+        ranges = {c.key: self._range_of(c, values[c.key]) for c in columns
+                  if not steady or self._in_sight(self._by_key.get(c.key))}
         selected = None
         if isinstance(self._selected, str):
             selected = f"layer {self._selected}"
@@ -347,7 +343,8 @@ class OverviewView(ViewPanel):
         bar = self.canvas.horizontalScrollBar()
         key = (vp.width(), vp.height(), bar.isVisible(), selected, frozenset(self._expanded),
                tuple(sorted(self._widest.items())))
-        if flow is self._layout_flow and key == self._layout_key:   # nothing that places the columns changed: the same places
+        moved = not (flow is self._layout_flow and key == self._layout_key)
+        if not moved:   # nothing that places the columns changed: the same places
             placed, width, height = self._layout_out
         else:
             height = max(120.0, float(vp.height()))
@@ -362,11 +359,14 @@ class OverviewView(ViewPanel):
         self._by_key = {q.key: q for q in placed}
         for key in [k for k in self._items if k not in self._by_key]:
             self._items.pop(key).remove()
+        # Every column when the places changed; else the columns in sight, the rest when scrolled to (a wide
+        # network's redraw while training costs the columns on screen, not all of them).
+        self._pending = set()
         for q in placed:
-            items = self._items.get(q.key)
-            if items is None:
-                items = self._items[q.key] = self._draw.new_items()
-            self._draw.draw_column(q, items, values[q.key], ranges.get(q.key, ""), self._true_class)
+            if moved or self._in_sight(q):
+                self._draw_column(q, values[q.key], ranges.get(q.key))
+            else:
+                self._pending.add(q.key)
         if width != self._width:
             self._width = width
         self.scene.setSceneRect(0, 0, max(width, vp.width()), height)
@@ -391,6 +391,51 @@ class OverviewView(ViewPanel):
         self._draw_focus()
         if self._hover is not None:
             self._show_frame(self._hover)
+
+    def _range_of(self, c, v: np.ndarray | None) -> str:
+        """Column ``c``'s colour levels for its values ``v``, updated (its items made if new); the range label
+        they give ("" for a column without levels), remembered as the column's widest when it is."""
+        if v is None or c.kind not in ("maps", "flat", "units", "image") or (c.kind == "image" and v.shape[0] == 3):
+            return ""
+        items = self._items.get(c.key)
+        if items is None:
+            items = self._items[c.key] = self._draw.new_items()
+        (lo, hi), _ = items.levels.update(v, "minmax" if c.kind == "image" else "auto")
+        text = f"{short_value(lo)} … {short_value(hi)}"
+        widest = self._widest.get(c.key, "")
+        if self._draw.text_width(text) > self._draw.text_width(widest):
+            self._widest[c.key] = text
+        return text
+
+    def _draw_column(self, q: Placed, v: np.ndarray | None, range_text: str | None) -> None:
+        """Draw placed column ``q`` with its values ``v`` (its range label computed when None)."""
+        if range_text is None:
+            range_text = self._range_of(q.column, v)
+        items = self._items.get(q.key)
+        if items is None:
+            items = self._items[q.key] = self._draw.new_items()
+        self._draw.draw_column(q, items, v, range_text, self._true_class)
+
+    def _in_sight(self, q: Placed | None) -> bool:
+        """True when column ``q`` is on screen or within half a screen of it (None: not placed yet)."""
+        if q is None:
+            return True
+        x0 = float(self.canvas.horizontalScrollBar().value())
+        w = float(self.canvas.viewport().width())
+        return q.x + q.width >= x0 - w / 2 and q.x <= x0 + 1.5 * w
+
+    def _scrolled(self, _value: int) -> None:
+        self._draw_pending()
+
+    def _draw_pending(self, everything: bool = False) -> None:
+        """Draw the columns left for later by the last redraw that are in sight now (all with ``everything``)."""
+        if not self._pending:
+            return
+        for key in list(self._pending):
+            q = self._by_key.get(key)
+            if q is not None and (everything or self._in_sight(q)):
+                self._pending.discard(key)
+                self._draw_column(q, column_values(q.column, self._probe), None)
 
     @property
     def regions(self) -> list:

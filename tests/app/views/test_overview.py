@@ -459,3 +459,41 @@ def test_the_schematic_of_a_stack_with_blocks_frames_its_pending_inner_columns(o
     inner = [q for q in overview.columns if q.column.path]
     assert len(inner) == 15 + 9 and all(q.column.kind == "pending" for q in inner)
     assert [r.block for r in overview.regions] == ["3", "5"]
+
+
+def test_a_wide_network_redraws_the_columns_in_sight_and_the_rest_when_scrolled_to(qtbot):
+    """While training only the columns on screen (and half a screen either side) are redrawn for each probe;
+    a column out of sight is drawn with the newest values once it is scrolled to, or read."""
+    from cnnviz.app.views import OverviewView
+
+    view = OverviewView()
+    qtbot.addWidget(view)
+    view.resize(520, 420)
+    view.show()
+    qtbot.waitExposed(view)
+    _stack, report, first = probe_of("resnet-mini", 0)
+    second = probe_of("resnet-mini", 1)[2]
+    view.set_report(report)
+    for probe in (first, second, first):   # each column's widest range label seen: the places hold still
+        view.set_probe(probe)
+        view.flush()
+    bar = view.canvas.horizontalScrollBar()
+    assert bar.maximum() > 2 * view.canvas.viewport().width()   # the flow is wider than three screens
+    last = view.columns[-2].key   # the last column with maps (the softmax bars are last)
+    before = view._items[last].raster.image.copy()   # (the scene's own pixels: a reading would draw it)
+    view.set_probe(second)
+    view.flush()
+    assert last in view._pending and view.columns[0].key not in view._pending
+    assert np.array_equal(view._items[last].raster.image, before)   # not redrawn: out of sight
+    bar.setValue(bar.maximum())
+    assert last not in view._pending
+    drawn = view.column_pixels(last).copy()
+    assert not np.array_equal(drawn, before)   # the second sample's values, drawn when scrolled to
+
+    view.set_probe(first)   # and a reading draws what waits, wherever the view is scrolled
+    view.flush()
+    bar.setValue(0)
+    view.set_probe(second)
+    view.flush()
+    assert last in view._pending
+    assert np.array_equal(view.column_pixels(last), drawn) and last not in view._pending
