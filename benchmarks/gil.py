@@ -11,7 +11,7 @@ it, even with a core of its own. This measures that cost without the window: the
 bundled example's session steps on a thread while another thread runs pure
 Python for ``busy`` ms in every 100 ms (in four pieces, as a few views' redraws
 would), in alternated blocks with that thread idle; printed is the throughput
-ratio busy/idle with its 95 % interval (``benchmarks/ui.py``'s estimator).
+ratio busy/idle with its 95 % interval (``benchmarks/ui.py``'s estimator: the median of the pairs).
 
 Read: the throughput cost is of the order of the GUI thread's Python share of
 the wall clock, and grows faster than it; the switch interval
