@@ -90,7 +90,6 @@ class ClassBars(QtWidgets.QWidget):
         self.setMouseTracking(True)
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)   # the background pixmap covers all
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
-        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self._values = np.zeros(0, np.float32)
         self._classes: tuple[str, ...] = ()
         self._predicted: int | None = None
