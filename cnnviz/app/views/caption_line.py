@@ -38,6 +38,7 @@ class CaptionLine(QtWidgets.QWidget):
         self._runs: dict[tuple[str, bool, str | None], list] = {}
         self._elided = False
         self._lines = 1
+        self._words: tuple[str, ...] = ()   # the reading's texts without digits: its names and words
         self._set_fonts()
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt's name)
@@ -74,9 +75,10 @@ class CaptionLine(QtWidgets.QWidget):
         """Show these runs of text (repaints only; the size stays)."""
         segments = tuple(segments)
         if segments != self._segments:
-            words = tuple(text for text, _, _ in self._segments if not any(c.isdigit() for c in text))
             self._segments = segments
-            if words != tuple(text for text, _, _ in segments if not any(c.isdigit() for c in text)):
+            words = tuple(text for text, _, _ in segments if not any(c.isdigit() for c in text))
+            if words != self._words:
+                self._words = words
                 self._fit()   # other names or words: perhaps another number of lines (numbers alone: never)
             self.update()
 

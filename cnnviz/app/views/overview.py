@@ -42,7 +42,7 @@ from cnnviz.app.views.overview_layout import (
     layout,
 )
 from cnnviz.app.views.overview_pointer import OverviewPointer
-from cnnviz.app.views.overview_read import column_values
+from cnnviz.app.views.overview_read import column_values, shape_of
 
 
 class OverviewView(OverviewPointer, ViewPanel):
@@ -255,7 +255,7 @@ class OverviewView(OverviewPointer, ViewPanel):
         out = []
 
         def info(r, values) -> LayerInfo:
-            lists = tuple((key, tuple(info(q, _shape(inner.get(str(q.path)))) for q in reports))
+            lists = tuple((key, tuple(info(q, shape_of(inner.get(str(q.path)))) for q in reports))
                           for key, reports in r.inner)
             path = "" if r.path is None or len(r.path) == 1 else str(r.path)
             return LayerInfo(r.index, r.type, r.label, r.input_shape, r.output_shape, values, r.error, path, lists)
@@ -324,11 +324,17 @@ class OverviewView(OverviewPointer, ViewPanel):
             return
         p = self._probe
         columns = flow.columns()
-        values = {c.key: column_values(c, p) for c in columns}
+        values: dict[str, np.ndarray | None] = {}   # the columns' values, read for the columns drawn
+
+        def value(c) -> np.ndarray | None:
+            if c.key not in values:
+                values[c.key] = column_values(c, p)
+            return values[c.key]
+
         # The colour ranges first (a column's width follows its widest range label): of every column when the
         # flow is new, else of those in sight (the others' when they come into sight, see _draw_pending).
         steady = flow is self._layout_flow and self._by_key
-        ranges = {c.key: self._range_of(c, values[c.key]) for c in columns
+        ranges = {c.key: self._range_of(c, value(c)) for c in columns
                   if not steady or self._in_sight(self._by_key.get(c.key))}
         selected = None
         if isinstance(self._selected, str):
@@ -360,7 +366,7 @@ class OverviewView(OverviewPointer, ViewPanel):
         self._pending = set()
         for q in placed:
             if moved or self._in_sight(q):
-                self._draw_column(q, values[q.key], ranges.get(q.key))
+                self._draw_column(q, value(q.column), ranges.get(q.key))
             else:
                 self._pending.add(q.key)
         if width != self._width:
@@ -438,10 +444,6 @@ class OverviewView(OverviewPointer, ViewPanel):
         """The blocks' frames drawn (:class:`~.overview_layout.Region`), outer first."""
         flow = self._flow
         return block_regions(flow, self._placed) if flow is not None else []
-
-
-def _shape(values) -> tuple[int, ...] | None:
-    return None if values is None else tuple(np.shape(values))
 
 
 HINT = "Point at a map to read it; click it to select its layer and channel"

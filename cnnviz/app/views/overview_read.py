@@ -32,6 +32,11 @@ def column_values(c, p) -> np.ndarray | None:
     return None
 
 
+def shape_of(values) -> tuple[int, ...] | None:
+    """The shape of an array of values, or None for none."""
+    return None if values is None else tuple(np.shape(values))
+
+
 def hit_at(placed: list[Placed], pos: QtCore.QPointF | None) -> tuple | None:
     """What is under a scene point: (placed, "tile", i), (placed, "more", -1), (placed, "strip", i),
     (placed, "column", -1), or None; ``placed``: the columns drawn."""
