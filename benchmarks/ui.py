@@ -22,11 +22,13 @@
     with every view closed): the refreshes the views get per second
     (``ViewsHub.show_snapshot``), the throughput with probes on against off, the
     probes' share of the worker's CPU time, and the GUI thread's CPU per refresh;
-    with the window's own request (what its open views draw), and once more with
-    what the overview and the labs draw (no gradient) when that differs. The cost
+    with the window's own request (what its open views draw and the recording of
+    training health: everything live, target ≥ 0.9× probes off), and with what the
+    overview and the labs draw alone (no gradient, no recording: target a cost
+    ≤ 5 %). The cost
     is the median of the pairs' ratios (each "on" block against the "off" block
-    beside it) with a bootstrap 95 % interval, and their geometric mean. Target
-    ≥ 10 refreshes a second at a throughput cost ≤ 5 %.
+    beside it) with a bootstrap 95 % interval, and their geometric mean. Both at
+    ≥ 10 refreshes a second.
 
 Torch's intra-op threads in the worker: ``CNNVIZ_TORCH_THREADS`` or all cores
 but one (see ``cnnviz.app.runner.worker.default_threads``).
@@ -87,9 +89,14 @@ pumped ``processEvents`` with sleeps) and times views only with ``--by-view`` (i
 C++ paints held the lock). GUI CPU per refresh 4.2-4.8 ms (7.5-7.7 at the start of the stop, measured the
 same way). The window's own request is the forward pass with training health (no gradient view open), so
 the two (d) runs of one sitting measured the same thing, four times over two sittings of 45+45 blocks of
-1 s: medians 9.5, 2.3, 6.6, 3.9 % (intervals about ±6 %), geometric means 7.7, 4.2, 6.2, 3.8 %: about 5-6 %,
-at the target and not resolved below it on these cores. A training process of its own would take the
-GUI thread's Python out of the training's way altogether.
+1 s: medians 9.5, 2.3, 6.6, 3.9 % (intervals about ±6 %), geometric means 7.7, 4.2, 6.2, 3.8 %. That request
+holds the debugging views' recording (training health, which may take its own 4 % of the loop), so (d) now
+measures it as everything live (target ≥ 0.9×) and the views alone without it (target ≤ 5 %). At the end
+of the stop, 90+90 blocks each: everything live 0.936 by the median (interval 0.898-1.007), 0.931 by the
+geometric mean (0.895-0.968), GUI CPU 4.6 ms a refresh; the views alone a cost of 5.0 % by the median
+(1.2-10.4 %), 4.6 % by the geometric mean (1.2-7.8 %), GUI CPU 3.9 ms a refresh; 10.4 refreshes a second.
+The views' cost is at the target, not resolved below it on these cores; a training process of its own
+would take the GUI thread's Python out of the training's way altogether.
 """
 from __future__ import annotations
 
@@ -125,6 +132,9 @@ TARGET_START_RATIO = 1.5
 TARGET_REFRESH_HZ = 10.0
 TARGET_COST = 0.05
 """(d): the views refresh at least 10 times a second while training, for at most 5 % of the throughput."""
+TARGET_COST_ALL = 0.10
+"""(d): everything live (the views and the debugging views' recording, training health) at most 10 %: the
+throughput at least 0.9× probes off, the one budget the seeing and the debugging issues share."""
 
 _GUI_CPU: dict = {}
 """(d): the GUI thread's CPU seconds by view (the class of the view a redraw or a pyqtgraph paint belongs to)."""
@@ -268,8 +278,11 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
     asked = runner.worker.control.probe_request
     live_views = None
     if "param_grads" in getattr(ProbeRequest, "__dataclass_fields__", {}):  # (not before the fields came)
-        views_only = replace(asked, grad_layers=(), input_grad=False, param_grads=False, with_identities=False)
-        if views_only != asked:   # (the window asks for no gradient while no view that shows one is open)
+        # The views alone: what the overview and the labs draw, without the debugging issue's recording
+        # (training health), whose own share of the loop is its budget (training.HEALTH_BUDGET).
+        views_only = replace(asked, grad_layers=(), input_grad=False, param_grads=False, with_identities=False,
+                             **({"health": False} if "health" in ProbeRequest.__dataclass_fields__ else {}))
+        if views_only != asked:
             runner.worker.request_probe(views_only)
             live_views = live_cost(runner, pairs, block_s)
             runner.worker.request_probe(asked)
@@ -462,10 +475,12 @@ def startup(runs: int) -> dict:
             "baseline_s": statistics.median(baseline), "window_all": window, "baseline_all": baseline}
 
 
-def _print_live(r: dict, d: dict, what: str) -> bool:
+def _print_live(r: dict, d: dict, what: str, limit: float) -> bool:
+    """Print (d) for one request; ``limit``: the largest cost it may have (TARGET_COST for the views alone,
+    TARGET_COST_ALL for everything live)."""
     ratio, low, high = d["throughput_ratio"]
     cost = 1.0 - ratio
-    good = d["shown_per_s"] >= TARGET_REFRESH_HZ and cost <= TARGET_COST
+    good = d["shown_per_s"] >= TARGET_REFRESH_HZ and cost <= limit
     print(f"(d) live views while training {r['stack']}, {what}: {d['pairs']}+{d['pairs']} alternated blocks "
           f"of {d['block_s']:g} s with the loop's probes on and off (medians)")
     print(f"    refreshes shown {d['shown_per_s']:.1f}/s from {d['probes_per_s']:.1f} probes/s taken")
@@ -486,8 +501,8 @@ def _print_live(r: dict, d: dict, what: str) -> bool:
     if top:
         print("    by view, ms of GUI CPU per second on/off: " + "; ".join(
             f"{name} {kind} {1e3 * on:.0f}/{1e3 * off:.0f}" for (kind, name), (on, off) in top))
-    resolved = (1 - high <= TARGET_COST) == (1 - low <= TARGET_COST)
-    print(f"    target ≥ {TARGET_REFRESH_HZ:g} refreshes/s at a cost ≤ {100 * TARGET_COST:g} %: "
+    resolved = (1 - high <= limit) == (1 - low <= limit)
+    print(f"    target ≥ {TARGET_REFRESH_HZ:g} refreshes/s at a cost ≤ {100 * limit:g} %: "
           f"{'OK' if good else 'MISSED'}"
           f"{'' if resolved else ' (the interval spans the target: more pairs would tell)'}")
     return good
@@ -539,12 +554,12 @@ def main(argv: list[str] | None = None) -> int:
               f"max {t['max'] / max(i['max'], 1e-3):.2f}×; Pause took {r['pause_ms']:.0f} ms to show")
         print(f"    target p99 ≤ {TARGET_P99_MS:g} ms and max < {TARGET_MAX_MS:g} ms while training: "
               f"{'OK' if good else 'MISSED'}")
-        for key, what in (("live", f"the window's own request ({r['asked']})"),
-                          ("live_views", "the overview's and the labs' request (no gradient, no identities)")):
+        for key, what, limit in (
+                ("live", f"everything live: the window's own request ({r['asked']})", TARGET_COST_ALL),
+                ("live_views", "the views alone: the overview's and the labs' request (no gradient, no recording)",
+                 TARGET_COST)):
             if r[key] is not None:
-                ok &= _print_live(r, r[key], what)
-        if r["live_views"] is None:
-            print("    (the window's request takes no gradient: it is the overview's and the labs' own)")
+                ok &= _print_live(r, r[key], what, limit)
 
     if args.only in (None, "panel"):
         import ui_panel
