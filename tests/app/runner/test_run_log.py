@@ -236,7 +236,7 @@ def test_the_gui_thread_never_waits_on_the_disk(worker, tmp_path):
     assert sorted(wall)[len(wall) // 2] < 0.0002
     t = time.perf_counter()
     worker.stateChanged.emit(State.RESET, 0)   # the run ends: its last write is the writer's too
-    assert time.perf_counter() - t < 0.005
+    assert time.perf_counter() - t < 0.025   # not one of the slow disk's 50 ms writes
     assert log.close(timeout=10)
     record = only_record(tmp_path)
     assert record.steps[-1]["step"] == 20_000 and record.done["steps"] == 20_000

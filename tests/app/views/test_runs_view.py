@@ -186,8 +186,10 @@ def test_matrices_of_other_classes_are_not_compared_cell_by_cell(qtbot, tmp_path
     assert "different classes" in view.diff_text.toPlainText()
 
 
-def test_listing_a_large_folder_never_holds_the_gui_thread(qtbot, tmp_path):
-    import time
+def test_listing_a_large_folder_never_holds_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from cnnviz.core.run import run_store
 
     points = [(s, 1.0 / s, 0.5) for s in range(1, 2001)]
     for i in range(40):
@@ -195,9 +197,17 @@ def test_listing_a_large_folder_never_holds_the_gui_thread(qtbot, tmp_path):
               points, [[1, 0], [0, 1]])
     view = RunsView(tmp_path, Answers())
     qtbot.addWidget(view)
-    t = time.perf_counter()
-    view.refresh()
-    assert time.perf_counter() - t < 0.005   # the folder is read on a thread
+    real, readers, release = run_store.list_runs, [], threading.Event()
+
+    def held_listing(*args, **kwargs):   # the folder's read, held until refresh() has returned
+        readers.append(threading.get_ident())
+        assert release.wait(10), "refresh() waited for the folder's listing"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_store, "list_runs", held_listing)
+    view.refresh()   # returns while the listing is held: the folder is read on a thread
+    release.set()
     with qtbot.waitSignal(view.listed, timeout=30_000):
         view.show()
+    assert readers and threading.get_ident() not in readers
     assert len(view.entries) == 40 and all(e.record is None for e in view.entries)   # summaries only
