@@ -30,6 +30,8 @@
     beside it) with a bootstrap 95 % interval, and their geometric mean. Both at
     ≥ 10 refreshes a second.
 
+(c) is ``benchmarks/ui_startup.py``'s measure and (d) ``benchmarks/ui_live.py``'s, run from here.
+
 Torch's intra-op threads in the worker: ``CNNVIZ_TORCH_THREADS`` or all cores
 but one (see ``cnnviz.app.runner.worker.default_threads``).
 
@@ -102,11 +104,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -121,20 +120,14 @@ for _var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
     os.environ[_var] = os.path.join(_HOME, _var.lower())
 
 import numpy as np
-from _stats import paired_cost
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
+from ui_live import TARGET_COST, TARGET_COST_ALL, describe_request, live_cost, print_live, pump
+from ui_startup import TARGET_START_RATIO, startup
 
 HEARTBEAT_MS = 5
 TARGET_P99_MS = 16.0
 TARGET_MAX_MS = 100.0
-TARGET_START_RATIO = 1.5
-TARGET_REFRESH_HZ = 10.0
-TARGET_COST = 0.05
-"""(d): the views refresh at least 10 times a second while training, for at most 5 % of the throughput."""
-TARGET_COST_ALL = 0.10
-"""(d): everything live (the views and the debugging views' recording, training health) at most 10 %: the
-throughput at least 0.9× probes off, the one budget the seeing and the debugging issues share."""
 
 _GUI_CPU: dict = {}
 """(d): the GUI thread's CPU seconds by view (the class of the view a redraw or a pyqtgraph paint belongs to)."""
@@ -197,15 +190,6 @@ def _app() -> QApplication:
     return QApplication.instance() or QApplication([sys.argv[0]])
 
 
-def _pump(seconds: float) -> None:
-    """Run the event loop for ``seconds``, as the app's ``exec`` does (a loop of ``processEvents`` and sleeps
-    delays every event by the sleep and makes the GUI thread's work look dearer than it is)."""
-    loop = QEventLoop()
-    QTimer.singleShot(max(0, int(seconds * 1000)), loop.quit)
-    loop.exec()
-
-
-
 def heartbeat(seconds: float) -> np.ndarray:
     """Lateness of each tick of a 5 ms timer over ``seconds`` of the event loop, in ms."""
     clock = QElapsedTimer()
@@ -253,7 +237,7 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
         time.sleep(0.005)
     if runner.hub.snapshot is None:
         raise SystemExit("the first forward pass never came")
-    _pump(0.5)
+    pump(0.5)
     idle = heartbeat(seconds)
 
     shown = {"probes": 0, "progress": 0}
@@ -262,7 +246,7 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
     runner.train()
     while runner.state != "running":
         app.processEvents()
-    _pump(0.5)
+    pump(0.5)
     start_step = runner.last_progress.step if runner.last_progress else 0
     shown.update(probes=0, progress=0)
     t0 = time.perf_counter()
@@ -270,7 +254,14 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
     elapsed = time.perf_counter() - t0
     end_step = runner.last_progress.step if runner.last_progress else 0
     during = dict(shown)  # (a)'s counts, before (d) adds its own
-    live = live_cost(runner, pairs, block_s)
+    if not _TRAINERS:
+        raise SystemExit("the worker made no Trainer")
+    trainer, ident = _TRAINERS[-1]
+
+    def measure() -> dict:
+        return live_cost(runner, trainer, ident, pairs, block_s, _GUI_CPU, _PROFILE.get("profiler"))
+
+    live = measure()
     # What the overview and the labs draw (every activation, the scores, the loss, the weights), with the
     # gradient and feature-map views closed: no gradient, no identities (until the hub asks for it itself).
     from cnnviz.core.run.training import ProbeRequest
@@ -284,7 +275,7 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
                              **({"health": False} if "health" in ProbeRequest.__dataclass_fields__ else {}))
         if views_only != asked:
             runner.worker.request_probe(views_only)
-            live_views = live_cost(runner, pairs, block_s)
+            live_views = measure()
             runner.worker.request_probe(asked)
     runner.pause()
     t_pause = time.perf_counter()
@@ -294,218 +285,9 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
     result = {"idle": _stats(idle), "training": _stats(training), "steps_per_s": (end_step - start_step) / elapsed,
               "probes_per_s": during["probes"] / elapsed, "progress_per_s": during["progress"] / elapsed,
               "pause_ms": pause_ms, "threads": runner.worker.threads, "stack": stack_name, "live": live,
-              "live_views": live_views, "asked": _gradients(asked)}
+              "live_views": live_views, "asked": describe_request(asked)}
     window.close_without_asking()
     return result
-
-
-def _gradients(request) -> str:
-    """What a ProbeRequest asks beyond the forward pass, in words."""
-    parts = []
-    layers = getattr(request, "grad_layers", None)
-    if layers is None:
-        parts.append("every activation gradient")
-    elif layers:
-        parts.append(f"the activation gradient of {', '.join(map(str, layers))}")
-    for field, words in (("input_grad", "the input's gradient"), ("param_grads", "the weights' gradients"),
-                         ("with_identities", "the loss identities"), ("health", "training health")):
-        if getattr(request, field, False):
-            parts.append(words)
-    return ", ".join(parts) or "the forward pass alone"
-
-
-def live_cost(runner, pairs: int, block_s: float) -> dict:
-    """(d): in the window while it trains, blocks of ``block_s`` seconds with the loop's probes on and off,
-    alternated (``pairs`` of each, the order flipped every pair); per block the steps done, the worker
-    thread's CPU time, the probes taken and the refreshes the views got (``ViewsHub.show_snapshot``).
-
-    "Off" is the loop with no probe listener (``Trainer.on_probe`` None: no probe is taken and the views are
-    not redrawn), the same as training with every view closed."""
-    if not _TRAINERS:
-        raise SystemExit("the worker made no Trainer")
-    trainer, ident = _TRAINERS[-1]
-    session = trainer.session
-    listener, probe = trainer.on_probe, trainer.probe
-    counts = {"probes": 0, "shown": 0, "probe_cpu": 0.0}
-
-    def counted_probe(request):  # on the worker thread
-        counts["probes"] += 1
-        start = time.thread_time()
-        try:
-            return probe(request)
-        finally:
-            counts["probe_cpu"] += time.thread_time() - start
-
-    hub = runner.hub
-    show = hub.show_snapshot
-
-    def counted_show(snap):
-        counts["shown"] += 1
-        return show(snap)
-
-    trainer.probe = counted_probe
-    hub.show_snapshot = counted_show
-    try:
-        cpu_clock = time.pthread_getcpuclockid(ident)
-    except (AttributeError, OSError):
-        cpu_clock = None
-
-    def block(on: bool) -> dict:
-        trainer.on_probe = listener if on else None
-        _pump(0.25)  # let the switch settle (a pending probe, a paced refresh)
-        counts.update(probes=0, shown=0, probe_cpu=0.0)
-        steps0, t0 = session.step_count, time.perf_counter()
-        cpu0 = time.clock_gettime(cpu_clock) if cpu_clock is not None else 0.0
-        gui0 = time.thread_time()  # this is the GUI thread
-        _GUI_CPU.clear()
-        profiler = _PROFILE.get("profiler") if on else None
-        if profiler is not None:
-            profiler.enable()
-        _pump(block_s)
-        if profiler is not None:
-            profiler.disable()
-        gui = time.thread_time() - gui0
-        views = {key: value / block_s for key, value in _GUI_CPU.items()}
-        seconds = time.perf_counter() - t0
-        steps = session.step_count - steps0
-        cpu = (time.clock_gettime(cpu_clock) - cpu0) if cpu_clock is not None else float("nan")
-        return {"steps_per_s": steps / seconds, "cpu_ms_per_step": 1e3 * cpu / max(steps, 1),
-                "probes_per_s": counts["probes"] / seconds, "shown_per_s": counts["shown"] / seconds,
-                "probe_share": counts["probe_cpu"] / cpu if cpu > 0 else float("nan"),
-                "probe_ms": 1e3 * counts["probe_cpu"] / max(counts["probes"], 1), "gui_share": gui / seconds,
-                "views": views}
-
-    on_blocks, off_blocks = [], []
-    try:
-        for k in range(pairs):
-            first_on = k % 2 == 0
-            a = block(first_on)
-            b = block(not first_on)
-            (on_blocks if first_on else off_blocks).append(a)
-            (off_blocks if first_on else on_blocks).append(b)
-    finally:
-        trainer.on_probe, trainer.probe = listener, probe
-        hub.show_snapshot = show
-
-    def med(blocks, key):
-        return statistics.median(b[key] for b in blocks)
-
-    throughput = [on["steps_per_s"] / max(off["steps_per_s"], 1e-9) for on, off in zip(on_blocks, off_blocks)]
-    cpu = [off["cpu_ms_per_step"] / max(on["cpu_ms_per_step"], 1e-9) for on, off in zip(on_blocks, off_blocks)]
-    keys = {key for b in on_blocks + off_blocks for key in b["views"]}
-    views = {key: (statistics.mean(b["views"].get(key, 0.0) for b in on_blocks),
-                   statistics.mean(b["views"].get(key, 0.0) for b in off_blocks)) for key in keys}
-    return {"pairs": pairs, "block_s": block_s, "views": views,
-            "shown_per_s": med(on_blocks, "shown_per_s"), "probes_per_s": med(on_blocks, "probes_per_s"),
-            "steps_on": med(on_blocks, "steps_per_s"), "steps_off": med(off_blocks, "steps_per_s"),
-            "throughput_ratio": paired_cost([b["steps_per_s"] for b in on_blocks],
-                                            [b["steps_per_s"] for b in off_blocks]),
-            "throughput_mean": paired_cost([b["steps_per_s"] for b in on_blocks],
-                                           [b["steps_per_s"] for b in off_blocks], centre="mean"),
-            "throughput_all": throughput,
-            "cpu_on": med(on_blocks, "cpu_ms_per_step"), "cpu_off": med(off_blocks, "cpu_ms_per_step"),
-            "cpu_ratio": statistics.median(cpu), "probe_share": med(on_blocks, "probe_share"),
-            "probe_ms": med(on_blocks, "probe_ms"), "gui_on": med(on_blocks, "gui_share"),
-            "gui_off": med(off_blocks, "gui_share")}
-
-
-CHILD = textwrap.dedent("""
-    import os, sys, time
-    t_start = float(sys.argv[1])
-    from PySide6.QtCore import QEvent, QObject, QTimer
-    from PySide6.QtWidgets import QApplication
-    app = QApplication([sys.argv[0]])
-    marks = {}
-
-    class FirstPaint(QObject):
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint and "paint" not in marks and obj.isWidgetType() \\
-                    and type(obj.window()).__name__ == "MainWindow":
-                marks["paint"] = True
-                QTimer.singleShot(0, painted)
-            return False
-
-    def painted():
-        print(f"window {time.time() - t_start:.4f}", flush=True)
-        from cnnviz.app.window.main_window import MainWindow
-        window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
-        poll = QTimer(app)
-        def check():
-            if window.runner.hub.snapshot is not None:
-                print(f"probe {time.time() - t_start:.4f}", flush=True)
-                os._exit(0)
-        poll.timeout.connect(check)
-        poll.start(5)
-
-    spy = FirstPaint()
-    app.installEventFilter(spy)
-    from cnnviz.app import run
-    run(None)
-""")
-
-
-def _time_child(code: str, with_start: bool = False) -> dict[str, float]:
-    """Run ``python -c code``; "total" is the wall time to its exit, plus the marks it printed."""
-    t0 = time.time()
-    extra = [repr(t0)] if with_start else []
-    out = subprocess.run([sys.executable, "-c", code, *extra], check=False, capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
-    marks = {"total": time.time() - t0}
-    if out.returncode != 0:
-        raise SystemExit(f"child failed ({out.returncode}): {out.stderr[-2000:]}")
-    for line in out.stdout.splitlines():
-        name, _, value = line.partition(" ")
-        try:
-            marks[name] = float(value)
-        except ValueError:
-            pass
-    return marks
-
-
-def startup(runs: int) -> dict:
-    """(c): process start to the window's first paint, against importing torch and PySide6."""
-    window, probe, baseline = [], [], []
-    _time_child("import torch, PySide6")  # warm the file cache for both
-    for _ in range(runs):
-        baseline.append(_time_child("import torch, PySide6")["total"])
-        marks = _time_child(CHILD, with_start=True)
-        window.append(marks["window"])
-        probe.append(marks.get("probe", float("nan")))
-    return {"window_s": statistics.median(window), "probe_s": statistics.median(probe),
-            "baseline_s": statistics.median(baseline), "window_all": window, "baseline_all": baseline}
-
-
-def _print_live(r: dict, d: dict, what: str, limit: float) -> bool:
-    """Print (d) for one request; ``limit``: the largest cost it may have (TARGET_COST for the views alone,
-    TARGET_COST_ALL for everything live)."""
-    ratio, low, high = d["throughput_ratio"]
-    cost = 1.0 - ratio
-    good = d["shown_per_s"] >= TARGET_REFRESH_HZ and cost <= limit
-    print(f"(d) live views while training {r['stack']}, {what}: {d['pairs']}+{d['pairs']} alternated blocks "
-          f"of {d['block_s']:g} s with the loop's probes on and off (medians)")
-    print(f"    refreshes shown {d['shown_per_s']:.1f}/s from {d['probes_per_s']:.1f} probes/s taken")
-    pairs = sorted(d["throughput_all"])
-    mean, mean_low, mean_high = d["throughput_mean"]
-    print(f"    steps/s on {d['steps_on']:.0f}, off {d['steps_off']:.0f}: throughput ratio on/off (median of the "
-          f"pairs) {ratio:.3f}, cost {100 * cost:.1f} % (95 % interval {100 * (1 - high):.1f} to "
-          f"{100 * (1 - low):.1f} %); geometric mean {mean:.3f}, cost {100 * (1 - mean):.1f} % (interval "
-          f"{100 * (1 - mean_high):.1f} to {100 * (1 - mean_low):.1f} %); the pairs' ratios {pairs[0]:.2f} to "
-          f"{pairs[-1]:.2f}")
-    print(f"    worker CPU per step on {d['cpu_on']:.2f} ms, off {d['cpu_off']:.2f} ms: ratio off/on "
-          f"{d['cpu_ratio']:.3f}; probes took {100 * d['probe_share']:.1f} % of the worker's CPU time "
-          f"({d['probe_ms']:.2f} ms CPU each): what they cost the throughput, other processes' load aside")
-    extra = (d["gui_on"] - d["gui_off"]) * 1e3 / max(d["shown_per_s"], 1e-9)
-    print(f"    the GUI thread used {100 * d['gui_on']:.0f} % of a core with probes on, {100 * d['gui_off']:.0f} % "
-          f"off: {extra:.1f} ms of CPU per refresh, competing with the worker for the cores")
-    top = sorted(d["views"].items(), key=lambda kv: kv[1][0] - kv[1][1], reverse=True)[:8]
-    if top:
-        print("    by view, ms of GUI CPU per second on/off: " + "; ".join(
-            f"{name} {kind} {1e3 * on:.0f}/{1e3 * off:.0f}" for (kind, name), (on, off) in top))
-    resolved = (1 - high <= limit) == (1 - low <= limit)
-    print(f"    target ≥ {TARGET_REFRESH_HZ:g} refreshes/s at a cost ≤ {100 * limit:g} %: "
-          f"{'OK' if good else 'MISSED'}"
-          f"{'' if resolved else ' (the interval spans the target: more pairs would tell)'}")
-    return good
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("live_views", "the views alone: the overview's and the labs' request (no gradient, no recording)",
                  TARGET_COST)):
             if r[key] is not None:
-                ok &= _print_live(r, r[key], what, limit)
+                ok &= print_live(r, r[key], what, limit)
 
     if args.only in (None, "panel"):
         import ui_panel

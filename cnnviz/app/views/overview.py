@@ -399,10 +399,7 @@ class OverviewView(OverviewPointer, ViewPanel):
         they give ("" for a column without levels), remembered as the column's widest when it is."""
         if v is None or c.kind not in ("maps", "flat", "units", "image") or (c.kind == "image" and v.shape[0] == 3):
             return ""
-        items = self._items.get(c.key)
-        if items is None:
-            items = self._items[c.key] = self._draw.new_items()
-        (lo, hi), _ = items.levels.update(v, "minmax" if c.kind == "image" else "auto")
+        (lo, hi), _ = self._items_for(c.key).levels.update(v, "minmax" if c.kind == "image" else "auto")
         text = f"{short_value(lo)} … {short_value(hi)}"
         widest = self._widest.get(c.key, "")
         if self._draw.text_width(text) > self._draw.text_width(widest):
@@ -413,10 +410,14 @@ class OverviewView(OverviewPointer, ViewPanel):
         """Draw placed column ``q`` with its values ``v`` (its range label computed when None)."""
         if range_text is None:
             range_text = self._range_of(q.column, v)
-        items = self._items.get(q.key)
+        self._draw.draw_column(q, self._items_for(q.key), v, range_text, self._true_class)
+
+    def _items_for(self, key: str) -> _ColumnItems:
+        """Column ``key``'s scene items, made when it has none yet."""
+        items = self._items.get(key)
         if items is None:
-            items = self._items[q.key] = self._draw.new_items()
-        self._draw.draw_column(q, items, v, range_text, self._true_class)
+            items = self._items[key] = self._draw.new_items()
+        return items
 
     def _in_sight(self, q: Placed | None) -> bool:
         """True when column ``q`` is on screen or within half a screen of it (None: not placed yet)."""
