@@ -45,7 +45,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from cnnviz.app.runner.messages import Build, Built
 from cnnviz.core.run.kept import KeptWeights
-from cnnviz.core.run.live import Latest, LiveProbe, Snapshot, warm_up_optimizer_once
+from cnnviz.core.run.live import Latest, LiveProbe, Snapshot, import_set_aside, warm_up_optimizer_once
 from cnnviz.core.run.training import PROBE_HZ, Control, ProbeRequest, State, Trainer
 
 log = logging.getLogger("cnnviz.runner")
@@ -246,7 +246,7 @@ class RunWorker(QObject):
         lower_priority()
         try:
             self.loading.emit("Loading torch…")
-            import torch
+            torch = import_set_aside("torch")
 
             torch.set_num_threads(self.threads)
             from cnnviz.core.run import devices

@@ -3,13 +3,18 @@ machine without a display tests it):
 
 - :class:`LiveProbe`: the probe the :class:`~.training.Trainer` takes for a window, as a :class:`Snapshot`;
 - :class:`Latest`: the one-slot mailbox that makes the newest snapshot win between two threads;
-- :func:`warm_up_optimizer_once`: the first optimizer's imports, made early on a thread of their own.
+- :func:`warm_up_optimizer_once`: the first optimizer's imports, made early on a thread of their own;
+- :func:`collector_set_aside`: a large import without the garbage collector's passes over it.
 
 Importing this module imports no torch; the functions that need it import it.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,12 +174,62 @@ def warm_up_optimizer() -> None:
         log.debug("optimizer warm-up failed", exc_info=True)
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def collector_set_aside():
+    """Hold the garbage collector's passes while a large library is imported, then set what was made aside.
+
+    Importing torch, and later its compiler (:func:`warm_up_optimizer`),
+    makes a few hundred thousand objects that live as long as the window.
+    Python's collector walked all of them again in each full pass along the
+    way: 55-165 ms a pass measured here, five passes in the first four
+    seconds, each holding the interpreter lock, so that the window stood
+    still. Inside this block the collector makes no pass; at its end
+    :func:`gc.freeze` moves every object then alive out of the collector's
+    way (a splice of two lists, not a walk), and what is made after is
+    collected as before. A session is freed when it is dropped, frozen or
+    not: it holds no reference cycles, and
+    :meth:`~cnnviz.core.run.engine.Session.close` lets go of its model and
+    data itself. Nested and concurrent blocks are counted: the collector
+    passes again when the last one ends."""
+    global _quiet_depth
+    with _quiet_lock:
+        _quiet_depth += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                gc.freeze()
+                gc.enable()
+
+
+def import_set_aside(name: str):
+    """The module ``name``, a large library, imported inside :func:`collector_set_aside` the first time (the
+    window's worker imports torch so); when already imported, the module, the collector untouched: a later
+    freeze would also set aside the garbage of whatever was closed meanwhile, never to be collected."""
+    if name in sys.modules:
+        return sys.modules[name]
+    with collector_set_aside():
+        return importlib.import_module(name)
+
+
+def _warm_up_set_aside() -> None:
+    with collector_set_aside():
+        warm_up_optimizer()
+
+
 def warm_up_optimizer_once() -> threading.Thread | None:
     """Start :func:`warm_up_optimizer` on a daemon thread the first time (the worker calls it after the first
-    probe is delivered, so the first maps come first); returns that thread, and None every later time."""
+    probe is delivered, so the first maps come first), inside :func:`collector_set_aside`; returns that thread, and None every later time."""
     if _optimizer_warmed.is_set():
         return None
     _optimizer_warmed.set()
-    thread = threading.Thread(target=warm_up_optimizer, name="cnnviz warm-up", daemon=True)
+    thread = threading.Thread(target=_warm_up_set_aside, name="cnnviz warm-up", daemon=True)
     thread.start()
     return thread

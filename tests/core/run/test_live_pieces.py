@@ -1,10 +1,12 @@
 """What the window's worker runs around the training loop, tested headless (no Qt): the probe for the views,
 the one-slot mailbox, weights carried from one build to the next, the optimizer warm-up, and one
 :class:`Control` serving run after run (interrupted by a new build, with work to do at a boundary)."""
+import gc
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,6 +108,70 @@ def test_a_failing_warm_up_is_only_logged(monkeypatch, caplog):
     with caplog.at_level("DEBUG", logger="cnnviz.runner"):
         live.warm_up_optimizer()  # does not raise
     assert "optimizer warm-up failed" in caplog.text
+
+
+# ------------------------------------------------------------------ the collector set aside
+@pytest.fixture
+def thawed():
+    """Undo this test's freezes when nothing was frozen before it (the suite's own heap stays collectable)."""
+    before = gc.get_freeze_count()
+    yield
+    if before == 0:
+        gc.unfreeze()
+    gc.enable()
+
+
+def test_the_collector_makes_no_pass_inside_and_sets_aside_what_lives_at_the_end(thawed):
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    with live.collector_set_aside():
+        assert not gc.isenabled()
+        with live.collector_set_aside():   # nested: the inner end does not start the collector again
+            pass
+        assert not gc.isenabled()
+        made = [[] for _ in range(1000)]   # objects the collector tracks
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + len(made)
+    assert not any(o is made for o in gc.get_objects())   # out of the generations the collector walks
+
+
+def test_the_collector_comes_back_when_the_import_fails(thawed):
+    with pytest.raises(ModuleNotFoundError):
+        live.import_set_aside("cnnviz_no_such_module")
+    assert gc.isenabled()
+
+
+def test_a_library_already_imported_is_returned_without_setting_anything_aside(thawed, tmp_path, monkeypatch):
+    (tmp_path / "cnnviz_big_library.py").write_text("TABLE = [[i] for i in range(500)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cnnviz_big_library", raising=False)
+    before = gc.get_freeze_count()
+    first = live.import_set_aside("cnnviz_big_library")
+    assert gc.get_freeze_count() >= before + len(first.TABLE)   # the first import: its objects set aside
+    if before == 0:
+        gc.unfreeze()
+    before = gc.get_freeze_count()
+    assert live.import_set_aside("cnnviz_big_library") is first
+    assert gc.get_freeze_count() == before   # the second: nothing frozen (a closed window's garbage would be)
+
+
+def test_a_session_made_before_a_freeze_is_still_freed_when_dropped(thawed):
+    """The freeze's promise: a session holds no reference cycles, so dropping it frees it, frozen or not."""
+    s = session()
+    control, got = Control(), []
+    control.request_probe(ProbeRequest(health=True))
+    trainer = Trainer(s, control, probe=live.LiveProbe(s), on_probe=got.append, probe_hz=1000, probe_budget=1.0,
+                      health_budget=1.0)
+    trainer.run(12)
+    assert any(snap.health is not None for snap in got)   # the health monitor's hooks were on the model
+    model, s_ref, t_ref = weakref.ref(s.model), weakref.ref(s), weakref.ref(trainer)
+    del trainer, got
+    with live.collector_set_aside():
+        pass   # s and its model are frozen now
+    gc.disable()   # freed by their counts alone (the fixture starts the collector again)
+    s.close()
+    del s
+    assert model() is None and s_ref() is None and t_ref() is None
 
 
 # ------------------------------------------------------------------ LiveProbe
