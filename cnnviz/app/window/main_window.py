@@ -45,6 +45,7 @@ from cnnviz.app.window.file_menus import fill_examples_menu, fill_recent_menu
 from cnnviz.app.window.settings import Locations, Settings
 from cnnviz.app.window.shortcuts import shortcut_rows, shortcuts_html
 from cnnviz.app.window.status_text import params_text, validity
+from cnnviz.app.window.steady_label import SteadyLabel
 from cnnviz.core.model import assets, files
 from cnnviz.core.model.layers import by_group
 from cnnviz.core.model.stack import Stack, StackDocument, TrainingConfig
@@ -331,7 +332,7 @@ class MainWindow(QMainWindow):
         validity.setObjectName("status_validity")
         self.status_fields["validity"] = validity
         for name in ("params", "device", "run", "file"):
-            label = QLabel(self)
+            label = SteadyLabel(self) if name == "run" else QLabel(self)   # "run" changes while training
             label.setObjectName(f"status_{name}")
             label.setContentsMargins(6, 0, 6, 0)
             self.status_fields[name] = label
