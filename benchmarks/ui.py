@@ -99,6 +99,16 @@ geometric mean (0.895-0.968), GUI CPU 4.6 ms a refresh; the views alone a cost o
 (1.2-10.4 %), 4.6 % by the geometric mean (1.2-7.8 %), GUI CPU 3.9 ms a refresh; 10.4 refreshes a second.
 The views' cost is at the target, not resolved below it on these cores; a training process of its own
 would take the GUI thread's Python out of the training's way altogether.
+
+Stop 22 (2026-12-02): the status field no longer lays out the main window at each new text (which repainted
+the whole window under the docks 3-4 times a second), and torch's import and the optimizer's warm-up no
+longer run the garbage collector's full passes over the start-up's objects (then frozen out of its way).
+90+90 blocks each: the views alone a cost of 3.5 % by the median (interval 0.0-10.3 %), 4.7 % by the
+geometric mean (1.0-8.3 %), GUI CPU 4.2 ms a refresh; everything live 0.931 by the median (0.899-0.978),
+0.918 by the geometric mean (0.884-0.951); 10.4 refreshes a second; heartbeat while training p99 4.7 ms,
+max 14 ms (idle max 7.5 ms: was 181 ms with the collector's passes at start-up). The pairs' ratios spread
+0.57-1.45 in that sitting. ``benchmarks/replay.py`` measures the GUI side alone, steadily: about 4.8 ms of
+GUI CPU per shown snapshot.
 """
 from __future__ import annotations
 
