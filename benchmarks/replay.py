@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{min(per_snapshot):.2f}-{max(per_snapshot):.2f}), {per_s:.1f} shown a second")
     finally:
         timer.stop()
-        window.close_without_asking()
+        window.close_and_delete()
     return 0
 
 

@@ -296,7 +296,7 @@ def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: fl
               "probes_per_s": during["probes"] / elapsed, "progress_per_s": during["progress"] / elapsed,
               "pause_ms": pause_ms, "threads": runner.worker.threads, "stack": stack_name, "live": live,
               "live_views": live_views, "asked": describe_request(asked)}
-    window.close_without_asking()
+    window.close_and_delete()
     return result
 
 

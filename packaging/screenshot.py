@@ -75,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         tabs.setCurrentIndex(titles.index(args.tab))
     if live and not _run(window, args, app):
-        window.close_without_asking()
+        window.close_and_delete()
         return 1
     loop = QEventLoop()
     QTimer.singleShot(args.settle_ms, loop.quit)
     loop.exec()
     ok = window.grab().save(args.out)
-    window.close_without_asking()
-    print(f"{'saved' if ok else 'could not save'} {args.out} ({window.width()}×{window.height()})")
+    size = f"{window.width()}×{window.height()}"
+    window.close_and_delete()
+    print(f"{'saved' if ok else 'could not save'} {args.out} ({size})")
     return 0 if ok else 1
 
 

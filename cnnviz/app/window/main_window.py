@@ -596,6 +596,14 @@ class MainWindow(QMainWindow):
         finally:
             self.files.guards = guards
 
+    def close_and_delete(self) -> None:
+        """Close without asking and delete the window's Qt objects now (a script that ends without returning
+        through ``app.exec()``: the screenshot tool, the benchmarks). Left to the interpreter's exit, Qt
+        deleted the window after Python had begun to tear itself down, and a chart's widget, told of the
+        change, called into Python there and crashed the process on its way out (5 exits in 12)."""
+        self.close_without_asking()   # joins the runner's worker thread
+        shiboken6.delete(self)
+
     # ------------------------------------------------------------------ drops
     @staticmethod
     def _dropped_stack(event) -> Path | None:

@@ -246,3 +246,20 @@ def test_reset_layout_brings_back_every_dock_the_views_included(window, qtbot):
     assert window.dockWidgetArea(softmax) == Qt.DockWidgetArea.RightDockWidgetArea
     assert window.dockWidgetArea(loss) == Qt.DockWidgetArea.BottomDockWidgetArea
     assert loss in window.tabifiedDockWidgets(window.details_dock)
+
+
+def test_a_script_can_delete_the_live_window_before_python_exits(qapp, tmp_path, dialogs):
+    """The screenshot tool and the benchmarks end without returning through app.exec(): the window they made
+    must be gone before the interpreter's exit, when Qt deleting it (its charts calling into Python) crashed."""
+    import shiboken6
+
+    from cnnviz.app.window.main_window import MainWindow
+    from cnnviz.app.window.settings import Settings
+
+    window = MainWindow(settings=Settings(tmp_path / "s.ini"), autosave_dir=tmp_path, dialogs=dialogs, live=True)
+    window.show()
+    charts = window.findChildren(QDockWidget)
+    assert charts and window.runner is not None
+    window.close_and_delete()
+    assert not shiboken6.isValid(window)
+    assert not any(shiboken6.isValid(d) for d in charts)   # its docks and their charts with it
