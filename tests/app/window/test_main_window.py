@@ -190,6 +190,7 @@ def test_the_editing_window_starts_without_torch():
 
 @pytest.mark.qt_no_exception_capture
 def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples, monkeypatch):
+    import shiboken6
     from PySide6.QtCore import QEventLoop
 
     from cnnviz.app import run
@@ -207,14 +208,15 @@ def test_run_opens_the_window_and_returns_the_exit_code(qapp, tmp_path, examples
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
         seen["names"] = [w.document.stack.name for w in windows]
         seen["icon"] = not QApplication.windowIcon().isNull()
+        seen["windows"] = windows
         for w in windows:
-            w.close_without_asking()
-            w.deleteLater()
+            w.close_without_asking()   # as the person closing it: the window is closed, not deleted
         loop.exit(0)
 
     QTimer.singleShot(300, finish)
     assert run(str(path)) == 0
     assert seen["names"] == ["Digits net"] and seen["icon"]
+    assert not any(shiboken6.isValid(w) for w in seen["windows"])   # deleted before run() returns, not at exit
     assert QApplication.organizationName() == "cnnviz" and QApplication.applicationName() == "cnnviz"
 
 
