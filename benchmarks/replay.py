@@ -52,7 +52,7 @@ for _var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
 
 from PySide6.QtCore import QEvent, QObject, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from ui_live import pump  # noqa: E402
+from ui_live import open_live_window, pump  # noqa: E402
 
 SKIPS = ("overview", "softmax", "labs", "maps", "extras", "route", "all")
 
@@ -126,26 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from cnnviz.app.runner.controller import SHOW_HZ
     from cnnviz.app.runner.messages import RunState
-    from cnnviz.app.window.dialogs import Dialogs
-    from cnnviz.app.window.main_window import MainWindow
-    from cnnviz.app.window.settings import Settings
-    from cnnviz.core.model import assets
     from cnnviz.core.run.training import PROBE_HZ
 
-    tmp = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
-    window = MainWindow(assets.path("examples", f"{args.stack}.cnnviz"), settings=Settings(tmp / "s.ini"),
-                        autosave_dir=tmp, dialogs=Dialogs(), live=True)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    window.resize(width, height)
-    window.show()
+    window = open_live_window(args.stack, width, height)
     runner = window.runner
-    deadline = time.perf_counter() + 120
-    while runner.hub.snapshot is None and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.005)
-    if runner.hub.snapshot is None:
-        raise SystemExit("the first forward pass never came")
-    pump(0.5)
     if args.request == "views":
         asked = runner.worker.control.probe_request
         runner.worker.request_probe(replace(asked, grad_layers=(), input_grad=False, param_grads=False,

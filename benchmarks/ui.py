@@ -132,7 +132,7 @@ for _var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
-from ui_live import TARGET_COST, TARGET_COST_ALL, describe_request, live_cost, print_live, pump
+from ui_live import TARGET_COST, TARGET_COST_ALL, describe_request, live_cost, open_live_window, print_live, pump
 from ui_startup import TARGET_START_RATIO, startup
 
 HEARTBEAT_MS = 5
@@ -226,28 +226,12 @@ def _stats(lateness: np.ndarray) -> dict[str, float]:
 def responsiveness(stack_name: str, seconds: float, pairs: int = 20, block_s: float = 1.0,
                    by_view: bool = False) -> dict:
     """(a): the live window idle, then training, heartbeat lateness for each."""
-    from cnnviz.app.window.dialogs import Dialogs
-    from cnnviz.app.window.main_window import MainWindow
-    from cnnviz.app.window.settings import Settings
-    from cnnviz.core.model import assets
-
     app = _app()
     _record_trainers()
     if by_view:
         _count_gui_cpu()
-    tmp = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
-    window = MainWindow(assets.path("examples", f"{stack_name}.cnnviz"), settings=Settings(tmp / "s.ini"),
-                        autosave_dir=tmp, dialogs=Dialogs(), live=True)
-    window.resize(1400, 900)
-    window.show()
+    window = open_live_window(stack_name)
     runner = window.runner
-    deadline = time.perf_counter() + 120
-    while runner.hub.snapshot is None and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.005)
-    if runner.hub.snapshot is None:
-        raise SystemExit("the first forward pass never came")
-    pump(0.5)
     idle = heartbeat(seconds)
 
     shown = {"probes": 0, "progress": 0}

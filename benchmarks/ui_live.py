@@ -28,6 +28,36 @@ def pump(seconds: float) -> None:
 
 
 
+def open_live_window(stack_name: str, width: int = 1400, height: int = 900):
+    """A live window on a bundled example, shown, with its first forward pass in (its folders in a new temporary
+    one): what (d) and ``benchmarks/replay.py`` measure in."""
+    import tempfile
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QApplication
+
+    from cnnviz.app.window.dialogs import Dialogs
+    from cnnviz.app.window.main_window import MainWindow
+    from cnnviz.app.window.settings import Settings
+    from cnnviz.core.model import assets
+
+    app = QApplication.instance()
+    tmp = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
+    window = MainWindow(assets.path("examples", f"{stack_name}.cnnviz"), settings=Settings(tmp / "s.ini"),
+                        autosave_dir=tmp, dialogs=Dialogs(), live=True)
+    window.resize(width, height)
+    window.show()
+    runner = window.runner
+    deadline = time.perf_counter() + 120
+    while runner.hub.snapshot is None and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    if runner.hub.snapshot is None:
+        raise SystemExit("the first forward pass never came")
+    pump(0.5)
+    return window
+
+
 def describe_request(request) -> str:
     """What a ProbeRequest asks beyond the forward pass, in words."""
     parts = []
