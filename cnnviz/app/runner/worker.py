@@ -172,6 +172,11 @@ class RunWorker(QObject):
     def started(self) -> bool:
         return self._thread.isRunning() or self._thread.isFinished()
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread is running now (started and not yet ended)."""
+        return self._thread.isRunning()
+
     def submit(self, build: Build) -> None:
         """Replace the session (latest wins); training stops at its next step boundary and stays paused."""
         with self._cond:

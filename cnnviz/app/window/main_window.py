@@ -596,13 +596,24 @@ class MainWindow(QMainWindow):
         finally:
             self.files.guards = guards
 
-    def close_and_delete(self) -> None:
+    def close_and_delete(self) -> bool:
         """Close without asking and delete the window's Qt objects now (a script that ends without returning
-        through ``app.exec()``: the screenshot tool, the benchmarks). Left to the interpreter's exit, Qt
-        deleted the window after Python had begun to tear itself down, and a chart's widget, told of the
-        change, called into Python there and crashed the process on its way out (5 exits in 12)."""
+        through ``app.exec()``: the screenshot tool, the benchmarks); see :meth:`delete_closed`."""
         self.close_without_asking()   # joins the runner's worker thread
+        return self.delete_closed()
+
+    def delete_closed(self) -> bool:
+        """Delete this closed window's Qt objects now, while Python still runs; False (nothing deleted) while its
+        worker thread is still running, whose owner must outlive it.
+
+        Left to the interpreter's exit, PySide deleted the window after Python
+        had begun to tear itself down, and a chart's widget, told of the
+        change, called into Python there and crashed the process on its way
+        out (5 exits in 12 of the screenshot tool)."""
+        if self.runner is not None and self.runner.worker.running:
+            return False
         shiboken6.delete(self)
+        return True
 
     # ------------------------------------------------------------------ drops
     @staticmethod

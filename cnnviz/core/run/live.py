@@ -185,7 +185,7 @@ def collector_set_aside():
     Importing torch, and later its compiler (:func:`warm_up_optimizer`),
     makes a few hundred thousand objects that live as long as the window.
     Python's collector walked all of them again in each full pass along the
-    way: 55-165 ms a pass measured here, five passes in the first four
+    way: 22-166 ms a pass measured here, five passes in the first four
     seconds, each holding the interpreter lock, so that the window stood
     still. Inside this block the collector makes no pass; at its end
     :func:`gc.freeze` moves every object then alive out of the collector's
@@ -226,7 +226,8 @@ def _warm_up_set_aside() -> None:
 
 def warm_up_optimizer_once() -> threading.Thread | None:
     """Start :func:`warm_up_optimizer` on a daemon thread the first time (the worker calls it after the first
-    probe is delivered, so the first maps come first), inside :func:`collector_set_aside`; returns that thread, and None every later time."""
+    probe is delivered, so the first maps come first), inside :func:`collector_set_aside`; returns that
+    thread, and None every later time."""
     if _optimizer_warmed.is_set():
         return None
     _optimizer_warmed.set()

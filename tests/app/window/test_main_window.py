@@ -265,3 +265,13 @@ def test_a_script_can_delete_the_live_window_before_python_exits(qapp, tmp_path,
     window.close_and_delete()
     assert not shiboken6.isValid(window)
     assert not any(shiboken6.isValid(d) for d in charts)   # its docks and their charts with it
+
+
+def test_a_window_whose_worker_still_runs_is_not_deleted(make_window, qtbot):
+    """Deleting the worker thread's owner while the thread runs would abort the process: nothing is deleted."""
+    import shiboken6
+
+    window = make_window(live=True)
+    qtbot.waitUntil(lambda: window.runner.worker.running, timeout=10_000)
+    assert window.delete_closed() is False
+    assert shiboken6.isValid(window) and window.runner.worker.running   # untouched: still working
