@@ -224,9 +224,7 @@ def _open_window(app, path: Path, report) -> str:
             opened = window.document.stack if hasattr(window, "document") else None
         finally:
             if window is not None:
-                window.close_without_asking()  # joins the runner's worker thread
-                window.deleteLater()
-                app.processEvents()
+                window.close_and_delete()  # joins the runner's worker thread, then deletes it while Python runs
             reporter.uninstall()
         if dialogs.shown:
             raise CheckFailed("the window reported: " + "\n       ".join(dialogs.shown))
